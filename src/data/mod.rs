@@ -1,1 +1,2 @@
 //! # Data (stub)
+pub mod batches;

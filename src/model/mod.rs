@@ -1,7 +1,58 @@
 //! # Model: an MLP with exact gradients and Hessian-vector products
+//!
+//! [`Mlp`] computes the training loss, its gradient and its exact Hessian-vector product on
+//! a batch (see [`mlp`] for the math). [`Objective`] is the capability the optimizers and the
+//! hypergradient are written against, so tests can plug in a quadratic with a closed-form
+//! Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
 pub mod activation;
+pub mod mlp;
 pub mod npz;
 pub mod params;
 
 pub use activation::Activation;
+pub use mlp::{Mlp, Workspace};
 pub use params::Layout;
+
+use ndarray_rand::rand::SeedableRng;
+use ndarray_rand::rand::rngs::StdRng;
+use ndarray_rand::rand_distr::{Distribution, StandardNormal};
+
+/// What the inner optimizer and the reverse pass need from a training problem.
+///
+/// `step` selects the mini-batch of inner step `t`; the same `step` must always give the
+/// same batch, so the reverse pass recomputes bit-identical gradients.
+pub trait Objective {
+    /// Number of parameters |θ|.
+    fn dim(&self) -> usize;
+    /// 1 on penalised coordinates (weights), 0 elsewhere: `∂∇L/∂l2 = mask ⊙ θ`.
+    fn penalty_mask(&self) -> &[f64];
+    /// `grad ← ∇L_t(θ)`; returns `L_t(θ)` (with the l2 penalty).
+    fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64;
+    /// `grad ← ∇L_t(θ)`, `hu ← ∇²L_t(θ)·u`; returns `L_t(θ)`. The gradient must be
+    /// bit-identical to [`Objective::grad_into`]'s.
+    fn grad_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        l2: f64,
+        u: &[f64],
+        grad: &mut [f64],
+        hu: &mut [f64],
+    ) -> f64;
+    /// Meta-objective: `grad ← ∇f(θ)` of the validation loss; returns `(f(θ), accuracy)`.
+    fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);
+}
+
+/// Initial-weight noise ε: `W_l ~ N(0, 1/fan_in)`, biases 0, drawn from `seed`.
+pub fn init_noise(layout: &Layout, seed: u64) -> Vec<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut eps = vec![0.0; layout.len()];
+    for l in 0..layout.n_layers() {
+        let scale = 1.0 / (layout.w_shape(l).0 as f64).sqrt();
+        for w in &mut eps[layout.w_range(l)] {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            *w = scale * z;
+        }
+    }
+    eps
+}
