@@ -33,3 +33,7 @@ pub mod error;
 pub mod model;
 
 pub use error::{Error, Result};
+pub mod exact;
+pub mod hypergrad;
+pub mod optim;
+pub mod problem;

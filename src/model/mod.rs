@@ -41,6 +41,8 @@ pub trait Objective {
     ) -> f64;
     /// Meta-objective: `grad ← ∇f(θ)` of the validation loss; returns `(f(θ), accuracy)`.
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);
+    /// Mean loss over the whole training set, without the penalty (for reports).
+    fn train_loss(&mut self, theta: &[f64]) -> f64;
 }
 
 /// Initial-weight noise ε: `W_l ~ N(0, 1/fan_in)`, biases 0, drawn from `seed`.

@@ -1,0 +1,125 @@
+//! # Fixed-point vectors
+//!
+//! A value `a` is stored as the integer `x = round(a · 2^F)` with `F = FRAC_BITS = 36`
+//! fractional bits (quantum 2^−36 ≈ 1.5e−11). Magnitudes are limited to `|x| ≤ 2^47 − 1`
+//! (values up to [`MAX_VALUE`] ≈ 2048) so that the rational multiply's `x·n` with
+//! `n < 2^16` fits in an `i64`; anything larger is reported as overflow. Converting back,
+//! `x · 2^−F` is exact in f64 because `|x| < 2^53`.
+//!
+//! Increments are computed in f64 from exactly known state, rounded to the nearest integer,
+//! and added with an overflow check:
+//!
+//! ```text
+//! x ← x + round(s·a · 2^F)        (exact; undone by x ← x − round(s·a · 2^F))
+//! ```
+
+/// Fractional bits of the fixed-point representation.
+pub const FRAC_BITS: u32 = 36;
+/// Largest representable magnitude of the integer representation.
+pub const LIMIT: i64 = (1 << 47) - 1;
+const SCALE: f64 = (1u64 << FRAC_BITS) as f64;
+const INV_SCALE: f64 = 1.0 / SCALE;
+const LIMIT_F: f64 = LIMIT as f64;
+/// Largest representable magnitude of a value (≈ 2048).
+pub const MAX_VALUE: f64 = LIMIT as f64 / SCALE;
+
+/// The fixed-point integer nearest `a`, or `None` if `a` is not finite or out of range.
+#[inline]
+pub fn from_f64(a: f64) -> Option<i64> {
+    let y = (a * SCALE).round();
+    (y.abs() <= LIMIT_F).then_some(y as i64)
+}
+
+/// The value of the fixed-point integer `x` (exact).
+#[inline]
+pub fn to_f64(x: i64) -> f64 {
+    x as f64 * INV_SCALE
+}
+
+/// Convert a whole vector to fixed point; `Err(i)` names the first element out of range.
+pub fn from_f64_slice(a: &[f64]) -> Result<Vec<i64>, usize> {
+    a.iter()
+        .enumerate()
+        .map(|(i, &v)| from_f64(v).ok_or(i))
+        .collect()
+}
+
+/// `out ← x · 2^−F` elementwise.
+#[inline]
+pub fn to_f64_into(x: &[i64], out: &mut [f64]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = to_f64(v);
+    }
+}
+
+/// `x ← x + round(s·a · 2^F)` elementwise. Returns `false` if any increment or result left
+/// the representable range (the state is then unusable, and the caller reports overflow).
+#[inline]
+pub fn add_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
+    let s = s * SCALE;
+    let mut ok = true;
+    for (x, &a) in x.iter_mut().zip(a) {
+        let inc = (s * a).round();
+        ok &= inc.abs() <= LIMIT_F;
+        let y = x.wrapping_add(inc as i64);
+        ok &= y.abs() <= LIMIT;
+        *x = y;
+    }
+    ok
+}
+
+/// `x ← x − round(s·a · 2^F)`: the exact inverse of [`add_scaled`] with the same `s, a`.
+#[inline]
+pub fn sub_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
+    let s = s * SCALE;
+    let mut ok = true;
+    for (x, &a) in x.iter_mut().zip(a) {
+        let inc = (s * a).round();
+        ok &= inc.abs() <= LIMIT_F;
+        let y = x.wrapping_sub(inc as i64);
+        ok &= y.abs() <= LIMIT;
+        *x = y;
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn range_limits_are_errors() {
+        assert_eq!(from_f64(0.0), Some(0));
+        assert!(from_f64(MAX_VALUE).is_some());
+        assert!(from_f64(-MAX_VALUE).is_some());
+        assert!(from_f64(MAX_VALUE * 1.0001).is_none());
+        assert!(from_f64(f64::NAN).is_none());
+        assert!(from_f64(f64::INFINITY).is_none());
+        let mut x = vec![LIMIT - 1];
+        assert!(
+            !add_scaled(&mut x, 1.0, &[1.0]),
+            "overflow must be reported"
+        );
+        let mut x = vec![-LIMIT + 1];
+        assert!(!sub_scaled(&mut x, 1.0, &[1.0]));
+        let mut x = vec![0];
+        assert!(!add_scaled(&mut x, 1.0, &[f64::NAN]));
+    }
+
+    proptest! {
+        #[test]
+        fn add_then_sub_is_identity(x0 in -LIMIT / 2..LIMIT / 2, s in -10.0f64..10.0, a in -50.0f64..50.0) {
+            let mut x = vec![x0];
+            prop_assert!(add_scaled(&mut x, s, &[a]));
+            prop_assert!(sub_scaled(&mut x, s, &[a]));
+            prop_assert_eq!(x[0], x0);
+        }
+
+        #[test]
+        fn round_trip_within_half_quantum(a in -2000.0f64..2000.0) {
+            let x = from_f64(a).unwrap();
+            prop_assert!((to_f64(x) - a).abs() <= 0.5 / SCALE);
+        }
+    }
+}

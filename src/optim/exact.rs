@@ -1,0 +1,146 @@
+//! # Exactly reversible SGD with momentum
+//!
+//! State: fixed-point θ and v and the information buffer of the `γ·v` multiplies.
+//! Forward step t (γ = n/d everywhere, including `1−γ = (d−n)/d`):
+//!
+//! ```text
+//! g = ∇L_t(θ_t)                         f64, from the exact θ_t
+//! v ← (n/d)·v                           rational multiply, remainders → buffer
+//! v ← v − round((1−γ)·g)                exact integer subtraction
+//! θ ← θ + round(α·v)                    exact integer addition
+//! ```
+//!
+//! Reverse step t, split in two so the hypergradient can compute `H·u` between them:
+//! [`ExactMomentum::undo_position`] (`θ ← θ − round(α·v)`, the same increment, since v is
+//! unchanged) and [`ExactMomentum::undo_velocity`] (`v ← v + round((1−γ)·g)`, then the
+//! rational multiply undone). The gradient in between is recomputed on the replayed batch at
+//! the bit-identical θ_t, so it equals the forward one bit for bit.
+
+use super::{diverged, overflow};
+use crate::error::Result;
+use crate::exact::{InfoBuffer, Rational, fixed};
+use crate::model::Objective;
+
+/// Fixed-point (θ, v) and the information buffer.
+#[derive(Debug, Clone)]
+pub struct ExactState {
+    /// θ in fixed point.
+    pub theta: Vec<i64>,
+    /// v in fixed point.
+    pub v: Vec<i64>,
+    /// Remainders of every `γ·v` so far.
+    pub buffer: InfoBuffer,
+}
+
+impl ExactState {
+    /// θ₀ rounded to fixed point, v₀ = 0, an empty buffer. `None` if θ₀ is out of range.
+    pub fn new(theta0: &[f64], gamma: Rational) -> Option<Self> {
+        let theta = fixed::from_f64_slice(theta0).ok()?;
+        Some(ExactState {
+            v: vec![0; theta.len()],
+            buffer: InfoBuffer::new(theta.len(), gamma),
+            theta,
+        })
+    }
+
+    /// θ as f64 (exact).
+    pub fn theta_f64(&self) -> Vec<f64> {
+        self.theta.iter().map(|&x| fixed::to_f64(x)).collect()
+    }
+}
+
+/// The exact momentum optimizer and its f64 scratch vectors.
+#[derive(Debug, Clone)]
+pub struct ExactMomentum {
+    alpha: f64,
+    gamma: Rational,
+    l2: f64,
+    theta_f: Vec<f64>,
+    v_f: Vec<f64>,
+    grad: Vec<f64>,
+}
+
+impl ExactMomentum {
+    /// Scratch for `dim` parameters.
+    pub fn new(dim: usize, alpha: f64, gamma: Rational, l2: f64) -> Self {
+        ExactMomentum {
+            alpha,
+            gamma,
+            l2,
+            theta_f: vec![0.0; dim],
+            v_f: vec![0.0; dim],
+            grad: vec![0.0; dim],
+        }
+    }
+
+    /// The rational γ.
+    pub fn gamma(&self) -> Rational {
+        self.gamma
+    }
+
+    /// Forward step t. Returns `L_t(θ_t)`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Diverged`] for a non-finite loss, [`crate::Error::Overflow`] when θ
+    /// or v leaves the fixed-point range.
+    pub fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) -> Result<f64> {
+        fixed::to_f64_into(&s.theta, &mut self.theta_f);
+        let loss = obj.grad_into(t, &self.theta_f, self.l2, &mut self.grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, self.alpha));
+        }
+        s.buffer.mul_inplace(&mut s.v);
+        if !fixed::sub_scaled(&mut s.v, self.gamma.one_minus(), &self.grad) {
+            return Err(overflow(t, "the velocity", self.alpha));
+        }
+        fixed::to_f64_into(&s.v, &mut self.v_f);
+        if !fixed::add_scaled(&mut s.theta, self.alpha, &self.v_f) {
+            return Err(overflow(t, "a weight", self.alpha));
+        }
+        Ok(loss)
+    }
+
+    /// First half of reverse step t: `θ_t = θ_{t+1} − round(α·v_{t+1})`. Afterwards
+    /// [`ExactMomentum::theta`] is θ_t and [`ExactMomentum::velocity`] is v_{t+1} in f64.
+    pub fn undo_position(&mut self, s: &mut ExactState) {
+        fixed::to_f64_into(&s.v, &mut self.v_f);
+        let ok = fixed::sub_scaled(&mut s.theta, self.alpha, &self.v_f);
+        debug_assert!(
+            ok,
+            "undoing a step that the forward pass completed cannot overflow"
+        );
+        fixed::to_f64_into(&s.theta, &mut self.theta_f);
+    }
+
+    /// Second half of reverse step t, given `grad = ∇L_t(θ_t)`:
+    /// `v_t = (d/n)·(v_{t+1} + round((1−γ)·g))`, exactly. Afterwards
+    /// [`ExactMomentum::velocity`] is v_t in f64.
+    pub fn undo_velocity(&mut self, s: &mut ExactState, grad: &[f64]) {
+        let ok = fixed::add_scaled(&mut s.v, self.gamma.one_minus(), grad);
+        debug_assert!(
+            ok,
+            "undoing a step that the forward pass completed cannot overflow"
+        );
+        s.buffer.unmul_inplace(&mut s.v);
+        fixed::to_f64_into(&s.v, &mut self.v_f);
+    }
+
+    /// Reverse step t: restores (θ_t, v_t) from (θ_{t+1}, v_{t+1}) bit for bit.
+    pub fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) {
+        self.undo_position(s);
+        obj.grad_into(t, &self.theta_f, self.l2, &mut self.grad);
+        let grad = std::mem::take(&mut self.grad);
+        self.undo_velocity(s, &grad);
+        self.grad = grad;
+    }
+
+    /// θ in f64 as of the last step or undo.
+    pub fn theta(&self) -> &[f64] {
+        &self.theta_f
+    }
+
+    /// v in f64 as of the last undo.
+    pub fn velocity(&self) -> &[f64] {
+        &self.v_f
+    }
+}

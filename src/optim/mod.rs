@@ -1,0 +1,69 @@
+//! # Inner optimizers: SGD with momentum, forward and in reverse
+//!
+//! Maclaurin et al.'s form (SPEC §3), `v₀ = 0`, for t = 0..T−1:
+//!
+//! ```text
+//! g = ∇L_t(θ_t)
+//! v_{t+1} = γ·v_t − (1−γ)·g
+//! θ_{t+1} = θ_t + α·v_{t+1}
+//! ```
+//!
+//! and its inverse, run from t = T−1 down to 0:
+//!
+//! ```text
+//! θ_t = θ_{t+1} − α·v_{t+1}
+//! g   = ∇L_t(θ_t)                       (recomputed on the replayed batch t)
+//! v_t = (v_{t+1} + (1−γ)·g) / γ
+//! ```
+//!
+//! [`float`] does both in f64, where the division by γ amplifies rounding errors by 1/γ per
+//! step; [`exact`] does them on fixed-point state with the rational γ, where the inverse is
+//! bit-exact. Plain SGD (`θ ← θ − α·g`) is in [`float`] too, with the only reversal that needs
+//! no stored gradients: `θ_t ≈ θ_{t+1} + α·∇L_t(θ_{t+1})`.
+
+pub mod exact;
+pub mod float;
+
+pub use exact::{ExactMomentum, ExactState};
+pub use float::{FloatMomentum, FloatSgd};
+
+use crate::error::Error;
+
+/// The four differentiable hyperparameters of a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyperparams {
+    /// Learning rate α.
+    pub alpha: f64,
+    /// Momentum γ (as configured; exact runs use its rational approximation).
+    pub gamma: f64,
+    /// L2 penalty on the weights.
+    pub l2: f64,
+    /// Scale of the initial weights, θ₀ = init_scale·ε.
+    pub init_scale: f64,
+}
+
+/// The error for a non-finite training loss at `step`.
+pub(crate) fn diverged(step: usize, loss: f64, alpha: f64) -> Error {
+    Error::Diverged {
+        step,
+        what: format!("training loss is {loss}"),
+        hint: format!("the inner run diverged; try a smaller inner.alpha (now {alpha})"),
+    }
+}
+
+/// The error for a fixed-point value leaving the representable range at `step`.
+pub(crate) fn overflow(step: usize, what: &str, alpha: f64) -> Error {
+    Error::Overflow {
+        step,
+        what: format!(
+            "{what} left the representable range ±{:.0}",
+            crate::exact::MAX_VALUE
+        ),
+        hint: format!("the inner run diverged; try a smaller inner.alpha (now {alpha})"),
+    }
+}
+
+/// The error for initial weights outside the fixed-point range.
+pub(crate) fn overflow_at_init(alpha: f64) -> Error {
+    overflow(0, "an initial weight", alpha)
+}

@@ -1,0 +1,131 @@
+//! # The inner training problem
+//!
+//! Binds an [`Mlp`], the training and validation sets and the mini-batch schedule into an
+//! [`Objective`]: `L_t(θ)` is the loss on batch `t`, the meta-objective `f(θ)` is the mean
+//! cross-entropy over the whole validation set (no penalty, SPEC §3). Buffers are allocated
+//! once here, so the optimizers' per-step calls allocate nothing.
+
+use crate::data::Data;
+use crate::data::batches::BatchSchedule;
+use crate::model::{Activation, Layout, Mlp, Objective, Workspace};
+
+/// Validation and full-training-set evaluations are done in chunks of this many rows.
+const EVAL_CHUNK: usize = 256;
+
+/// Model + data + batch schedule.
+#[derive(Debug, Clone)]
+pub struct Problem<'a> {
+    mlp: Mlp,
+    data: &'a Data,
+    schedule: BatchSchedule,
+    rows: Vec<usize>,
+    batch_ws: Workspace,
+    eval_ws: Workspace,
+    mask: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+impl<'a> Problem<'a> {
+    /// A problem with hidden sizes `hidden`, batches of `batch_size` rows (shuffled per
+    /// epoch from `seed` if `shuffle`).
+    pub fn new(
+        data: &'a Data,
+        hidden: &[usize],
+        activation: Activation,
+        batch_size: usize,
+        shuffle: bool,
+        seed: u64,
+    ) -> Self {
+        let mut sizes = vec![data.n_features];
+        sizes.extend_from_slice(hidden);
+        sizes.push(data.n_classes);
+        let layout = Layout::new(&sizes);
+        let mask = layout.weight_mask();
+        let n = layout.len();
+        Problem {
+            batch_ws: Workspace::new(&layout, batch_size),
+            eval_ws: Workspace::new(&layout, EVAL_CHUNK),
+            mlp: Mlp::new(layout, activation),
+            data,
+            schedule: BatchSchedule::new(data.train.y.len(), batch_size, shuffle, seed),
+            rows: Vec::with_capacity(batch_size),
+            mask,
+            scratch: vec![0.0; n],
+        }
+    }
+
+    /// The model.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
+    }
+
+    /// The parameter layout.
+    pub fn layout(&self) -> &Layout {
+        self.mlp.layout()
+    }
+
+    /// Mean cross-entropy and accuracy on the whole training set (no penalty).
+    pub fn train_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
+        let d = &self.data.train;
+        self.mlp
+            .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
+    }
+
+    /// Mean cross-entropy and accuracy on the validation set.
+    pub fn validation_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
+        let d = &self.data.validation;
+        self.mlp
+            .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
+    }
+
+    fn load_batch(&mut self, step: usize) {
+        self.schedule.rows_into(step, &mut self.rows);
+        let d = &self.data.train;
+        self.batch_ws.gather(d.x.view(), &d.y, &self.rows);
+    }
+}
+
+impl Objective for Problem<'_> {
+    fn dim(&self) -> usize {
+        self.mask.len()
+    }
+
+    fn penalty_mask(&self) -> &[f64] {
+        &self.mask
+    }
+
+    fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64 {
+        self.load_batch(step);
+        self.mlp.grad_into(theta, l2, &mut self.batch_ws, grad)
+    }
+
+    fn grad_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        l2: f64,
+        u: &[f64],
+        grad: &mut [f64],
+        hu: &mut [f64],
+    ) -> f64 {
+        self.load_batch(step);
+        self.mlp
+            .grad_hvp_into(theta, l2, u, &mut self.batch_ws, grad, hu)
+    }
+
+    fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
+        let d = &self.data.validation;
+        self.mlp.full_grad_into(
+            theta,
+            d.x.view(),
+            &d.y,
+            &mut self.eval_ws,
+            grad,
+            &mut self.scratch,
+        )
+    }
+
+    fn train_loss(&mut self, theta: &[f64]) -> f64 {
+        self.train_metrics(theta).0
+    }
+}
