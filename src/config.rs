@@ -1,1 +1,1065 @@
-//! # Experiment config (stub)
+//! # Experiment config
+//!
+//! One JSON file (SPEC §2) describes an experiment. It is read in two steps, linfa style:
+//!
+//! ```text
+//! JSON text ──serde──▶ RawConfig (types only, defaults filled) ──validate──▶ Config (valid)
+//! ```
+//!
+//! `RawConfig` and its sections are what serde sees: `deny_unknown_fields` everywhere,
+//! defaults from hand-written `Default` impls that mirror SPEC §2, and `serde_path_to_error`
+//! so a type error names its dotted path (`inner.steps`). `RawConfig::validate` then checks
+//! ranges and finiteness, resolves paths relative to the config file's folder and checks
+//! that the files exist, reporting the first problem as `FILE: FIELD MESSAGE`
+//! (`configs/x.json: inner.gamma must be in (0, 1), got 1.2`). Only [`Config`] reaches the
+//! rest of the library.
+//!
+//! [`Config::to_json_pretty`] writes the same schema back (with absolute paths), so a config
+//! holding the best hyperparameters found (`tune --best`) runs from any folder.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::model::Activation;
+
+/// The largest momentum γ accepted: the exact arithmetic represents γ as a rational n/d
+/// with a bounded denominator, and 0.9999 is the largest value it represents faithfully.
+pub const MAX_GAMMA: f64 = 0.9999;
+
+/// A validated experiment config (SPEC §2). Paths are resolved relative to the config
+/// file's folder and exist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The config file path as given (used in error messages).
+    #[serde(skip)]
+    pub file: PathBuf,
+    /// Seed for the data split, the random initialisation and the batch order.
+    pub seed: u64,
+    /// Training and validation data.
+    pub data: DataConfig,
+    /// Network architecture and initialisation.
+    pub model: ModelConfig,
+    /// Inner (training) loop.
+    pub inner: InnerConfig,
+    /// Outer (hyperparameter) loop.
+    pub outer: OuterConfig,
+}
+
+/// The `data` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataConfig {
+    /// Training file: CSV with a header row, or an MNIST IDX images file (`…idx3…`).
+    #[serde(serialize_with = "ser_path")]
+    pub train: PathBuf,
+    /// Validation file in the same format; `None` holds out `validation_fraction` of `train`.
+    #[serde(serialize_with = "ser_opt_path")]
+    pub validation: Option<PathBuf>,
+    /// Fraction of the training rows held out when `validation` is `None`; in (0, 1).
+    pub validation_fraction: f64,
+    /// Name of the CSV label column; `None` means the last column (ignored for IDX files,
+    /// whose labels are a separate file).
+    pub label_column: Option<String>,
+    /// Standardise features with the training rows' mean and population std.
+    pub standardize: bool,
+}
+
+/// The `model` section.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelConfig {
+    /// Hidden layer sizes, each ≥ 1; empty for a linear model.
+    pub hidden: Vec<usize>,
+    /// Hidden-layer nonlinearity.
+    pub activation: Activation,
+    /// Scale of the initial weights: θ₀ = init_scale · ε; > 0.
+    pub init_scale: f64,
+    /// `.npz` file with `W0, b0, …` replacing the random ε.
+    #[serde(serialize_with = "ser_opt_path")]
+    pub init_file: Option<PathBuf>,
+}
+
+/// The `inner` section: SGD with momentum, `v ← γ·v − (1−γ)·g`, `θ ← θ + α·v`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InnerConfig {
+    /// Inner optimizer.
+    pub optimizer: InnerOptimizer,
+    /// Number of inner steps T ≥ 1.
+    pub steps: usize,
+    /// Minibatch size B ≥ 1 (at most the number of training rows).
+    pub batch_size: usize,
+    /// A fresh seeded permutation of the rows per epoch.
+    pub shuffle: bool,
+    /// Learning rate α > 0.
+    pub alpha: f64,
+    /// Momentum γ ∈ (0, 1), at most [`MAX_GAMMA`].
+    pub gamma: f64,
+    /// L2 penalty ½·l2·Σ‖W_l‖², l2 ≥ 0.
+    pub l2: f64,
+}
+
+/// The `outer` section: gradient descent on the validation loss.
+#[derive(Debug, Clone, Serialize)]
+pub struct OuterConfig {
+    /// Number of outer iterations.
+    pub steps: usize,
+    /// Outer optimizer.
+    pub optimizer: OuterOptimizer,
+    /// Outer learning rate > 0.
+    pub learning_rate: f64,
+    /// Hyperparameters that move (non-empty, no duplicates).
+    pub tune: Vec<Hyper>,
+}
+
+/// Inner optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InnerOptimizer {
+    /// SGD with momentum (default).
+    #[default]
+    Momentum,
+    /// Plain SGD (no momentum).
+    Sgd,
+}
+
+/// Outer optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OuterOptimizer {
+    /// Adam (default).
+    #[default]
+    Adam,
+    /// Plain gradient descent.
+    Sgd,
+}
+
+/// A tunable hyperparameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hyper {
+    /// Learning rate α (`inner.alpha`).
+    Alpha,
+    /// Momentum γ (`inner.gamma`).
+    Gamma,
+    /// L2 penalty (`inner.l2`).
+    L2,
+    /// Initial weight scale (`model.init_scale`).
+    InitScale,
+}
+
+impl Hyper {
+    /// All hyperparameters, in the order of the CSV columns (SPEC §4).
+    pub const ALL: [Hyper; 4] = [Hyper::Alpha, Hyper::Gamma, Hyper::L2, Hyper::InitScale];
+
+    /// Name as written in configs and CSV headers.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hyper::Alpha => "alpha",
+            Hyper::Gamma => "gamma",
+            Hyper::L2 => "l2",
+            Hyper::InitScale => "init_scale",
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file if it cannot be read; otherwise as
+    /// [`Config::from_json_str`].
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::from_json_str(&text, path)
+    }
+
+    /// Parses and validates config text. `file` is used in messages, and its parent folder
+    /// resolves relative paths.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for JSON syntax errors (with line and column), type errors and
+    /// unknown fields (with the dotted path), and out-of-range values or missing files (the
+    /// first one found).
+    pub fn from_json_str(text: &str, file: &Path) -> Result<Config> {
+        // serde accepts a JSON array for a struct; a config is an object.
+        let first = text.trim_start().chars().next();
+        if first.is_some() && first != Some('{') {
+            return Err(Error::config(
+                file,
+                "",
+                "invalid config: expected a JSON object ({ \"data\": … }) at the top level",
+            ));
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw: RawConfig = match serde_path_to_error::deserialize(&mut de) {
+            Ok(raw) => raw,
+            Err(e) => return Err(serde_error(file, e)),
+        };
+        if let Err(e) = de.end() {
+            return Err(Error::config(file, "", format!("invalid JSON: {e}")));
+        }
+        raw.validate(file)
+    }
+
+    /// The config as pretty JSON in the input schema, with every path absolute so the output
+    /// runs from any folder.
+    pub fn to_json_pretty(&self) -> String {
+        let mut abs = self.clone();
+        abs.data.train = absolute(&abs.data.train);
+        abs.data.validation = abs.data.validation.as_deref().map(absolute);
+        abs.model.init_file = abs.model.init_file.as_deref().map(absolute);
+        // Only strings (paths go through `to_string_lossy`), numbers, booleans and lists:
+        // serialisation cannot fail.
+        let mut s = serde_json::to_string_pretty(&abs).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Writes [`Config::to_json_pretty`] to `path` atomically: a temporary file in the same
+    /// folder, then a rename, so readers never see a half-written config.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file that could not be written or renamed.
+    pub fn write_atomic(&self, path: &Path) -> Result<()> {
+        write_file_atomic(path, self.to_json_pretty().as_bytes())
+    }
+
+    /// Current value of a hyperparameter.
+    pub fn hyper(&self, h: Hyper) -> f64 {
+        match h {
+            Hyper::Alpha => self.inner.alpha,
+            Hyper::Gamma => self.inner.gamma,
+            Hyper::L2 => self.inner.l2,
+            Hyper::InitScale => self.model.init_scale,
+        }
+    }
+
+    /// Sets a hyperparameter (no validation: the tuner keeps values in range).
+    pub fn set_hyper(&mut self, h: Hyper, value: f64) {
+        match h {
+            Hyper::Alpha => self.inner.alpha = value,
+            Hyper::Gamma => self.inner.gamma = value,
+            Hyper::L2 => self.inner.l2 = value,
+            Hyper::InitScale => self.model.init_scale = value,
+        }
+    }
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// A temporary file name in the same folder as `path` (so the rename stays on one
+/// filesystem): `.NAME.tmp-PID`.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "revgrad".to_owned());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn ser_path<S: Serializer>(p: &Path, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
+}
+
+fn ser_opt_path<S: Serializer>(p: &Option<PathBuf>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match p {
+        Some(p) => ser_path(p, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A number for messages: plain for ordinary magnitudes, scientific for very large or small.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-4..1e6).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Turns a serde error into a config error naming the dotted path.
+fn serde_error(file: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            Error::config(file, "", format!("invalid JSON: {inner}"))
+        }
+        serde_json::error::Category::Io => Error::config(file, "", inner.to_string()),
+        serde_json::error::Category::Data => {
+            let text = inner.to_string();
+            // `unknown field `lr`, expected one of …` → `inner.lr is not a known field, expected …`
+            let unknown = text
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once("`, "))
+                .map(|(_, rest)| rest.to_owned());
+            if path == "." || path.is_empty() {
+                Error::config(file, "", format!("invalid config: {text}"))
+            } else if let Some(rest) = unknown {
+                Error::config(file, path, format!("is not a known field, {rest}"))
+            } else {
+                Error::config(file, path, format!("is invalid: {text}"))
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw (deserialized) types: types only, defaults from SPEC §2.
+
+/// Top level; `seed` defaults to 0 and each section to its own SPEC §2 defaults (derived).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    seed: u64,
+    data: RawDataConfig,
+    model: RawModelConfig,
+    inner: RawInnerConfig,
+    outer: RawOuterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDataConfig {
+    /// Required; `Option` only so its absence gets our own message.
+    train: Option<PathBuf>,
+    validation: Option<PathBuf>,
+    validation_fraction: f64,
+    label_column: Option<String>,
+    standardize: bool,
+}
+
+impl Default for RawDataConfig {
+    fn default() -> Self {
+        RawDataConfig {
+            train: None,
+            validation: None,
+            validation_fraction: 0.2,
+            label_column: None,
+            standardize: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawModelConfig {
+    hidden: Vec<usize>,
+    activation: Activation,
+    init_scale: f64,
+    init_file: Option<PathBuf>,
+}
+
+impl Default for RawModelConfig {
+    fn default() -> Self {
+        RawModelConfig {
+            hidden: vec![50],
+            activation: Activation::Tanh,
+            init_scale: 1.0,
+            init_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawInnerConfig {
+    optimizer: InnerOptimizer,
+    steps: usize,
+    batch_size: usize,
+    shuffle: bool,
+    alpha: f64,
+    gamma: f64,
+    l2: f64,
+}
+
+impl Default for RawInnerConfig {
+    fn default() -> Self {
+        RawInnerConfig {
+            optimizer: InnerOptimizer::Momentum,
+            steps: 200,
+            batch_size: 100,
+            shuffle: true,
+            alpha: 0.1,
+            gamma: 0.9,
+            l2: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOuterConfig {
+    steps: usize,
+    optimizer: OuterOptimizer,
+    learning_rate: f64,
+    tune: Vec<Hyper>,
+}
+
+impl Default for RawOuterConfig {
+    fn default() -> Self {
+        RawOuterConfig {
+            steps: 30,
+            optimizer: OuterOptimizer::Adam,
+            learning_rate: 0.1,
+            tune: vec![Hyper::Alpha, Hyper::Gamma],
+        }
+    }
+}
+
+impl RawConfig {
+    /// Checks ranges and resolves paths; the first problem found is the error.
+    fn validate(self, file: &Path) -> Result<Config> {
+        let err = |field: &str, message: String| Error::config(file, field, message);
+        let RawConfig {
+            seed,
+            data,
+            model,
+            inner,
+            outer,
+        } = self;
+
+        // inner
+        if !(inner.alpha.is_finite() && inner.alpha > 0.0) {
+            return Err(err(
+                "inner.alpha",
+                format!("must be finite and > 0, got {}", num(inner.alpha)),
+            ));
+        }
+        if !(inner.gamma.is_finite() && inner.gamma > 0.0 && inner.gamma < 1.0) {
+            return Err(err(
+                "inner.gamma",
+                format!("must be in (0, 1), got {}", num(inner.gamma)),
+            ));
+        }
+        if inner.gamma > MAX_GAMMA {
+            return Err(err(
+                "inner.gamma",
+                format!(
+                    "must be at most {MAX_GAMMA} (the largest momentum the exact arithmetic \
+                     represents), got {}",
+                    num(inner.gamma)
+                ),
+            ));
+        }
+        if !(inner.l2.is_finite() && inner.l2 >= 0.0) {
+            return Err(err(
+                "inner.l2",
+                format!("must be finite and >= 0, got {}", num(inner.l2)),
+            ));
+        }
+        if inner.steps < 1 {
+            return Err(err(
+                "inner.steps",
+                format!("must be >= 1, got {}", inner.steps),
+            ));
+        }
+        if inner.batch_size < 1 {
+            return Err(err(
+                "inner.batch_size",
+                format!("must be >= 1, got {}", inner.batch_size),
+            ));
+        }
+
+        // model
+        if !(model.init_scale.is_finite() && model.init_scale > 0.0) {
+            return Err(err(
+                "model.init_scale",
+                format!("must be finite and > 0, got {}", num(model.init_scale)),
+            ));
+        }
+        if let Some(i) = model.hidden.iter().position(|&h| h < 1) {
+            return Err(err(
+                &format!("model.hidden[{i}]"),
+                format!(
+                    "must be >= 1 (use an empty list for a linear model), got {}",
+                    model.hidden[i]
+                ),
+            ));
+        }
+
+        // data
+        let vf = data.validation_fraction;
+        if !(vf.is_finite() && vf > 0.0 && vf < 1.0) {
+            return Err(err(
+                "data.validation_fraction",
+                format!("must be in (0, 1), got {}", num(vf)),
+            ));
+        }
+
+        // outer
+        if !(outer.learning_rate.is_finite() && outer.learning_rate > 0.0) {
+            return Err(err(
+                "outer.learning_rate",
+                format!("must be finite and > 0, got {}", num(outer.learning_rate)),
+            ));
+        }
+        if outer.tune.is_empty() {
+            return Err(err(
+                "outer.tune",
+                "must list at least one of \"alpha\", \"gamma\", \"l2\", \"init_scale\", got []"
+                    .to_owned(),
+            ));
+        }
+        let mut seen = HashSet::new();
+        for &h in &outer.tune {
+            if !seen.insert(h) {
+                return Err(err(
+                    "outer.tune",
+                    format!(
+                        "must not list a hyperparameter twice, got \"{}\" twice",
+                        h.name()
+                    ),
+                ));
+            }
+        }
+
+        // paths, last: they touch the filesystem
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let train = match data.train {
+            Some(p) => resolve(file, base, "data.train", &p)?,
+            None => {
+                return Err(err(
+                    "data.train",
+                    "is required (a CSV file with a header row, or an IDX images file)".to_owned(),
+                ));
+            }
+        };
+        let validation = data
+            .validation
+            .map(|p| resolve(file, base, "data.validation", &p))
+            .transpose()?;
+        let init_file = model
+            .init_file
+            .map(|p| resolve(file, base, "model.init_file", &p))
+            .transpose()?;
+
+        Ok(Config {
+            file: file.to_path_buf(),
+            seed,
+            data: DataConfig {
+                train,
+                validation,
+                validation_fraction: vf,
+                label_column: data.label_column,
+                standardize: data.standardize,
+            },
+            model: ModelConfig {
+                hidden: model.hidden,
+                activation: model.activation,
+                init_scale: model.init_scale,
+                init_file,
+            },
+            inner: InnerConfig {
+                optimizer: inner.optimizer,
+                steps: inner.steps,
+                batch_size: inner.batch_size,
+                shuffle: inner.shuffle,
+                alpha: inner.alpha,
+                gamma: inner.gamma,
+                l2: inner.l2,
+            },
+            outer: OuterConfig {
+                steps: outer.steps,
+                optimizer: outer.optimizer,
+                learning_rate: outer.learning_rate,
+                tune: outer.tune,
+            },
+        })
+    }
+}
+
+/// Resolves `p` against the config's folder and checks that it is an existing file.
+fn resolve(file: &Path, base: &Path, field: &str, p: &Path) -> Result<PathBuf> {
+    let full = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    if full.is_dir() {
+        return Err(Error::config(
+            file,
+            field,
+            format!("must be a file, got a directory: {}", full.display()),
+        ));
+    }
+    if !full.is_file() {
+        return Err(Error::config(
+            file,
+            field,
+            format!(
+                "must be an existing file; file not found: {}",
+                full.display()
+            ),
+        ));
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config path inside `tests/fixtures/configs`, so `../tiny.csv` resolves.
+    fn fixture_config_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs/test.json")
+    }
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::from_json_str(text, &fixture_config_path())
+    }
+
+    /// A minimal valid config with `section.key` replaced by `value` (raw JSON).
+    fn with(section: &str, key: &str, value: &str) -> String {
+        let mut v: serde_json::Value =
+            serde_json::from_str(r#"{"data": {"train": "../tiny.csv"}}"#).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(value).unwrap();
+        if section.is_empty() {
+            v[key] = parsed;
+        } else {
+            if v.get(section).is_none() {
+                v[section] = serde_json::json!({});
+            }
+            v[section][key] = parsed;
+        }
+        v.to_string()
+    }
+
+    /// Asserts a config error naming `field` and containing each of `parts`, exit code 2.
+    fn assert_err(text: &str, field: &str, parts: &[&str]) {
+        let e = match parse(text) {
+            Ok(c) => panic!("expected an error for {text}, got {c:?}"),
+            Err(e) => e,
+        };
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Config { .. }), "{msg}");
+        assert_eq!(e.exit_code(), 2, "{msg}");
+        assert!(msg.contains("test.json: "), "{msg}");
+        assert!(msg.contains(field), "{msg} should name {field}");
+        for p in parts {
+            assert!(msg.contains(p), "{msg} should contain {p}");
+        }
+    }
+
+    const SPEC_EXAMPLE: &str = r#"{
+  "seed": 0,
+  "data": {
+    "train": "../tiny.csv",
+    "validation": null,
+    "validation_fraction": 0.2,
+    "label_column": "label",
+    "standardize": true
+  },
+  "model": { "hidden": [50], "activation": "tanh", "init_scale": 1.0, "init_file": null },
+  "inner": { "optimizer": "momentum", "steps": 200, "batch_size": 100, "shuffle": true,
+             "alpha": 0.1, "gamma": 0.9, "l2": 0.0 },
+  "outer": { "steps": 30, "optimizer": "adam", "learning_rate": 0.1,
+             "tune": ["alpha", "gamma"] }
+}"#;
+
+    #[test]
+    fn spec_example_parses() {
+        let c = parse(SPEC_EXAMPLE).unwrap();
+        assert_eq!(c.seed, 0);
+        assert!(c.data.train.ends_with("tiny.csv"));
+        assert!(c.data.train.is_file());
+        assert_eq!(c.data.label_column.as_deref(), Some("label"));
+        assert_eq!(c.model.hidden, vec![50]);
+        assert_eq!(c.model.activation, Activation::Tanh);
+        assert_eq!(c.inner.optimizer, InnerOptimizer::Momentum);
+        assert_eq!(c.inner.steps, 200);
+        assert_eq!(c.outer.optimizer, OuterOptimizer::Adam);
+        assert_eq!(c.outer.tune, vec![Hyper::Alpha, Hyper::Gamma]);
+    }
+
+    #[test]
+    fn defaults_match_spec() {
+        let c = parse(r#"{"data": {"train": "../tiny.csv"}}"#).unwrap();
+        assert_eq!(c.seed, 0);
+        assert_eq!(c.data.validation, None);
+        assert_eq!(c.data.validation_fraction.to_bits(), 0.2f64.to_bits());
+        assert_eq!(c.data.label_column, None);
+        assert!(c.data.standardize);
+        assert_eq!(c.model.hidden, vec![50]);
+        assert_eq!(c.model.activation, Activation::Tanh);
+        assert_eq!(c.model.init_scale.to_bits(), 1.0f64.to_bits());
+        assert_eq!(c.model.init_file, None);
+        assert_eq!(c.inner.optimizer, InnerOptimizer::Momentum);
+        assert_eq!((c.inner.steps, c.inner.batch_size), (200, 100));
+        assert!(c.inner.shuffle);
+        assert_eq!(c.hyper(Hyper::Alpha).to_bits(), 0.1f64.to_bits());
+        assert_eq!(c.hyper(Hyper::Gamma).to_bits(), 0.9f64.to_bits());
+        assert_eq!(c.hyper(Hyper::L2).to_bits(), 0.0f64.to_bits());
+        assert_eq!(c.hyper(Hyper::InitScale).to_bits(), 1.0f64.to_bits());
+        assert_eq!(c.outer.steps, 30);
+        assert_eq!(c.outer.optimizer, OuterOptimizer::Adam);
+        assert_eq!(c.outer.learning_rate.to_bits(), 0.1f64.to_bits());
+        assert_eq!(c.outer.tune, vec![Hyper::Alpha, Hyper::Gamma]);
+    }
+
+    #[test]
+    fn hidden_may_be_empty() {
+        let c = parse(&with("model", "hidden", "[]")).unwrap();
+        assert!(c.model.hidden.is_empty());
+    }
+
+    #[test]
+    fn unknown_field_top_level() {
+        assert_err(
+            &with("", "sed", "1"),
+            "sed is not a known field",
+            &["expected one of `seed`, `data`"],
+        );
+        assert_err("[1]", "", &["expected a JSON object"]);
+    }
+
+    #[test]
+    fn unknown_field_nested() {
+        assert_err(
+            &with("inner", "lr", "0.1"),
+            "inner.lr is not a known field",
+            &["`alpha`", "line 1"],
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        assert_err(
+            &with("inner", "steps", "\"ten\""),
+            "inner.steps",
+            &["invalid type"],
+        );
+        assert_err(&with("inner", "steps", "-3"), "inner.steps", &["-3"]);
+        assert_err(
+            &with("model", "hidden", "[50, \"x\"]"),
+            "model.hidden",
+            &["invalid type"],
+        );
+    }
+
+    #[test]
+    fn gamma_out_of_range() {
+        assert_err(
+            &with("inner", "gamma", "1.2"),
+            "inner.gamma",
+            &["must be in (0, 1), got 1.2"],
+        );
+        assert_err(
+            &with("inner", "gamma", "0"),
+            "inner.gamma",
+            &["must be in (0, 1), got 0"],
+        );
+        assert_err(
+            &with("inner", "gamma", "0.99999"),
+            "inner.gamma",
+            &["at most 0.9999", "exact arithmetic", "got 0.99999"],
+        );
+        assert!(parse(&with("inner", "gamma", "0.9999")).is_ok());
+    }
+
+    #[test]
+    fn alpha_must_be_positive() {
+        assert_err(
+            &with("inner", "alpha", "0"),
+            "inner.alpha",
+            &["> 0", "got 0"],
+        );
+        assert_err(
+            &with("inner", "alpha", "-0.5"),
+            "inner.alpha",
+            &["got -0.5"],
+        );
+    }
+
+    #[test]
+    fn l2_must_be_non_negative() {
+        assert_err(
+            &with("inner", "l2", "-1e-3"),
+            "inner.l2",
+            &[">= 0", "got -0.001"],
+        );
+        assert_err(&with("inner", "l2", "-1e-30"), "inner.l2", &["got -1e-30"]);
+    }
+
+    #[test]
+    fn init_scale_must_be_positive() {
+        assert_err(
+            &with("model", "init_scale", "0"),
+            "model.init_scale",
+            &["> 0", "got 0"],
+        );
+        assert_err(
+            &with("model", "init_scale", "-2"),
+            "model.init_scale",
+            &["got -2"],
+        );
+    }
+
+    #[test]
+    fn validation_fraction_in_open_interval() {
+        assert_err(
+            &with("data", "validation_fraction", "1.0"),
+            "data.validation_fraction",
+            &["must be in (0, 1), got 1"],
+        );
+        assert_err(
+            &with("data", "validation_fraction", "0"),
+            "data.validation_fraction",
+            &["got 0"],
+        );
+    }
+
+    #[test]
+    fn steps_and_batch_at_least_one() {
+        assert_err(
+            &with("inner", "steps", "0"),
+            "inner.steps",
+            &[">= 1, got 0"],
+        );
+        assert_err(
+            &with("inner", "batch_size", "0"),
+            "inner.batch_size",
+            &[">= 1, got 0"],
+        );
+    }
+
+    #[test]
+    fn hidden_sizes_positive() {
+        assert_err(
+            &with("model", "hidden", "[0]"),
+            "model.hidden[0]",
+            &[">= 1", "got 0"],
+        );
+        assert_err(
+            &with("model", "hidden", "[5, 0]"),
+            "model.hidden[1]",
+            &["got 0"],
+        );
+    }
+
+    #[test]
+    fn activation_lists_allowed_values() {
+        assert_err(
+            &with("model", "activation", "\"sigmoid\""),
+            "model.activation",
+            &["sigmoid", "tanh", "relu", "softplus"],
+        );
+    }
+
+    #[test]
+    fn optimizers_list_allowed_values() {
+        assert_err(
+            &with("inner", "optimizer", "\"adam\""),
+            "inner.optimizer",
+            &["momentum"],
+        );
+        assert_err(
+            &with("outer", "optimizer", "\"lbfgs\""),
+            "outer.optimizer",
+            &["adam", "sgd"],
+        );
+    }
+
+    #[test]
+    fn outer_learning_rate_positive() {
+        assert_err(
+            &with("outer", "learning_rate", "0"),
+            "outer.learning_rate",
+            &["> 0"],
+        );
+    }
+
+    #[test]
+    fn tune_non_empty_without_duplicates() {
+        assert_err(
+            &with("outer", "tune", "[]"),
+            "outer.tune",
+            &["at least one", "got []"],
+        );
+        assert_err(
+            &with("outer", "tune", r#"["alpha", "l2", "alpha"]"#),
+            "outer.tune",
+            &["\"alpha\" twice"],
+        );
+        assert_err(
+            &with("outer", "tune", r#"["beta"]"#),
+            "outer.tune",
+            &["beta", "init_scale"],
+        );
+        let c = parse(&with("outer", "tune", r#"["l2", "init_scale"]"#)).unwrap();
+        assert_eq!(c.outer.tune, vec![Hyper::L2, Hyper::InitScale]);
+    }
+
+    #[test]
+    fn missing_train_file() {
+        assert_err(
+            r#"{"data": {"train": "nope.csv"}}"#,
+            "data.train",
+            &["file not found", "nope.csv"],
+        );
+        assert_err(r#"{"seed": 1}"#, "data.train", &["required"]);
+        assert_err(
+            r#"{"data": {"train": "../tiny.csv", "validation": "../gone.csv"}}"#,
+            "data.validation",
+            &["file not found", "gone.csv"],
+        );
+        assert_err(
+            r#"{"data": {"train": "../tiny.csv"}, "model": {"init_file": "w.npz"}}"#,
+            "model.init_file",
+            &["file not found", "w.npz"],
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        fs::write(dir.path().join("d.csv"), "a,label\n1,0\n").unwrap();
+        let cfg = dir.path().join("sub/c.json");
+        fs::write(&cfg, r#"{"data": {"train": "../d.csv"}}"#).unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.data.train, dir.path().join("sub/../d.csv"));
+        assert_eq!(c.file, cfg);
+        // The same text next to the data file does not find ../d.csv.
+        let e = Config::from_json_str(
+            r#"{"data": {"train": "../d.csv"}}"#,
+            &dir.path().join("c.json"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("data.train"), "{e}");
+    }
+
+    #[test]
+    fn json_syntax_error_names_line() {
+        let text = "{\n  \"seed\": 0,\n  \"data\": {\"train\": \"../tiny.csv\",}\n}";
+        let e = parse(text).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.exit_code(), 2);
+        assert!(msg.contains("test.json: invalid JSON"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        let e = parse("{\"seed\": 0").unwrap_err();
+        assert!(e.to_string().contains("invalid JSON"), "{e}");
+        let e = parse(r#"{"data": {"train": "../tiny.csv"}} x"#).unwrap_err();
+        assert!(e.to_string().contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn load_missing_file_is_io_error() {
+        let e = Config::load(Path::new("/nonexistent/c.json")).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains("/nonexistent/c.json"));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn fixture_configs_fail_with_their_field() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/configs");
+        for (name, field) in [
+            ("bad_gamma.json", "inner.gamma"),
+            ("unknown_field.json", "inner.momentum is not a known field"),
+            ("bad_activation.json", "model.activation"),
+            ("missing_train.json", "data.train"),
+        ] {
+            let e = Config::load(&dir.join(name)).unwrap_err();
+            assert!(e.to_string().contains(field), "{name}: {e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        Config::load(&dir.join("tiny.json")).unwrap();
+    }
+
+    fn assert_same(a: &Config, b: &Config) {
+        assert_eq!(a.seed, b.seed);
+        assert_eq!(
+            fs::canonicalize(&a.data.train).unwrap(),
+            fs::canonicalize(&b.data.train).unwrap()
+        );
+        assert_eq!(a.data.validation.is_some(), b.data.validation.is_some());
+        assert_eq!(
+            a.data.validation_fraction.to_bits(),
+            b.data.validation_fraction.to_bits()
+        );
+        assert_eq!(a.data.label_column, b.data.label_column);
+        assert_eq!(a.data.standardize, b.data.standardize);
+        assert_eq!(a.model.hidden, b.model.hidden);
+        assert_eq!(a.model.activation, b.model.activation);
+        assert_eq!(a.model.init_file.is_some(), b.model.init_file.is_some());
+        assert_eq!(a.inner.optimizer, b.inner.optimizer);
+        assert_eq!(a.inner.steps, b.inner.steps);
+        assert_eq!(a.inner.batch_size, b.inner.batch_size);
+        assert_eq!(a.inner.shuffle, b.inner.shuffle);
+        for h in Hyper::ALL {
+            assert_eq!(a.hyper(h).to_bits(), b.hyper(h).to_bits(), "{}", h.name());
+        }
+        assert_eq!(a.outer.steps, b.outer.steps);
+        assert_eq!(a.outer.optimizer, b.outer.optimizer);
+        assert_eq!(
+            a.outer.learning_rate.to_bits(),
+            b.outer.learning_rate.to_bits()
+        );
+        assert_eq!(a.outer.tune, b.outer.tune);
+    }
+
+    #[test]
+    fn json_round_trip_with_absolute_paths() {
+        let mut c = parse(
+            r#"{"seed": 7, "data": {"train": "../tiny.csv", "validation": "../tiny.csv",
+                "label_column": "label", "standardize": false},
+                "model": {"hidden": [], "activation": "softplus"},
+                "inner": {"optimizer": "sgd", "shuffle": false, "batch_size": 3},
+                "outer": {"optimizer": "sgd", "tune": ["init_scale", "l2"]}}"#,
+        )
+        .unwrap();
+        c.set_hyper(Hyper::Alpha, 0.123_456_789_012_345_67);
+        c.set_hyper(Hyper::Gamma, 0.9000091552734375);
+        c.set_hyper(Hyper::L2, 1e-5);
+        c.set_hyper(Hyper::InitScale, 0.3);
+        let text = c.to_json_pretty();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let train = v["data"]["train"].as_str().unwrap();
+        assert!(Path::new(train).is_absolute(), "{train}");
+        assert!(v.get("file").is_none());
+        // Read it back from another folder: absolute paths still resolve.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("best.json");
+        c.write_atomic(&out).unwrap();
+        let back = Config::load(&out).unwrap();
+        assert_same(&c, &back);
+        assert_eq!(back.file, out);
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn hyper_names_match_serde() {
+        for h in Hyper::ALL {
+            let s = serde_json::to_string(&h).unwrap();
+            assert_eq!(s, format!("\"{}\"", h.name()));
+        }
+    }
+}

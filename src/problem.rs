@@ -129,3 +129,73 @@ impl Objective for Problem<'_> {
         self.train_metrics(theta).0
     }
 }
+
+/// A loaded experiment: the validated config and its data, from which problems, the
+/// initial-weight noise and the starting hyperparameters are built.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    /// The validated config.
+    pub config: crate::config::Config,
+    /// Training and validation sets, standardised.
+    pub data: Data,
+}
+
+impl Experiment {
+    /// Load and validate the config at `path`, then its data.
+    ///
+    /// # Errors
+    /// Config, data and I/O errors, each naming the file and field or line.
+    pub fn load(path: &std::path::Path) -> crate::Result<Self> {
+        let config = crate::config::Config::load(path)?;
+        Self::from_config(config)
+    }
+
+    /// Load the data of an already validated config.
+    ///
+    /// # Errors
+    /// Data and I/O errors.
+    pub fn from_config(config: crate::config::Config) -> crate::Result<Self> {
+        let data = crate::data::load(&config)?;
+        Ok(Experiment { config, data })
+    }
+
+    /// The inner problem: model, data and batch schedule of the config.
+    pub fn problem(&self) -> Problem<'_> {
+        let (m, i) = (&self.config.model, &self.config.inner);
+        Problem::new(
+            &self.data,
+            &m.hidden,
+            m.activation,
+            i.batch_size,
+            i.shuffle,
+            self.config.seed,
+        )
+    }
+
+    /// Initial-weight noise ε: from `model.init_file` if set, else drawn from `seed`.
+    ///
+    /// # Errors
+    /// npz errors naming the file and key.
+    pub fn init_noise(&self, layout: &Layout) -> crate::Result<Vec<f64>> {
+        match &self.config.model.init_file {
+            Some(path) => crate::model::npz::read_params(path, layout),
+            None => Ok(crate::model::init_noise(layout, self.config.seed)),
+        }
+    }
+
+    /// α, γ, l2 and init_scale as configured.
+    pub fn hyperparams(&self) -> crate::optim::Hyperparams {
+        let i = &self.config.inner;
+        crate::optim::Hyperparams {
+            alpha: i.alpha,
+            gamma: i.gamma,
+            l2: i.l2,
+            init_scale: self.config.model.init_scale,
+        }
+    }
+
+    /// Inner steps T.
+    pub fn steps(&self) -> usize {
+        self.config.inner.steps
+    }
+}

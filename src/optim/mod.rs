@@ -23,6 +23,7 @@
 
 pub mod exact;
 pub mod float;
+pub mod verify;
 
 pub use exact::{ExactMomentum, ExactState};
 pub use float::{FloatMomentum, FloatSgd};

@@ -1,0 +1,321 @@
+//! # IDX reader (MNIST)
+//!
+//! MNIST ships as pairs of IDX files: images (`…idx3…`) and labels (the same name with
+//! `idx1`). Both start with a big-endian header:
+//!
+//! ```text
+//! images: 0x00000803 (u8, 3 dims) | n: u32 | rows: u32 | cols: u32 | n·rows·cols pixels (u8)
+//! labels: 0x00000801 (u8, 1 dim)  | n: u32 | n labels (u8)
+//! ```
+//!
+//! Each image becomes one row of `rows·cols` features (row-major), pixels as `f64` without
+//! scaling (standardisation takes care of scale). Bad magic numbers, truncated or
+//! over-long files and image/label count mismatches are errors naming the file.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use super::Dataset;
+use crate::error::{Error, Result};
+
+/// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned bytes with 1 dimension (labels).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// Candidate labels files for an images file, in the order tried: `idx3` replaced by
+/// `idx1` in the file name (the last occurrence), e.g. `digits-idx3-ubyte` →
+/// `digits-idx1-ubyte`; then, if the name also contains `images`, that replaced by
+/// `labels` as well (MNIST's own `train-images-idx3-ubyte` → `train-labels-idx1-ubyte`).
+///
+/// Empty if the file name does not contain `idx3`.
+pub fn labels_paths(images: &Path) -> Vec<PathBuf> {
+    let Some(name) = images.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let Some(at) = name.rfind("idx3") else {
+        return Vec::new();
+    };
+    let mut labels = name.clone();
+    labels.replace_range(at..at + 4, "idx1");
+    let mut out = vec![images.with_file_name(&labels)];
+    if labels.contains("images") {
+        out.push(images.with_file_name(labels.replace("images", "labels")));
+    }
+    out
+}
+
+/// Reads an IDX images file and its labels file (see [`labels_paths`]).
+///
+/// # Errors
+/// [`Error::Data`] naming the file for a missing labels file, a bad magic number, a
+/// truncated or over-long file, or different image and label counts; [`Error::Io`] if a
+/// file cannot be read.
+pub fn read(images: &Path) -> Result<Dataset> {
+    let candidates = labels_paths(images);
+    let Some(first) = candidates.first() else {
+        return Err(Error::data(
+            images,
+            None,
+            "an IDX images file must have idx3 in its name",
+        ));
+    };
+    let Some(labels) = candidates.iter().find(|p| p.is_file()).cloned() else {
+        let also = match candidates.get(1) {
+            Some(p) => format!(" (nor {})", p.display()),
+            None => String::new(),
+        };
+        return Err(Error::data(
+            first,
+            None,
+            format!(
+                "labels file not found{also}; it is looked for next to the images file {}, \
+                 named with idx1 for idx3",
+                images.display()
+            ),
+        ));
+    };
+    let img = std::fs::read(images).map_err(|e| Error::io(images, e))?;
+    let lab = std::fs::read(&labels).map_err(|e| Error::io(&labels, e))?;
+
+    let dims = parse_header(images, &img, IMAGES_MAGIC, 3, "images (u8, 3 dimensions)")?;
+    let (n, rows, cols) = (dims[0], dims[1], dims[2]);
+    let ldims = parse_header(&labels, &lab, LABELS_MAGIC, 1, "labels (u8, 1 dimension)")?;
+    let n_labels = ldims[0];
+    if n != n_labels {
+        return Err(Error::data(
+            &labels,
+            None,
+            format!(
+                "has {n_labels} labels, but the images file {} has {n} images",
+                images.display()
+            ),
+        ));
+    }
+    if n == 0 {
+        return Err(Error::data(images, None, "has no images"));
+    }
+    let d = rows * cols;
+    let pixels = &img[16..];
+    let labels_bytes = &lab[8..];
+    let x = Array2::from_shape_fn((n, d), |(i, j)| f64::from(pixels[i * d + j]));
+    let y = labels_bytes.iter().map(|&b| usize::from(b)).collect();
+    Ok(Dataset { x, y })
+}
+
+/// Checks the magic number and the file length; returns the dimensions.
+fn parse_header(
+    path: &Path,
+    bytes: &[u8],
+    magic: u32,
+    ndim: usize,
+    what: &str,
+) -> Result<Vec<usize>> {
+    let header_len = 4 + 4 * ndim;
+    if bytes.len() < header_len {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "truncated IDX file: {} bytes, shorter than its {header_len}-byte header",
+                bytes.len()
+            ),
+        ));
+    }
+    let word = |k: usize| u32::from_be_bytes([bytes[k], bytes[k + 1], bytes[k + 2], bytes[k + 3]]);
+    let found = word(0);
+    if found != magic {
+        return Err(Error::data(
+            path,
+            None,
+            format!("bad IDX magic number 0x{found:08x}, expected 0x{magic:08x} for {what}"),
+        ));
+    }
+    let dims: Vec<usize> = (0..ndim).map(|i| word(4 + 4 * i) as usize).collect();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|body| body.checked_add(header_len));
+    let Some(expected) = expected else {
+        return Err(Error::data(path, None, "IDX dimensions are too large"));
+    };
+    if bytes.len() < expected {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "truncated IDX file: {} bytes, the header (dimensions {}) needs {expected}",
+                bytes.len(),
+                dims_text(&dims)
+            ),
+        ));
+    }
+    if bytes.len() > expected {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "{} unexpected bytes after the data (dimensions {}, {expected} bytes expected)",
+                bytes.len() - expected,
+                dims_text(&dims)
+            ),
+        ));
+    }
+    Ok(dims)
+}
+
+fn dims_text(dims: &[usize]) -> String {
+    dims.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn images_bytes(n: u32, rows: u32, cols: u32, fill: impl Fn(usize) -> u8) -> Vec<u8> {
+        let mut b = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for v in [n, rows, cols] {
+            b.extend(v.to_be_bytes());
+        }
+        b.extend((0..(n * rows * cols) as usize).map(fill));
+        b
+    }
+
+    fn labels_bytes(labels: &[u8]) -> Vec<u8> {
+        let mut b = LABELS_MAGIC.to_be_bytes().to_vec();
+        b.extend((labels.len() as u32).to_be_bytes());
+        b.extend(labels);
+        b
+    }
+
+    /// Writes MNIST-named `PREFIX-images-idx3-ubyte` and `PREFIX-labels-idx1-ubyte`.
+    /// Pixel k of the whole file is `k mod 251`, label i is `i mod 10`.
+    pub(crate) fn write_pair(dir: &Path, prefix: &str, n: u32, rows: u32, cols: u32) -> PathBuf {
+        let images = dir.join(format!("{prefix}-images-idx3-ubyte"));
+        std::fs::write(&images, images_bytes(n, rows, cols, |k| (k % 251) as u8)).unwrap();
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            labels_bytes(&labels),
+        )
+        .unwrap();
+        images
+    }
+
+    #[test]
+    fn labels_paths_replace_idx3() {
+        assert_eq!(
+            labels_paths(Path::new("d/train-images-idx3-ubyte")),
+            [
+                Path::new("d/train-images-idx1-ubyte"),
+                Path::new("d/train-labels-idx1-ubyte")
+            ]
+        );
+        assert_eq!(
+            labels_paths(Path::new("digits.idx3.idx")),
+            [Path::new("digits.idx1.idx")]
+        );
+        assert!(labels_paths(Path::new("idx3dir/x.csv")).is_empty());
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = write_pair(dir.path(), "t", 3, 2, 2);
+        let d = read(&images).unwrap();
+        assert_eq!(d.x.dim(), (3, 4));
+        assert_eq!(d.y, vec![0, 1, 2]);
+        for i in 0..3 {
+            for j in 0..4 {
+                assert_eq!(d.x[[i, j]].to_bits(), ((i * 4 + j) as f64).to_bits());
+            }
+        }
+    }
+
+    /// Writes images and labels files as given and returns the error message of `read`.
+    fn read_err(images: Vec<u8>, labels: Option<Vec<u8>>) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = dir.path().join("m-idx3-ubyte");
+        std::fs::write(&ip, images).unwrap();
+        if let Some(l) = labels {
+            std::fs::write(dir.path().join("m-idx1-ubyte"), l).unwrap();
+        }
+        let e = read(&ip).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        e.to_string()
+    }
+
+    #[test]
+    fn missing_labels_file_is_named() {
+        let msg = read_err(images_bytes(2, 1, 1, |_| 0), None);
+        assert!(msg.contains("m-idx1-ubyte: labels file not found"), "{msg}");
+        // The idx3 → idx1 name is preferred over images → labels.
+        let dir = tempfile::tempdir().unwrap();
+        let images = write_pair(dir.path(), "p", 2, 1, 1);
+        let same = dir.path().join("p-images-idx1-ubyte");
+        std::fs::write(&same, labels_bytes(&[7, 8])).unwrap();
+        assert_eq!(read(&images).unwrap().y, vec![7, 8]);
+    }
+
+    #[test]
+    fn bad_magic() {
+        let mut img = images_bytes(2, 1, 1, |_| 0);
+        img[3] = 0x08;
+        let msg = read_err(img, Some(labels_bytes(&[0, 1])));
+        assert!(
+            msg.contains("m-idx3-ubyte: bad IDX magic number 0x00000808"),
+            "{msg}"
+        );
+        let msg = read_err(
+            images_bytes(2, 1, 1, |_| 0),
+            Some(images_bytes(2, 1, 1, |_| 0)),
+        );
+        assert!(msg.contains("m-idx1-ubyte: bad IDX magic"), "{msg}");
+        assert!(msg.contains("expected 0x00000801"), "{msg}");
+    }
+
+    #[test]
+    fn truncated_and_overlong() {
+        let mut img = images_bytes(3, 2, 2, |_| 1);
+        img.pop();
+        let msg = read_err(img, Some(labels_bytes(&[0, 1, 2])));
+        assert!(
+            msg.contains("m-idx3-ubyte: truncated IDX file: 27 bytes"),
+            "{msg}"
+        );
+        assert!(msg.contains("needs 28"), "{msg}");
+        let msg = read_err(vec![0, 0, 8], Some(labels_bytes(&[0])));
+        assert!(
+            msg.contains("m-idx3-ubyte: truncated IDX file: 3 bytes"),
+            "{msg}"
+        );
+        let mut lab = labels_bytes(&[0, 1, 2]);
+        lab.push(7);
+        let msg = read_err(images_bytes(3, 2, 2, |_| 1), Some(lab));
+        assert!(msg.contains("m-idx1-ubyte: 1 unexpected bytes"), "{msg}");
+        // A header claiming a huge size must not allocate or panic.
+        let msg = read_err(
+            images_bytes(0, 0, 0, |_| 0)
+                .into_iter()
+                .enumerate()
+                .map(|(i, b)| if i >= 4 { 0xff } else { b })
+                .collect(),
+            Some(labels_bytes(&[])),
+        );
+        assert!(msg.contains("m-idx3-ubyte: "), "{msg}");
+    }
+
+    #[test]
+    fn count_mismatch() {
+        let msg = read_err(images_bytes(3, 1, 1, |_| 0), Some(labels_bytes(&[0, 1])));
+        assert!(
+            msg.contains("m-idx1-ubyte: has 2 labels, but the images file"),
+            "{msg}"
+        );
+        assert!(msg.contains("has 3 images"), "{msg}");
+    }
+}
