@@ -537,6 +537,16 @@ impl RawConfig {
             }
         }
 
+        if outer.tune.contains(&Hyper::L2) && inner.l2 <= 0.0 {
+            return Err(err(
+                "inner.l2",
+                format!(
+                    "must be > 0 when outer.tune lists \"l2\" (it is tuned in log space), got {}",
+                    num(inner.l2)
+                ),
+            ));
+        }
+
         // paths, last: they touch the filesystem
         let base = file
             .parent()
@@ -896,6 +906,17 @@ mod tests {
     }
 
     #[test]
+    fn tuning_l2_needs_a_positive_start() {
+        let e = Config::from_json_str(
+            r#"{"data": {"train": "../tiny.csv"}, "outer": {"tune": ["l2"]}}"#,
+            &fixture_config_path(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("inner.l2"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
     fn tune_non_empty_without_duplicates() {
         assert_err(
             &with("outer", "tune", "[]"),
@@ -912,7 +933,10 @@ mod tests {
             "outer.tune",
             &["beta", "init_scale"],
         );
-        let c = parse(&with("outer", "tune", r#"["l2", "init_scale"]"#)).unwrap();
+        let mut v: serde_json::Value =
+            serde_json::from_str(&with("outer", "tune", r#"["l2", "init_scale"]"#)).unwrap();
+        v["inner"] = serde_json::json!({"l2": 0.01});
+        let c = parse(&v.to_string()).unwrap();
         assert_eq!(c.outer.tune, vec![Hyper::L2, Hyper::InitScale]);
     }
 
@@ -1031,7 +1055,7 @@ mod tests {
             r#"{"seed": 7, "data": {"train": "../tiny.csv", "validation": "../tiny.csv",
                 "label_column": "label", "standardize": false},
                 "model": {"hidden": [], "activation": "softplus"},
-                "inner": {"optimizer": "sgd", "shuffle": false, "batch_size": 3},
+                "inner": {"optimizer": "sgd", "shuffle": false, "batch_size": 3, "l2": 0.5},
                 "outer": {"optimizer": "sgd", "tune": ["init_scale", "l2"]}}"#,
         )
         .unwrap();

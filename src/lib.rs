@@ -27,13 +27,17 @@
 #![warn(missing_docs)]
 #![deny(clippy::float_cmp)]
 
+pub mod error;
+
+pub mod cli;
 pub mod config;
 pub mod data;
-pub mod error;
-pub mod model;
-
-pub use error::{Error, Result};
 pub mod exact;
 pub mod hypergrad;
+pub mod model;
 pub mod optim;
 pub mod problem;
+pub mod report;
+pub mod tune;
+
+pub use error::{Error, Result};

@@ -28,7 +28,10 @@ pub mod verify;
 pub use exact::{ExactMomentum, ExactState};
 pub use float::{FloatMomentum, FloatSgd};
 
-use crate::error::Error;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::model::Objective;
 
 /// The four differentiable hyperparameters of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,4 +70,71 @@ pub(crate) fn overflow(step: usize, what: &str, alpha: f64) -> Error {
 /// The error for initial weights outside the fixed-point range.
 pub(crate) fn overflow_at_init(alpha: f64) -> Error {
     overflow(0, "an initial weight", alpha)
+}
+
+/// Which update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// `θ ← θ − α·g`.
+    Sgd,
+    /// SGD with momentum (SPEC §3).
+    Momentum,
+}
+
+/// Which arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arithmetic {
+    /// f64 throughout.
+    Float,
+    /// Fixed-point state (with the rational γ and the information buffer for momentum).
+    Exact,
+}
+
+/// Train `steps` steps from `theta0` and return θ_T in f64.
+///
+/// # Errors
+/// Divergence or overflow, with the step; [`Error::Usage`] for exact plain SGD (there is no
+/// exactly reversible plain SGD to run) or a γ without a rational form.
+pub fn train(
+    obj: &mut impl Objective,
+    theta0: &[f64],
+    hp: Hyperparams,
+    steps: usize,
+    method: Method,
+    arithmetic: Arithmetic,
+) -> Result<Vec<f64>> {
+    let n = obj.dim();
+    match (method, arithmetic) {
+        (Method::Momentum, Arithmetic::Float) => {
+            let (mut theta, mut v) = (theta0.to_vec(), vec![0.0; n]);
+            let mut opt = FloatMomentum::new(n, hp.alpha, hp.gamma, hp.l2);
+            for t in 0..steps {
+                opt.step(obj, t, &mut theta, &mut v)?;
+            }
+            Ok(theta)
+        }
+        (Method::Sgd, Arithmetic::Float) => {
+            let mut theta = theta0.to_vec();
+            let mut opt = FloatSgd::new(n, hp.alpha, hp.l2);
+            for t in 0..steps {
+                opt.step(obj, t, &mut theta)?;
+            }
+            Ok(theta)
+        }
+        (Method::Momentum, Arithmetic::Exact) => {
+            let gamma = crate::hypergrad::rational_gamma(hp.gamma)?;
+            let mut s = ExactState::new(theta0, gamma).ok_or_else(|| overflow_at_init(hp.alpha))?;
+            let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+            }
+            Ok(s.theta_f64())
+        }
+        (Method::Sgd, Arithmetic::Exact) => Err(Error::Usage(
+            "exact arithmetic needs inner.optimizer = \"momentum\": plain SGD is not reversible"
+                .into(),
+        )),
+    }
 }

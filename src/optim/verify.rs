@@ -17,10 +17,9 @@
 //! The forward trajectory is kept for the comparison (this is a diagnostic, not the
 //! hypergradient path), every `stride`-th step so that it stays under [`TRACE_BUDGET_BYTES`].
 
-use serde::Serialize;
-
 use super::{
-    ExactMomentum, ExactState, FloatMomentum, FloatSgd, diverged, overflow, overflow_at_init,
+    Arithmetic, ExactMomentum, ExactState, FloatMomentum, FloatSgd, Method, diverged, overflow,
+    overflow_at_init,
 };
 use crate::error::Result;
 use crate::exact::{Rational, fixed};
@@ -29,26 +28,6 @@ use crate::model::Objective;
 
 /// Memory allowed for the stored forward trajectory.
 pub const TRACE_BUDGET_BYTES: usize = 256 << 20;
-
-/// Which update rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// `θ ← θ − α·g`.
-    Sgd,
-    /// SGD with momentum (SPEC §3).
-    Momentum,
-}
-
-/// Which arithmetic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arithmetic {
-    /// f64 throughout.
-    Float,
-    /// Fixed-point state (with the rational γ and the information buffer for momentum).
-    Exact,
-}
 
 /// Result of one forward-and-reverse run.
 #[derive(Debug, Clone)]
@@ -208,13 +187,13 @@ struct Trace {
 
 impl Trace {
     fn record(&mut self, t: usize, theta: &[f64]) {
-        if t % self.stride == 0 {
+        if t.is_multiple_of(self.stride) {
             self.forward.push(theta.to_vec());
         }
     }
 
     fn compare(&mut self, t: usize, theta: &[f64]) {
-        if t % self.stride == 0 {
+        if t.is_multiple_of(self.stride) {
             let fwd = &self.forward[t / self.stride];
             // NaN (a reversal that blew up) counts as an infinite error, not as 0.
             let e = theta

@@ -1,0 +1,64 @@
+//! # Command line
+//!
+//! clap derive; one file per subcommand, each an `Args` struct and a `run(args)`. The CLI
+//! only parses, calls the library and formats: no numerics here.
+
+pub mod check_grad;
+pub mod hypergrad;
+pub mod train;
+pub mod tune;
+pub mod verify_reversal;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// revgrad: tune a network's learning rate and momentum by gradient descent on the
+/// validation loss, with hypergradients from exactly reversed training.
+#[derive(Debug, Parser)]
+#[command(name = "revgrad", version, about, long_about = None)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Outer meta-gradient descent; one CSV row per outer iteration.
+    Tune(tune::Args),
+    /// One exact forward run and its exact reversal: losses, hypergradients, memory.
+    Hypergrad(hypergrad::Args),
+    /// The inner loop alone (float64, or exact with --exact).
+    Train(train::Args),
+    /// Train, reverse, and report how far the reversal strays, float vs exact.
+    VerifyReversal(verify_reversal::Args),
+    /// Hypergradients three ways (exact reversal, stored trajectory, finite differences).
+    CheckGrad(check_grad::Args),
+}
+
+/// Run a parsed command line; returns the process exit code on success.
+///
+/// # Errors
+/// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Tune(a) => tune::run(a),
+        Command::Hypergrad(a) => hypergrad::run(a).map(|_| 0),
+        Command::Train(a) => train::run(a).map(|_| 0),
+        Command::VerifyReversal(a) => verify_reversal::run(a).map(|_| 0),
+        Command::CheckGrad(a) => check_grad::run(a).map(|_| 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

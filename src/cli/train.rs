@@ -1,0 +1,77 @@
+//! `revgrad train CONFIG [--exact] [--save FILE.npz] [--json]`: the inner loop alone.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::config::InnerOptimizer;
+use crate::error::Result;
+use crate::optim::{Arithmetic, Method, train};
+use crate::problem::Experiment;
+use crate::report::rows::TrainJson;
+use crate::report::sink::Output;
+use crate::report::table::{num, render};
+
+/// Arguments of `revgrad train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Experiment config (JSON).
+    pub config: PathBuf,
+    /// Train in exact fixed-point arithmetic (momentum only) instead of float64.
+    #[arg(long)]
+    pub exact: bool,
+    /// Write the trained parameters to this .npz (keys W0, b0, W1, b1, …).
+    #[arg(long, value_name = "FILE.npz")]
+    pub save: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run `revgrad train`.
+///
+/// # Errors
+/// Config, data, npz errors (exit 2); divergence or overflow (exit 1).
+pub fn run(args: Args) -> Result<()> {
+    let exp = Experiment::load(&args.config)?;
+    let mut problem = exp.problem();
+    let eps = exp.init_noise(problem.layout())?;
+    let hp = exp.hyperparams();
+    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
+    let method = match exp.config.inner.optimizer {
+        InnerOptimizer::Momentum => Method::Momentum,
+        InnerOptimizer::Sgd => Method::Sgd,
+    };
+    let arithmetic = if args.exact {
+        Arithmetic::Exact
+    } else {
+        Arithmetic::Float
+    };
+    let clock = Instant::now();
+    let theta = train(&mut problem, &theta0, hp, exp.steps(), method, arithmetic)?;
+    let seconds = clock.elapsed().as_secs_f64();
+    let (train_loss, train_accuracy) = problem.train_metrics(&theta);
+    let (val_loss, val_accuracy) = problem.validation_metrics(&theta);
+    if let Some(path) = &args.save {
+        crate::model::npz::write_params(path, problem.layout(), &theta)?;
+    }
+    let report = TrainJson {
+        arithmetic,
+        steps: exp.steps(),
+        train_loss,
+        train_accuracy,
+        val_loss,
+        val_accuracy,
+        seconds,
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    } else {
+        let arith = if args.exact { "exact" } else { "float64" };
+        render(&[
+            vec!["".into(), "loss".into(), "accuracy".into()],
+            vec!["train".into(), num(train_loss), num(train_accuracy)],
+            vec!["validation".into(), num(val_loss), num(val_accuracy)],
+        ]) + &format!("{} steps in {arith}, {seconds:.2} s\n", exp.steps())
+    };
+    Output::open(None)?.write_all(&text)
+}

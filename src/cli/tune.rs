@@ -1,0 +1,127 @@
+//! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--quiet]`
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::Result;
+use crate::problem::Experiment;
+use crate::report::progress::Progress;
+use crate::report::sink::{BestConfigWriter, CsvSink, Output};
+use crate::tune::observer::Observers;
+use crate::tune::{Observer, StopReason, Summary, TuneRow, run as tune_run};
+
+/// Arguments of `revgrad tune`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Experiment config (JSON).
+    pub config: PathBuf,
+    /// Write the CSV here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Override outer.steps.
+    #[arg(long, value_name = "N")]
+    pub outer_steps: Option<usize>,
+    /// Write a complete config with the best hyperparameters found here.
+    #[arg(long, value_name = "FILE")]
+    pub best: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn describe(r: &TuneRow) -> String {
+    format!(
+        "alpha {:.6}  gamma {:.6}  l2 {:.3e}  init_scale {:.4}  ->  val_loss {:.5}  val_accuracy {:.4}",
+        r.alpha,
+        r.gamma,
+        r.l2,
+        r.init_scale,
+        r.val_loss.unwrap_or(f64::NAN),
+        r.val_accuracy.unwrap_or(f64::NAN)
+    )
+}
+
+fn summary_text(s: &Summary) -> String {
+    let mut t = format!(
+        "revgrad tune: {} ({} rows, {} rejected)\n  start:     {}\n  best (#{:>3}): {}\n",
+        s.stop.text(),
+        s.rows,
+        s.rejected,
+        describe(&s.start),
+        s.best.iteration,
+        describe(&s.best)
+    );
+    if s.clipped > 0 {
+        t += &format!(
+            "  chaos guard: {} outer step(s) were clipped to ±{} in warped coordinates (the hypergradient was too large to trust)\n",
+            s.clipped,
+            crate::tune::adam::MAX_STEP
+        );
+    }
+    if s.rejected > 0 {
+        t += &format!(
+            "  outer learning rate halved {} time(s), now {:e}\n",
+            s.rejected, s.final_learning_rate
+        );
+    }
+    t
+}
+
+/// Run `revgrad tune`; returns exit code 130 if interrupted.
+///
+/// # Errors
+/// Config and data errors (exit 2); a starting point that diverges (exit 1); output errors.
+pub fn run(args: Args) -> Result<u8> {
+    let mut exp = Experiment::load(&args.config)?;
+    if let Some(n) = args.outer_steps {
+        exp.config.outer.steps = n;
+    }
+    let mut csv = CsvSink::new(Output::open(args.output.as_deref())?);
+    let mut best = args
+        .best
+        .clone()
+        .map(|p| BestConfigWriter::new(exp.config.clone(), p));
+    let mut progress = Progress::new(args.quiet);
+
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    // First Ctrl-C: finish the current outer iteration, then stop with a valid CSV.
+    // Second: stop at once (every written row is already flushed).
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the current outer iteration (Ctrl-C again to stop now)"
+        );
+    });
+
+    let mut problem = exp.problem();
+    let eps = exp.init_noise(problem.layout())?;
+    let summary = {
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
+        if let Some(b) = best.as_mut() {
+            observers.push(b);
+        }
+        tune_run(
+            &mut problem,
+            &eps,
+            exp.hyperparams(),
+            exp.steps(),
+            &exp.config.outer,
+            &mut Observers(observers),
+            &interrupt,
+        )?
+    };
+    if !args.quiet {
+        progress.println(summary_text(&summary).trim_end());
+    } else {
+        eprint!("{}", summary_text(&summary));
+    }
+    Ok(if summary.stop == StopReason::Interrupted {
+        130
+    } else {
+        0
+    })
+}

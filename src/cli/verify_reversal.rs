@@ -1,0 +1,134 @@
+//! `revgrad verify-reversal CONFIG [--alphas …] [--gammas …] [--steps N] [--per-step] [-o FILE]`
+//!
+//! For each learning rate: plain SGD in float and fixed point; for each momentum: momentum
+//! in float and exact arithmetic. Each is trained, reversed and compared (SPEC §4 columns).
+
+use std::path::PathBuf;
+
+use indicatif::ProgressBar;
+
+use crate::error::Result;
+use crate::optim::verify::{ReversalReport, verify_reversal};
+use crate::optim::{Arithmetic, Method};
+use crate::problem::Experiment;
+use crate::report::rows::{ReversalRow, ReversalStepRow};
+use crate::report::sink::{CsvSink, Output};
+
+/// Arguments of `revgrad verify-reversal`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Experiment config (JSON).
+    pub config: PathBuf,
+    /// Learning rates to try, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.01,0.1,1")]
+    pub alphas: Vec<f64>,
+    /// Momenta to try, comma-separated (each in (0, 0.9999]).
+    #[arg(long, value_delimiter = ',', default_value = "0.5,0.9,0.99")]
+    pub gammas: Vec<f64>,
+    /// Inner steps per run.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// One row per recorded step (`optimizer,arithmetic,alpha,step,trace_error`).
+    #[arg(long)]
+    pub per_step: bool,
+    /// Write the CSV here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn check_lists(args: &Args) -> Result<()> {
+    let bad = |what: &str, v: f64, allowed: &str| {
+        crate::Error::Usage(format!(
+            "--{what}: {v} is not allowed; each value must be {allowed}"
+        ))
+    };
+    for &a in &args.alphas {
+        if !(a.is_finite() && a > 0.0) {
+            return Err(bad("alphas", a, "finite and > 0"));
+        }
+    }
+    for &g in &args.gammas {
+        if !(g > 0.0 && g <= crate::config::MAX_GAMMA) {
+            return Err(bad("gammas", g, "in (0, 0.9999]"));
+        }
+    }
+    if args.steps == 0 {
+        return Err(crate::Error::Usage("--steps must be at least 1".into()));
+    }
+    Ok(())
+}
+
+/// Run `revgrad verify-reversal`.
+///
+/// # Errors
+/// Config, data and usage errors (exit 2); output errors.
+pub fn run(args: Args) -> Result<()> {
+    check_lists(&args)?;
+    let exp = Experiment::load(&args.config)?;
+    let mut sink = CsvSink::new(Output::open(args.output.as_deref())?);
+    let mut problem = exp.problem();
+    let eps = exp.init_noise(problem.layout())?;
+    let hp = exp.hyperparams();
+    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
+    let mut runs = Vec::new();
+    for &alpha in &args.alphas {
+        runs.push((Method::Sgd, Arithmetic::Float, alpha, None));
+        runs.push((Method::Sgd, Arithmetic::Exact, alpha, None));
+        for &gamma in &args.gammas {
+            runs.push((Method::Momentum, Arithmetic::Float, alpha, Some(gamma)));
+            runs.push((Method::Momentum, Arithmetic::Exact, alpha, Some(gamma)));
+        }
+    }
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::new(runs.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    for (method, arithmetic, alpha, gamma) in runs {
+        bar.inc(1);
+        let g = gamma.unwrap_or(hp.gamma);
+        let report: ReversalReport = match verify_reversal(
+            &mut problem,
+            &theta0,
+            method,
+            arithmetic,
+            alpha,
+            g,
+            hp.l2,
+            args.steps,
+        ) {
+            Ok(r) => r,
+            Err(e) if e.is_divergence() => {
+                bar.suspend(|| eprintln!("warning: alpha {alpha}, gamma {g}: {e}; row skipped"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if args.per_step {
+            for &(step, trace_error) in &report.per_step {
+                sink.write(&ReversalStepRow {
+                    optimizer: method,
+                    arithmetic,
+                    alpha,
+                    step,
+                    trace_error,
+                })?;
+            }
+        } else {
+            sink.write(&ReversalRow {
+                optimizer: method,
+                arithmetic,
+                alpha,
+                gamma: gamma.map(|_| report.effective_gamma),
+                steps: args.steps,
+                max_trace_error: report.max_trace_error,
+                theta0_error: report.theta0_error,
+                info_bits_per_param_step: report.info_bits_per_param_step,
+                info_buffer_bytes: report.info_buffer_bytes,
+                store_all_bytes: report.store_all_bytes,
+            })?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! # Progress bar on stderr
+//!
+//! An indicatif bar over outer iterations showing the current and best validation loss.
+//! Hidden with `--quiet` or when stderr is not a terminal.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::Result;
+use crate::tune::{Observer, Status, Summary, TuneRow};
+
+/// The tune progress bar.
+pub struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    /// A bar, or a hidden one if `quiet` or stderr is not a terminal.
+    pub fn new(quiet: bool) -> Self {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let bar = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+            {
+                bar.set_style(style);
+            }
+            bar
+        };
+        Progress { bar }
+    }
+
+    /// Print a line above the bar (or plainly when hidden).
+    pub fn println(&self, line: &str) {
+        if self.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn on_start(&mut self, total: usize) -> Result<()> {
+        self.bar.set_length(total as u64);
+        self.bar.set_message("evaluating the starting point");
+        Ok(())
+    }
+
+    fn on_row(&mut self, row: &TuneRow, best: &TuneRow) -> Result<()> {
+        self.bar.inc(1);
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        let current = match row.status {
+            Status::Ok => format!("val_loss {}", fmt(row.val_loss)),
+            Status::Rejected => "rejected (diverged)".to_string(),
+        };
+        self.bar
+            .set_message(format!("{current}  best {}", fmt(best.val_loss)));
+        Ok(())
+    }
+
+    fn on_finish(&mut self, _summary: &Summary) -> Result<()> {
+        self.bar.finish_and_clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! # CSV output, one flushed row at a time
+//!
+//! Rows are serialised with the csv crate (header from the struct's field names) and
+//! flushed as they are written, so an interrupted run leaves a valid CSV of every completed
+//! row. With `-o FILE` the file is created before any computation, so a bad path fails at
+//! once. A closed pipe surfaces as an I/O error of kind `BrokenPipe`, which `main` treats
+//! as a quiet success.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Where data output goes: stdout or a file, with a name for messages.
+pub struct Output {
+    writer: Box<dyn Write>,
+    name: PathBuf,
+}
+
+impl Output {
+    /// stdout, or the file at `path` (created now).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file if it cannot be created.
+    pub fn open(path: Option<&Path>) -> Result<Self> {
+        match path {
+            None => Ok(Output {
+                writer: Box::new(io::stdout()),
+                name: PathBuf::from("<stdout>"),
+            }),
+            Some(p) => {
+                let f = File::create(p).map_err(|e| Error::io(p, e))?;
+                Ok(Output {
+                    writer: Box::new(BufWriter::new(f)),
+                    name: p.to_path_buf(),
+                })
+            }
+        }
+    }
+
+    /// Write all of `text` and flush.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (kind `BrokenPipe` for a closed pipe).
+    pub fn write_all(&mut self, text: &str) -> Result<()> {
+        self.writer
+            .write_all(text.as_bytes())
+            .and_then(|_| self.writer.flush())
+            .map_err(|e| Error::io(&self.name, e))
+    }
+}
+
+/// A CSV writer whose every row is flushed.
+pub struct CsvSink {
+    writer: csv::Writer<Box<dyn Write>>,
+    name: PathBuf,
+}
+
+impl CsvSink {
+    /// A CSV sink on `output`.
+    pub fn new(output: Output) -> Self {
+        CsvSink {
+            writer: csv::Writer::from_writer(output.writer),
+            name: output.name,
+        }
+    }
+
+    /// Serialise one row (the header before the first) and flush.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn write<T: Serialize>(&mut self, row: &T) -> Result<()> {
+        let name = &self.name;
+        let to_io = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(name, io),
+            other => Error::io(name, io::Error::other(format!("{other:?}"))),
+        };
+        self.writer.serialize(row).map_err(to_io)?;
+        self.writer.flush().map_err(|e| Error::io(name, e))
+    }
+}
+
+impl crate::tune::Observer for CsvSink {
+    fn on_row(&mut self, row: &crate::tune::TuneRow, _best: &crate::tune::TuneRow) -> Result<()> {
+        self.write(row)
+    }
+}
+
+/// Writes the config with the best hyperparameters so far to a file, atomically, each time a
+/// new best appears (so an interrupted tune still leaves it).
+pub struct BestConfigWriter {
+    config: crate::config::Config,
+    path: PathBuf,
+}
+
+impl BestConfigWriter {
+    /// Will write `config` with the best hyperparameters to `path`.
+    pub fn new(config: crate::config::Config, path: PathBuf) -> Self {
+        BestConfigWriter { config, path }
+    }
+}
+
+impl crate::tune::Observer for BestConfigWriter {
+    fn on_row(&mut self, row: &crate::tune::TuneRow, best: &crate::tune::TuneRow) -> Result<()> {
+        if row.iteration != best.iteration {
+            return Ok(());
+        }
+        use crate::config::Hyper;
+        self.config.set_hyper(Hyper::Alpha, best.alpha);
+        self.config.set_hyper(Hyper::Gamma, best.gamma);
+        self.config.set_hyper(Hyper::L2, best.l2);
+        self.config.set_hyper(Hyper::InitScale, best.init_scale);
+        self.config.write_atomic(&self.path)
+    }
+}
