@@ -213,3 +213,51 @@ fn float_reversal_drifts_and_exact_does_not() {
         "smaller γ should lose more: γ=0.9 {long}, γ=0.99 {high_gamma}"
     );
 }
+
+/// SPEC's claim on the shipped digits config: float momentum reversal loses θ₀, more with
+/// more steps and with smaller γ; exact reversal loses nothing for any α and γ.
+#[test]
+fn digits_float_reversal_fails_exact_reversal_does_not() {
+    use revgrad::optim::verify::verify_reversal;
+    use revgrad::optim::{Arithmetic, Method};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/digits.json");
+    let exp = revgrad::problem::Experiment::load(&path).unwrap();
+    let mut p = exp.problem();
+    let theta0 = exp.init_noise(p.layout()).unwrap();
+    let mut run = |arith, alpha, gamma, steps| {
+        verify_reversal(
+            &mut p,
+            &theta0,
+            Method::Momentum,
+            arith,
+            alpha,
+            gamma,
+            0.0,
+            steps,
+        )
+        .unwrap()
+        .theta0_error
+    };
+    let short = run(Arithmetic::Float, 0.1, 0.9, 20);
+    let long = run(Arithmetic::Float, 0.1, 0.9, 200);
+    let high_gamma = run(Arithmetic::Float, 0.1, 0.99, 200);
+    assert!(short > 0.0, "float reversal was exact after 20 steps");
+    assert!(
+        long > short,
+        "θ₀ error should grow with T: {short:e} at 20 steps, {long:e} at 200"
+    );
+    assert!(
+        long > high_gamma,
+        "smaller γ should lose more: γ=0.9 {long:e}, γ=0.99 {high_gamma:e}"
+    );
+    for alpha in [0.01, 0.1, 1.0] {
+        for gamma in [0.5, 0.9, 0.99] {
+            let e = run(Arithmetic::Exact, alpha, gamma, 200);
+            assert_eq!(
+                e.to_bits(),
+                0f64.to_bits(),
+                "exact reversal lost θ₀ at α={alpha}, γ={gamma}: {e:e}"
+            );
+        }
+    }
+}
