@@ -194,6 +194,23 @@ impl Experiment {
         }
     }
 
+    /// An error unless the inner optimizer is momentum: the commands that reverse training
+    /// (hypergrad, check-grad, tune, train --exact) need it.
+    ///
+    /// # Errors
+    /// A config error naming `inner.optimizer`.
+    pub fn require_momentum(&self) -> crate::Result<()> {
+        if self.config.inner.optimizer == crate::config::InnerOptimizer::Sgd {
+            return Err(crate::Error::config(
+                &self.config.file,
+                "inner.optimizer",
+                "must be \"momentum\" for exact arithmetic and hypergradients (plain SGD is not \
+                 exactly reversible), got \"sgd\"",
+            ));
+        }
+        Ok(())
+    }
+
     /// Inner steps T.
     pub fn steps(&self) -> usize {
         self.config.inner.steps

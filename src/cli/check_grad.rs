@@ -37,7 +37,14 @@ pub fn relative_error(a: f64, b: f64, floor: f64) -> f64 {
 /// # Errors
 /// Config and data errors (exit 2); divergence, or disagreement beyond tolerance (exit 1).
 pub fn run(args: Args) -> Result<()> {
+    if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
+        return Err(Error::Usage(format!(
+            "--tolerance must be finite and > 0, got {}",
+            args.tolerance
+        )));
+    }
     let exp = Experiment::load(&args.config)?;
+    exp.require_momentum()?;
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();

@@ -25,6 +25,7 @@ pub struct Args {
 /// Config and data errors (exit 2); divergence or overflow (exit 1).
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
+    exp.require_momentum()?;
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let h = hypergradient(&mut problem, &eps, exp.hyperparams(), exp.steps())?;

@@ -33,6 +33,9 @@ pub struct Args {
 /// Config, data, npz errors (exit 2); divergence or overflow (exit 1).
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
+    if args.exact {
+        exp.require_momentum()?;
+    }
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();

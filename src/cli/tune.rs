@@ -74,6 +74,7 @@ fn summary_text(s: &Summary) -> String {
 /// Config and data errors (exit 2); a starting point that diverges (exit 1); output errors.
 pub fn run(args: Args) -> Result<u8> {
     let mut exp = Experiment::load(&args.config)?;
+    exp.require_momentum()?;
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
     }

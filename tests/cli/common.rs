@@ -1,0 +1,227 @@
+//! Shared helpers: the binary, scratch folders with configs, CSV and JSON parsing.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// SPEC §4 `tune` header.
+pub const TUNE_HEADER: &str = "iteration,alpha,gamma,l2,init_scale,train_loss,val_loss,val_accuracy,d_alpha,d_gamma,d_l2,d_init_scale,seconds,status";
+/// SPEC §4 `verify-reversal` header.
+pub const VERIFY_HEADER: &str = "optimizer,arithmetic,alpha,gamma,steps,max_trace_error,theta0_error,info_bits_per_param_step,info_buffer_bytes,store_all_bytes";
+/// SPEC §4 `verify-reversal --per-step` header.
+pub const VERIFY_STEP_HEADER: &str = "optimizer,arithmetic,alpha,step,trace_error";
+
+/// `revgrad` as built by cargo for this test run.
+pub fn revgrad() -> Command {
+    Command::cargo_bin("revgrad").expect("the revgrad binary is built")
+}
+
+/// Path of the binary, for `std::process::Command` (spawned children).
+pub fn revgrad_path() -> &'static str {
+    env!("CARGO_BIN_EXE_revgrad")
+}
+
+/// A path inside the repository.
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Absolute path of `data/digits.csv`, as a JSON string.
+pub fn digits_csv() -> String {
+    repo("data/digits.csv").display().to_string()
+}
+
+/// A small, fast experiment on the digits data: hidden [8], 50 inner steps of batch 50,
+/// 4 outer steps. Each `hypergrad` on it takes a few milliseconds.
+pub fn small_config() -> Value {
+    json!({
+        "seed": 0,
+        "data": { "train": digits_csv() },
+        "model": { "hidden": [8], "activation": "tanh", "init_scale": 1.0 },
+        "inner": { "optimizer": "momentum", "steps": 50, "batch_size": 50,
+                   "alpha": 0.5, "gamma": 0.9, "l2": 0.0 },
+        "outer": { "steps": 4, "optimizer": "adam", "learning_rate": 0.1,
+                   "tune": ["alpha", "gamma"] }
+    })
+}
+
+/// Sets `value` at a dotted path (`inner.alpha`), creating objects on the way.
+pub fn set(config: &mut Value, dotted: &str, value: Value) {
+    let mut node = config;
+    let parts: Vec<&str> = dotted.split('.').collect();
+    for key in &parts[..parts.len() - 1] {
+        node = node
+            .as_object_mut()
+            .expect("config node is an object")
+            .entry(key.to_string())
+            .or_insert_with(|| json!({}));
+    }
+    node.as_object_mut()
+        .expect("config node is an object")
+        .insert(parts[parts.len() - 1].to_string(), value);
+}
+
+/// A temporary folder per test, deleted on drop.
+pub struct Scratch {
+    dir: TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Path of `name` inside the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `config` as `name` and returns its path.
+    pub fn config(&self, name: &str, config: &Value) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, serde_json::to_string_pretty(config).expect("json"))
+            .expect("write config");
+        p
+    }
+}
+
+/// A parsed CSV: header and records (the csv reader rejects rows of the wrong length).
+pub struct Table {
+    pub header: csv::StringRecord,
+    pub rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// Parses CSV bytes with a header row; panics (test failure) on malformed CSV.
+    pub fn parse(bytes: &[u8]) -> Self {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(bytes);
+        let header = reader.headers().expect("CSV header").clone();
+        let rows = reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("every CSV row parses and has as many fields as the header");
+        Table { header, rows }
+    }
+
+    /// Index of a column.
+    pub fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+
+    /// Cell text.
+    pub fn cell<'a>(&'a self, row: &'a csv::StringRecord, name: &str) -> &'a str {
+        &row[self.col(name)]
+    }
+
+    /// Cell as a number; panics with the column name if it is not one.
+    pub fn num(&self, row: &csv::StringRecord, name: &str) -> f64 {
+        let s = self.cell(row, name);
+        s.parse()
+            .unwrap_or_else(|_| panic!("column {name}: {s:?} is not a number"))
+    }
+}
+
+/// The first line of `stdout`, including its `\n`.
+pub fn first_line(stdout: &[u8]) -> &[u8] {
+    let end = stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(stdout.len(), |i| i + 1);
+    &stdout[..end]
+}
+
+/// Asserts the output's first line is `header` followed by `\n`, byte for byte.
+pub fn assert_header(stdout: &[u8], header: &str) {
+    assert_eq!(
+        String::from_utf8_lossy(first_line(stdout)),
+        format!("{header}\n"),
+        "header must equal SPEC §4 byte for byte"
+    );
+}
+
+/// Asserts a user error's stderr: starts with `error:`, no panic or backtrace.
+pub fn assert_user_error_text(stderr: &[u8]) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(
+        !text.contains("panicked") && !text.contains("RUST_BACKTRACE"),
+        "no panic for user errors: {text}"
+    );
+    assert!(text.starts_with("error:"), "stderr: {text}");
+}
+
+/// Float equality through the bit pattern (STYLE §5.6).
+pub fn same_f64(a: f64, b: f64) -> bool {
+    a.to_bits() == b.to_bits()
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it takes longer.
+pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("revgrad did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// All of a child's stderr (call after it exited).
+pub fn read_stderr(child: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_string(&mut s).expect("read stderr");
+    }
+    s
+}
+
+/// Runs `revgrad ARGS` to success and returns stdout.
+pub fn stdout_of<I, S>(args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    revgrad()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
+/// Runs `revgrad ARGS --json`-style commands and parses stdout as JSON.
+pub fn json_of<I, S>(args: I) -> Value
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = stdout_of(args);
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+/// A path as `&str` for argument lists (temp paths are UTF-8).
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
