@@ -1,0 +1,122 @@
+//! # Peak memory of a hypergradient: exact reversal vs a stored trajectory
+//!
+//! Runs one hypergradient on the digits model 64-100-100-10 (17,610 parameters, tanh,
+//! batches of 100, α = 0.1, γ = 0.9 → 58983/65536, l2 = 1e-4) for `STEPS` inner steps, by
+//! the chosen path, and prints one line of `key=value` fields:
+//!
+//! - `peak_rss_bytes`: `VmHWM` from `/proc/self/status` at the end (the whole process,
+//!   data and binary included); `base_rss_bytes`: `VmRSS` just before the run;
+//! - `info_buffer_bytes` and `info_bits_per_param_step` (reverse only) next to `floor_bits`,
+//!   `log₂(65536/58983)`, the information-theoretic minimum per multiply;
+//! - `store_all_bytes`: what the stored path keeps, (T+1)·|θ|·16;
+//! - `seconds`: wall time of the hypergradient.
+//!
+//! Run each path in its own process, so the peaks do not mix:
+//!
+//! ```text
+//! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 10000
+//! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- stored 10000
+//! ```
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use revgrad::config::Config;
+use revgrad::hypergrad::reverse::hypergradient;
+use revgrad::hypergrad::stored::hypergradient_stored;
+use revgrad::hypergrad::{rational_gamma, store_all_bytes};
+use revgrad::model::{Objective, init_noise};
+use revgrad::problem::Experiment;
+
+/// The digits experiment, as in `benches/kernels.rs`.
+const CONFIG: &str = r#"{
+    "data": {"train": "data/digits.csv"},
+    "model": {"hidden": [100, 100], "activation": "tanh"},
+    "inner": {"batch_size": 100, "alpha": 0.1, "gamma": 0.9, "l2": 0.0001}
+}"#;
+
+const USAGE: &str = "usage: memory (reverse|stored) STEPS";
+
+/// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: u64 = line[field.len()..]
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn run(path: &str, steps: usize) -> revgrad::Result<String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench.json");
+    let exp = Experiment::from_config(Config::from_json_str(CONFIG, &file)?)?;
+    let mut problem = exp.problem();
+    let hp = exp.hyperparams();
+    let eps = init_noise(problem.layout(), 0);
+    let dim = problem.dim();
+    let floor = rational_gamma(hp.gamma)?.bits_per_multiply();
+    let base = status_bytes("VmRSS").unwrap_or(0);
+    let start = Instant::now();
+    let extra = match path {
+        "reverse" => {
+            let h = hypergradient(&mut problem, &eps, hp, steps)?;
+            format!(
+                "info_buffer_bytes={} info_bits_per_param_step={:.5} floor_bits={floor:.5} \
+                 ratio_to_floor={:.4} exact={} val_loss={:.6} d_alpha={:.6e} \
+                 forward_seconds={:.2} reverse_seconds={:.2}",
+                h.info_buffer_bytes,
+                h.info_bits_per_param_step,
+                h.info_bits_per_param_step / floor,
+                h.exact,
+                h.val_loss,
+                h.grads.alpha,
+                h.forward_seconds,
+                h.reverse_seconds,
+            )
+        }
+        "stored" => {
+            let (grads, val_loss) = hypergradient_stored(&mut problem, &eps, hp, steps)?;
+            format!("val_loss={val_loss:.6} d_alpha={:.6e}", grads.alpha)
+        }
+        _ => unreachable!("checked in main"),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let peak = status_bytes("VmHWM").unwrap_or(0);
+    Ok(format!(
+        "path={path} steps={steps} dim={dim} peak_rss_bytes={peak} base_rss_bytes={base} \
+         store_all_bytes={} seconds={seconds:.2} {extra}",
+        store_all_bytes(dim, steps)
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (path, steps) = match args.as_slice() {
+        [p, s] if p == "reverse" || p == "stored" => match s.parse::<usize>() {
+            Ok(steps) if steps > 0 => (p.as_str(), steps),
+            _ => {
+                eprintln!("{USAGE}\nSTEPS must be a positive integer, got {s:?}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(path, steps) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
