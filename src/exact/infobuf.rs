@@ -59,6 +59,15 @@ impl InfoBuffer {
         }
     }
 
+    /// Reserve stack space for `steps` more multiplies at the entropy rate plus 2% and one
+    /// word per element, so a run of known length neither reallocates in its hot loop nor
+    /// holds the up-to-2× slack of a doubling vector.
+    pub fn reserve_steps(&mut self, steps: usize) {
+        let bits = self.states.len() as f64 * steps as f64 * self.rational.bits_per_multiply();
+        let words = (bits / WORD_BITS as f64 * 1.02).ceil() as usize + self.states.len();
+        self.stack.reserve(words);
+    }
+
     /// The rational this buffer multiplies by.
     pub fn rational(&self) -> Rational {
         self.rational

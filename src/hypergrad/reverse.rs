@@ -61,8 +61,7 @@ pub fn hypergradient(
     let n = obj.dim();
     let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
     let start = Instant::now();
-    let mut state =
-        ExactState::new(&theta0, gamma).ok_or_else(|| crate::optim::overflow_at_init(hp.alpha))?;
+    let mut state = ExactState::start(&theta0, gamma, steps, hp.alpha)?;
     let theta0_fixed = state.theta.clone();
     let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
     for t in 0..steps {

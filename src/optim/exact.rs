@@ -43,6 +43,24 @@ impl ExactState {
         })
     }
 
+    /// The start of an exact run of `steps` steps: θ₀ rounded to fixed point, v₀ = 0, and an
+    /// empty buffer with room reserved for the run.
+    ///
+    /// # Errors
+    /// [`crate::Error::Overflow`] (at step 0) if θ₀ is outside the fixed-point range; `alpha`
+    /// is named in the hint.
+    pub fn start(theta0: &[f64], gamma: Rational, steps: usize, alpha: f64) -> Result<Self> {
+        let mut s = Self::new(theta0, gamma).ok_or_else(|| super::overflow_at_init(alpha))?;
+        s.reserve_steps(steps);
+        Ok(s)
+    }
+
+    /// Reserve information-buffer space for `steps` forward steps (see
+    /// [`InfoBuffer::reserve_steps`]).
+    pub fn reserve_steps(&mut self, steps: usize) {
+        self.buffer.reserve_steps(steps);
+    }
+
     /// θ as f64 (exact).
     pub fn theta_f64(&self) -> Vec<f64> {
         self.theta.iter().map(|&x| fixed::to_f64(x)).collect()

@@ -125,7 +125,7 @@ pub fn train(
         }
         (Method::Momentum, Arithmetic::Exact) => {
             let gamma = crate::hypergrad::rational_gamma(hp.gamma)?;
-            let mut s = ExactState::new(theta0, gamma).ok_or_else(|| overflow_at_init(hp.alpha))?;
+            let mut s = ExactState::start(theta0, gamma, steps, hp.alpha)?;
             let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
             for t in 0..steps {
                 opt.step(obj, t, &mut s)?;

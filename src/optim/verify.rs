@@ -93,7 +93,7 @@ pub fn verify_reversal(
         }
         (Method::Momentum, Arithmetic::Exact) => {
             let r = rational_gamma(gamma)?;
-            let mut s = ExactState::new(theta0, r).ok_or_else(|| overflow_at_init(alpha))?;
+            let mut s = ExactState::start(theta0, r, steps, alpha)?;
             let mut opt = ExactMomentum::new(n, alpha, r, l2);
             trace.record(0, &s.theta_f64());
             for t in 0..steps {
