@@ -24,6 +24,13 @@ const LIMIT_F: f64 = LIMIT as f64;
 pub const MAX_VALUE: f64 = LIMIT as f64 / SCALE;
 
 /// The fixed-point integer nearest `a`, or `None` if `a` is not finite or out of range.
+///
+/// ```
+/// use revgrad::exact::fixed::{from_f64, to_f64};
+/// assert_eq!(to_f64(from_f64(0.75).unwrap()).to_bits(), 0.75f64.to_bits());
+/// assert!(from_f64(1e6).is_none());
+/// assert!(from_f64(f64::NAN).is_none());
+/// ```
 #[inline]
 pub fn from_f64(a: f64) -> Option<i64> {
     let y = (a * SCALE).round();

@@ -164,6 +164,21 @@ impl InfoBuffer {
     /// `x` must be fixed-point integers within `±(2^47 − 1)` (so `x·n` fits in an i64);
     /// the result is within that range too.
     ///
+    /// ```
+    /// use revgrad::exact::{InfoBuffer, Rational};
+    /// let mut buf = InfoBuffer::new(3, Rational::approximate(0.9).unwrap());
+    /// let x0 = vec![4365_i64, -7, 0];
+    /// let mut x = x0.clone();
+    /// for _ in 0..100 {
+    ///     buf.mul_inplace(&mut x);
+    /// }
+    /// for _ in 0..100 {
+    ///     buf.unmul_inplace(&mut x);
+    /// }
+    /// assert_eq!(x, x0);
+    /// assert!(buf.is_empty_of_information());
+    /// ```
+    ///
     /// # Panics
     /// If `x` is not as long as the buffer (a programming error).
     #[track_caller]

@@ -18,6 +18,14 @@ pub struct Rational {
 impl Rational {
     /// The smallest `n/2^16 ≥ gamma`; `None` unless `0 < gamma` and `n < 2^16`
     /// (γ ≤ 65535/65536).
+    ///
+    /// ```
+    /// use revgrad::exact::Rational;
+    /// let g = Rational::approximate(0.9).unwrap();
+    /// assert_eq!((g.n(), g.d()), (58983, 65536));
+    /// assert_eq!(g.value().to_bits(), 0.9000091552734375f64.to_bits());
+    /// assert!(Rational::approximate(1.0).is_none());
+    /// ```
     pub fn approximate(gamma: f64) -> Option<Self> {
         if !(gamma > 0.0 && gamma < 1.0) {
             return None;

@@ -58,62 +58,22 @@ pub fn finite_differences(
     steps: usize,
 ) -> Result<FiniteDiff> {
     let gamma = rational_gamma(hp.gamma)?;
-    let central = |obj: &mut _,
-                   plus: Hyperparams,
-                   minus: Hyperparams,
-                   gp: Rational,
-                   gm: Rational,
-                   h: f64|
-     -> Result<f64> {
-        let fp = exact_val_loss(obj, eps, plus, gp, steps)?;
-        let fm = exact_val_loss(obj, eps, minus, gm, steps)?;
-        Ok((fp - fm) / (2.0 * h))
-    };
+    // (f(h + δ) − f(h − δ)) / 2δ for the hyperparameter read by `get` and written by `set`.
+    let mut central =
+        |get: fn(&Hyperparams) -> f64, set: fn(&mut Hyperparams, f64), delta: f64| -> Result<f64> {
+            let (mut plus, mut minus) = (hp, hp);
+            set(&mut plus, get(&hp) + delta);
+            set(&mut minus, get(&hp) - delta);
+            let fp = exact_val_loss(obj, eps, plus, gamma, steps)?;
+            let fm = exact_val_loss(obj, eps, minus, gamma, steps)?;
+            Ok((fp - fm) / (2.0 * delta))
+        };
     let ha = REL_STEP * hp.alpha;
-    let d_alpha = central(
-        obj,
-        Hyperparams {
-            alpha: hp.alpha + ha,
-            ..hp
-        },
-        Hyperparams {
-            alpha: hp.alpha - ha,
-            ..hp
-        },
-        gamma,
-        gamma,
-        ha,
-    )?;
+    let d_alpha = central(|h| h.alpha, |h, v| h.alpha = v, ha)?;
     let hl = REL_STEP * hp.l2.abs().max(1e-2);
-    let d_l2 = central(
-        obj,
-        Hyperparams {
-            l2: hp.l2 + hl,
-            ..hp
-        },
-        Hyperparams {
-            l2: hp.l2 - hl,
-            ..hp
-        },
-        gamma,
-        gamma,
-        hl,
-    )?;
+    let d_l2 = central(|h| h.l2, |h, v| h.l2 = v, hl)?;
     let hs = REL_STEP * hp.init_scale;
-    let d_init = central(
-        obj,
-        Hyperparams {
-            init_scale: hp.init_scale + hs,
-            ..hp
-        },
-        Hyperparams {
-            init_scale: hp.init_scale - hs,
-            ..hp
-        },
-        gamma,
-        gamma,
-        hs,
-    )?;
+    let d_init = central(|h| h.init_scale, |h, v| h.init_scale = v, hs)?;
     let m = GAMMA_QUANTA;
     let gp = Rational::from_numerator(gamma.n() + m);
     let gm = gamma.n().checked_sub(m).and_then(Rational::from_numerator);
@@ -124,7 +84,9 @@ pub fn finite_differences(
         ))
     })?;
     let hg = m as f64 / DEN as f64;
-    let d_gamma = central(obj, hp, hp, gp, gm, hg)?;
+    let d_gamma = (exact_val_loss(obj, eps, hp, gp, steps)?
+        - exact_val_loss(obj, eps, hp, gm, steps)?)
+        / (2.0 * hg);
     Ok(FiniteDiff {
         grads: PerHyper {
             alpha: d_alpha,

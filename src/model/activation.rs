@@ -48,6 +48,14 @@ impl Activation {
     }
 
     /// `(act'(z), act''(z))` given `z` and `a = act(z)`.
+    ///
+    /// ```
+    /// use revgrad::model::Activation;
+    /// let (z, a) = (0.5, Activation::Tanh.value(0.5));
+    /// let (d1, d2) = Activation::Tanh.derivatives(z, a);
+    /// assert!((d1 - (1.0 - a * a)).abs() < 1e-15);
+    /// assert!((d2 + 2.0 * a * d1).abs() < 1e-15);
+    /// ```
     #[inline]
     pub fn derivatives(self, z: f64, a: f64) -> (f64, f64) {
         match self {

@@ -146,6 +146,20 @@ fn rows(a: &Array2<f64>, n: usize) -> ArrayView2<'_, f64> {
     a.slice(s![..n, ..])
 }
 
+/// The first `n` rows of layer `l`'s input: the batch for `l = 0`, else `a_{l−1}`.
+fn layer_input<'a>(
+    x: &'a Array2<f64>,
+    a: &'a [Array2<f64>],
+    l: usize,
+    n: usize,
+) -> ArrayView2<'a, f64> {
+    if l == 0 {
+        rows(x, n)
+    } else {
+        rows(&a[l - 1], n)
+    }
+}
+
 fn rows_mut(a: &mut Array2<f64>, n: usize) -> ArrayViewMut2<'_, f64> {
     a.slice_mut(s![..n, ..])
 }
@@ -184,11 +198,7 @@ impl Mlp {
             let w = self.w(theta, l);
             let b = self.b(theta, l);
             let (before, after) = ws.a.split_at_mut(l);
-            let input = if l == 0 {
-                rows(&ws.x, n)
-            } else {
-                rows(&before[l - 1], n)
-            };
+            let input = layer_input(&ws.x, before, l, n);
             let mut z = rows_mut(&mut ws.z[l], n);
             z.assign(&b.broadcast((n, b.len())).expect("bias broadcast"));
             general_mat_mul(1.0, &input, &w, 1.0, &mut z);
@@ -260,11 +270,7 @@ impl Mlp {
         for l in (0..nl).rev() {
             let (wr, br) = (self.layout.w_range(l), self.layout.b_range(l));
             let shape = self.layout.w_shape(l);
-            let input = if l == 0 {
-                rows(&ws.x, n)
-            } else {
-                rows(&ws.a[l - 1], n)
-            };
+            let input = layer_input(&ws.x, &ws.a, l, n);
             let delta = rows(&ws.delta[l], n);
             {
                 let gw = ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
@@ -324,11 +330,7 @@ impl Mlp {
             let w = self.w(theta, l);
             let uw = self.w(u, l);
             let ub = self.b(u, l);
-            let input = if l == 0 {
-                rows(&ws.x, n)
-            } else {
-                rows(&ws.a[l - 1], n)
-            };
+            let input = layer_input(&ws.x, &ws.a, l, n);
             let mut rz = rows_mut(&mut ws.rz[l], n);
             rz.assign(&ub.broadcast((n, ub.len())).expect("bias broadcast"));
             general_mat_mul(1.0, &input, &uw, 1.0, &mut rz);
@@ -358,11 +360,7 @@ impl Mlp {
         for l in (0..nl).rev() {
             let (wr, br) = (self.layout.w_range(l), self.layout.b_range(l));
             let shape = self.layout.w_shape(l);
-            let input = if l == 0 {
-                rows(&ws.x, n)
-            } else {
-                rows(&ws.a[l - 1], n)
-            };
+            let input = layer_input(&ws.x, &ws.a, l, n);
             let delta = rows(&ws.delta[l], n);
             let rdelta = rows(&ws.rdelta[l], n);
             {
