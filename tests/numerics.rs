@@ -261,3 +261,36 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    /// Long runs with random α and γ: the information buffer spills words, refills and
+    /// borrows, and θ₀, v₀ still come back bit for bit.
+    #[test]
+    fn long_exact_reversals_with_random_hyperparameters(
+        seed in 0u64..1000,
+        alpha in 0.01f64..0.999,
+        gamma in 0.01f64..0.999,
+        shuffle in any::<bool>(),
+        steps in 2000usize..10_000,
+    ) {
+        let data = blobs(30, 10, 3, 3, seed);
+        assert_exact_reversal(&data, Activation::Tanh, shuffle, 4, hp(alpha, gamma, 0.001), steps, seed);
+    }
+}
+
+#[test]
+fn fixed_point_overflow_is_an_error_with_the_step() {
+    let data = blobs(40, 10, 3, 3, 2);
+    let mut p = Problem::new(&data, &[6], Activation::Tanh, 8, true, 2);
+    let eps = init_noise(p.layout(), 2);
+    let h = hp(5000.0, 0.9, 0.0);
+    match hypergradient(&mut p, &eps, h, 500) {
+        Err(revgrad::Error::Overflow { step, .. }) => assert!(step < 500),
+        Err(e) => panic!("expected an overflow error, got {e}"),
+        Ok(r) => panic!("α = 5000 should overflow, got val_loss {}", r.val_loss),
+    }
+    let err = hypergradient(&mut p, &eps, h, 500).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(err.to_string().contains("inner.alpha"), "{err}");
+}
