@@ -10,10 +10,13 @@
 //! Adam (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e−8) or plain gradient descent,
 //! `u ← u − lr·step`. Every coordinate's step is clipped to `±MAX_STEP` (the chaos guard:
 //! an exploding hypergradient cannot throw a hyperparameter far in one outer step), and γ is
-//! kept at most [`crate::config::MAX_GAMMA`], the largest momentum the exact arithmetic
+//! kept within [2⁻¹⁶, [`crate::config::MAX_GAMMA`]], the momenta the exact arithmetic
 //! represents.
 
 use crate::config::{Hyper, MAX_GAMMA, OuterOptimizer};
+
+/// Smallest γ the exact arithmetic represents, 1/2^16.
+pub const MIN_GAMMA: f64 = 1.0 / 65536.0;
 
 /// Largest move of one warped coordinate in one outer step (a factor e^0.5 ≈ 1.65 in α).
 pub const MAX_STEP: f64 = 0.5;
@@ -29,7 +32,7 @@ pub fn warp(h: Hyper, value: f64) -> f64 {
 /// Warped coordinate → hyperparameter.
 pub fn unwarp(h: Hyper, u: f64) -> f64 {
     match h {
-        Hyper::Gamma => (1.0 / (1.0 + (-u).exp())).min(MAX_GAMMA),
+        Hyper::Gamma => (1.0 / (1.0 + (-u).exp())).clamp(MIN_GAMMA, MAX_GAMMA),
         _ => u.exp(),
     }
 }
@@ -123,6 +126,7 @@ mod tests {
             assert!((fd - jacobian(h, v)).abs() < 1e-8, "{h:?}");
         }
         assert!(unwarp(Hyper::Gamma, 50.0) <= MAX_GAMMA);
+        assert!(unwarp(Hyper::Gamma, -800.0) >= MIN_GAMMA);
     }
 
     #[test]
