@@ -66,6 +66,16 @@ pub enum Error {
     CheckFailed(String),
 }
 
+/// A number as people read it in messages: shortest form in ordinary ranges, scientific
+/// outside them (so α = 1e300 does not print 300 digits).
+pub fn show(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// Result alias used throughout the library.
 pub type Result<T> = std::result::Result<T, Error>;
 

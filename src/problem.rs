@@ -130,6 +130,10 @@ impl Objective for Problem<'_> {
     }
 }
 
+/// Largest network revgrad builds (about 400 MB per parameter-sized vector; a run keeps
+/// about ten of them).
+pub const MAX_PARAMETERS: usize = 50_000_000;
+
 /// A loaded experiment: the validated config and its data, from which problems, the
 /// initial-weight noise and the starting hyperparameters are built.
 #[derive(Debug, Clone)]
@@ -156,7 +160,24 @@ impl Experiment {
     /// Data and I/O errors.
     pub fn from_config(config: crate::config::Config) -> crate::Result<Self> {
         let data = crate::data::load(&config)?;
-        Ok(Experiment { config, data })
+        let mut sizes = vec![data.n_features];
+        sizes.extend_from_slice(&config.model.hidden);
+        sizes.push(data.n_classes);
+        let params = sizes.windows(2).try_fold(0usize, |acc, w| {
+            w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
+        });
+        match params {
+            Some(p) if p <= MAX_PARAMETERS => Ok(Experiment { config, data }),
+            _ => Err(crate::Error::config(
+                &config.file,
+                "model.hidden",
+                format!(
+                    "gives a network with more than {MAX_PARAMETERS} parameters for {} features \
+                     and {} classes; use smaller hidden layers",
+                    data.n_features, data.n_classes
+                ),
+            )),
+        }
     }
 
     /// The inner problem: model, data and batch schedule of the config.

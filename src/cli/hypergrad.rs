@@ -57,11 +57,14 @@ pub fn run(args: Args) -> Result<()> {
             num(h.val_accuracy)
         );
         t += &format!(
-            "reversal {}: theta0_error {}; info buffer {} bytes ({:.4} bits/param/step) vs {} bytes stored trajectory ({:.0}x)\n",
+            "reversal {}: theta0_error {}\ninformation buffer: {} bytes, {:.4} bits/param/step \
+             (floor log2(d/n) = {:.4}; the 8-byte coder state per parameter dominates short runs)\n\
+             a stored trajectory would take {} bytes ({:.0}x)\n",
             if h.exact { "exact" } else { "NOT exact" },
             h.theta0_error,
             h.info_buffer_bytes,
             h.info_bits_per_param_step,
+            h.info_floor_bits,
             h.store_all_bytes,
             h.store_all_bytes as f64 / h.info_buffer_bytes.max(1) as f64,
         );

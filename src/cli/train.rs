@@ -44,6 +44,19 @@ pub fn run(args: Args) -> Result<()> {
         InnerOptimizer::Momentum => Method::Momentum,
         InnerOptimizer::Sgd => Method::Sgd,
     };
+    if let Some(path) = &args.save {
+        // Fail before training, not after it, if the file cannot be written there.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(crate::Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "the folder does not exist"),
+            ));
+        }
+    }
     let arithmetic = if args.exact {
         Arithmetic::Exact
     } else {

@@ -54,8 +54,9 @@ fn summary_text(s: &Summary) -> String {
     );
     if s.clipped > 0 {
         t += &format!(
-            "  chaos guard: {} outer step(s) were clipped to ±{} in warped coordinates (the hypergradient was too large to trust)\n",
+            "  chaos guard: {} outer step(s) clipped (hypergradient beyond ±{} or step beyond ±{} in warped coordinates: too large to trust)\n",
             s.clipped,
+            crate::tune::adam::MAX_GRADIENT,
             crate::tune::adam::MAX_STEP
         );
     }
@@ -78,7 +79,7 @@ pub fn run(args: Args) -> Result<u8> {
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
     }
-    let mut csv = CsvSink::new(Output::open(args.output.as_deref())?);
+    let mut csv = CsvSink::new::<TuneRow>(Output::open(args.output.as_deref())?)?;
     let mut best = args
         .best
         .clone()

@@ -65,7 +65,12 @@ fn check_lists(args: &Args) -> Result<()> {
 pub fn run(args: Args) -> Result<()> {
     check_lists(&args)?;
     let exp = Experiment::load(&args.config)?;
-    let mut sink = CsvSink::new(Output::open(args.output.as_deref())?);
+    let output = Output::open(args.output.as_deref())?;
+    let mut sink = if args.per_step {
+        CsvSink::new::<ReversalStepRow>(output)?
+    } else {
+        CsvSink::new::<ReversalRow>(output)?
+    };
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();
@@ -99,7 +104,11 @@ pub fn run(args: Args) -> Result<()> {
         ) {
             Ok(r) => r,
             Err(e) if e.is_divergence() => {
-                bar.suspend(|| eprintln!("warning: alpha {alpha}, gamma {g}: {e}; row skipped"));
+                let run = match gamma {
+                    Some(g) => format!("{method} {arithmetic}, alpha {alpha}, gamma {g}"),
+                    None => format!("{method} {arithmetic}, alpha {alpha}"),
+                };
+                bar.suspend(|| eprintln!("warning: {run}: {e}; row skipped"));
                 continue;
             }
             Err(e) => return Err(e),

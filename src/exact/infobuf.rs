@@ -29,6 +29,8 @@ use strength_reduce::StrengthReducedU64;
 use super::rational::{DEN_BITS, Rational};
 
 const WORD_BITS: u32 = 32;
+/// Largest up-front reservation (1 GiB of words); longer runs grow the stack as they go.
+const MAX_RESERVE_WORDS: usize = 1 << 28;
 const D_MASK: i64 = (1 << DEN_BITS) - 1;
 
 /// Per-element rANS states plus a shared stack of 32-bit words, for the rational `n/d`.
@@ -65,7 +67,8 @@ impl InfoBuffer {
     pub fn reserve_steps(&mut self, steps: usize) {
         let bits = self.states.len() as f64 * steps as f64 * self.rational.bits_per_multiply();
         let words = (bits / WORD_BITS as f64 * 1.02).ceil() as usize + self.states.len();
-        self.stack.reserve(words);
+        // Best effort: a run too long to reserve for up front just grows the stack as it goes.
+        let _ = self.stack.try_reserve(words.min(MAX_RESERVE_WORDS));
     }
 
     /// The rational this buffer multiplies by.

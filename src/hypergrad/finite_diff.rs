@@ -38,7 +38,7 @@ pub fn exact_val_loss(
     steps: usize,
 ) -> Result<f64> {
     let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
-    let mut state = ExactState::start(&theta0, gamma, steps, hp.alpha)?;
+    let mut state = ExactState::start(&theta0, gamma, steps)?;
     let mut opt = ExactMomentum::new(obj.dim(), hp.alpha, gamma, hp.l2);
     for t in 0..steps {
         opt.step(obj, t, &mut state)?;

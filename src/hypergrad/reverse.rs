@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use super::{Adjoint, PerHyper, rational_gamma, store_all_bytes};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::model::Objective;
 use crate::optim::{ExactMomentum, ExactState, Hyperparams};
@@ -35,8 +35,10 @@ pub struct Hypergradient {
     pub theta0_error: f64,
     /// Bytes the information buffer held at θ_T.
     pub info_buffer_bytes: u64,
-    /// 8·info_buffer_bytes / (|θ|·T).
+    /// 8·info_buffer_bytes / (|θ|·T): includes the 8-byte coder state per parameter.
     pub info_bits_per_param_step: f64,
+    /// The information-theoretic floor log₂(d/n) bits per parameter per step.
+    pub info_floor_bits: f64,
     /// Bytes a stored trajectory would take.
     pub store_all_bytes: u64,
     /// Wall time of the forward run, seconds.
@@ -61,7 +63,7 @@ pub fn hypergradient(
     let n = obj.dim();
     let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
     let start = Instant::now();
-    let mut state = ExactState::start(&theta0, gamma, steps, hp.alpha)?;
+    let mut state = ExactState::start(&theta0, gamma, steps)?;
     let theta0_fixed = state.theta.clone();
     let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
     for t in 0..steps {
@@ -74,7 +76,7 @@ pub fn hypergradient(
         return Err(Error::Diverged {
             step: steps,
             what: format!("validation loss is {val_loss}"),
-            hint: format!("try a smaller inner.alpha (now {})", hp.alpha),
+            hint: format!("try a smaller inner.alpha (now {})", show(hp.alpha)),
         });
     }
     let train_loss = obj.train_loss(&theta_t);
@@ -105,17 +107,31 @@ pub fn hypergradient(
     let exact = state.theta == theta0_fixed
         && state.v.iter().all(|&v| v == 0)
         && state.buffer.is_empty_of_information();
+    let grads = adj.finish(eps);
+    if !grads.is_finite() {
+        return Err(Error::Diverged {
+            step: 0,
+            what: "the hypergradient is not finite (reversing the run amplified it past f64)"
+                .into(),
+            hint: format!(
+                "the inner dynamics are chaotic at this step size and horizon; try a smaller \
+                 inner.alpha (now {}) or fewer inner.steps (now {steps})",
+                show(hp.alpha)
+            ),
+        });
+    }
     Ok(Hypergradient {
         hyper: hp,
         effective_gamma: g,
         train_loss,
         val_loss,
         val_accuracy,
-        grads: adj.finish(eps),
+        grads,
         exact,
         theta0_error,
         info_buffer_bytes,
         info_bits_per_param_step: 8.0 * info_buffer_bytes as f64 / (n as f64 * steps.max(1) as f64),
+        info_floor_bits: gamma.bits_per_multiply(),
         store_all_bytes: store_all_bytes(n, steps),
         forward_seconds,
         reverse_seconds: start.elapsed().as_secs_f64(),

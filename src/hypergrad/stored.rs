@@ -24,7 +24,7 @@ pub fn hypergradient_stored(
     let gamma = rational_gamma(hp.gamma)?;
     let n = obj.dim();
     let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
-    let mut state = ExactState::start(&theta0, gamma, steps, hp.alpha)?;
+    let mut state = ExactState::start(&theta0, gamma, steps)?;
     let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
     let to_f64 = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| fixed::to_f64(v)).collect() };
     let mut thetas = vec![to_f64(&state.theta)];

@@ -47,10 +47,9 @@ impl ExactState {
     /// empty buffer with room reserved for the run.
     ///
     /// # Errors
-    /// [`crate::Error::Overflow`] (at step 0) if θ₀ is outside the fixed-point range; `alpha`
-    /// is named in the hint.
-    pub fn start(theta0: &[f64], gamma: Rational, steps: usize, alpha: f64) -> Result<Self> {
-        let mut s = Self::new(theta0, gamma).ok_or_else(|| super::overflow_at_init(alpha))?;
+    /// [`crate::Error::Overflow`] (at step 0) if θ₀ is outside the fixed-point range.
+    pub fn start(theta0: &[f64], gamma: Rational, steps: usize) -> Result<Self> {
+        let mut s = Self::new(theta0, gamma).ok_or_else(super::overflow_at_init)?;
         s.reserve_steps(steps);
         Ok(s)
     }

@@ -30,7 +30,7 @@ pub use float::{FloatMomentum, FloatSgd};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, show};
 use crate::model::Objective;
 
 /// The four differentiable hyperparameters of a run.
@@ -51,7 +51,10 @@ pub(crate) fn diverged(step: usize, loss: f64, alpha: f64) -> Error {
     Error::Diverged {
         step,
         what: format!("training loss is {loss}"),
-        hint: format!("the inner run diverged; try a smaller inner.alpha (now {alpha})"),
+        hint: format!(
+            "the inner run diverged; try a smaller inner.alpha (now {})",
+            show(alpha)
+        ),
     }
 }
 
@@ -63,33 +66,63 @@ pub(crate) fn overflow(step: usize, what: &str, alpha: f64) -> Error {
             "{what} left the representable range ±{:.0}",
             crate::exact::MAX_VALUE
         ),
-        hint: format!("the inner run diverged; try a smaller inner.alpha (now {alpha})"),
+        hint: format!(
+            "the inner run diverged; try a smaller inner.alpha (now {})",
+            show(alpha)
+        ),
     }
 }
 
 /// The error for initial weights outside the fixed-point range.
-pub(crate) fn overflow_at_init(alpha: f64) -> Error {
-    overflow(0, "an initial weight", alpha)
+pub(crate) fn overflow_at_init() -> Error {
+    Error::Overflow {
+        step: 0,
+        what: format!(
+            "an initial weight is outside the representable range ±{:.0}",
+            crate::exact::MAX_VALUE
+        ),
+        hint: "try a smaller model.init_scale, or check the values in model.init_file".into(),
+    }
 }
 
 /// Which update rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// `θ ← θ − α·g`.
     Sgd,
     /// SGD with momentum (SPEC §3).
+    #[default]
     Momentum,
 }
 
 /// Which arithmetic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Arithmetic {
     /// f64 throughout.
     Float,
     /// Fixed-point state (with the rational γ and the information buffer for momentum).
+    #[default]
     Exact,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Sgd => "sgd",
+            Method::Momentum => "momentum",
+        })
+    }
+}
+
+impl std::fmt::Display for Arithmetic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Arithmetic::Float => "float",
+            Arithmetic::Exact => "exact",
+        })
+    }
 }
 
 /// Train `steps` steps from `theta0` and return θ_T in f64.
@@ -125,7 +158,7 @@ pub fn train(
         }
         (Method::Momentum, Arithmetic::Exact) => {
             let gamma = crate::hypergrad::rational_gamma(hp.gamma)?;
-            let mut s = ExactState::start(theta0, gamma, steps, hp.alpha)?;
+            let mut s = ExactState::start(theta0, gamma, steps)?;
             let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
             for t in 0..steps {
                 opt.step(obj, t, &mut s)?;

@@ -93,7 +93,7 @@ pub fn verify_reversal(
         }
         (Method::Momentum, Arithmetic::Exact) => {
             let r = rational_gamma(gamma)?;
-            let mut s = ExactState::start(theta0, r, steps, alpha)?;
+            let mut s = ExactState::start(theta0, r, steps)?;
             let mut opt = ExactMomentum::new(n, alpha, r, l2);
             trace.record(0, &s.theta_f64());
             for t in 0..steps {
@@ -153,7 +153,7 @@ fn exact_sgd(
     trace: &mut Trace,
 ) -> Result<()> {
     let n = obj.dim();
-    let mut theta = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init(alpha))?;
+    let mut theta = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
     let mut theta_f = vec![0.0; n];
     let mut grad = vec![0.0; n];
     fixed::to_f64_into(&theta, &mut theta_f);

@@ -8,17 +8,18 @@ use serde::Serialize;
 use crate::optim::{Arithmetic, Method};
 
 /// Outcome of one outer iteration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The inner run finished and the hypergradient is finite.
+    #[default]
     Ok,
     /// The inner run diverged or overflowed; the step was undone.
     Rejected,
 }
 
 /// One row of the `tune` CSV. Loss and gradient cells are empty on rejected rows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct TuneRow {
     /// 0 = starting point.
     pub iteration: usize,
@@ -51,7 +52,7 @@ pub struct TuneRow {
 }
 
 /// One row of the `verify-reversal` CSV.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalRow {
     /// `sgd` or `momentum`.
     pub optimizer: Method,
@@ -76,7 +77,7 @@ pub struct ReversalRow {
 }
 
 /// One row of `verify-reversal --per-step`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalStepRow {
     /// `sgd` or `momentum`.
     pub optimizer: Method,

@@ -60,15 +60,34 @@ pub struct CsvSink {
 }
 
 impl CsvSink {
-    /// A CSV sink on `output`.
-    pub fn new(output: Output) -> Self {
-        CsvSink {
-            writer: csv::Writer::from_writer(output.writer),
+    /// A CSV sink on `output` for rows of type `T`, with the header (taken from `T`'s field
+    /// names) written and flushed at once, so even a run that produces no row leaves a
+    /// valid CSV.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn new<T: Serialize + Default>(mut output: Output) -> Result<Self> {
+        let mut probe = csv::Writer::from_writer(Vec::new());
+        let header = probe
+            .serialize(T::default())
+            .ok()
+            .and_then(|_| probe.into_inner().ok())
+            .and_then(|bytes| {
+                let text = String::from_utf8(bytes).ok()?;
+                text.lines().next().map(|l| format!("{l}\n"))
+            })
+            .unwrap_or_default();
+        output.write_all(&header)?;
+        let writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(output.writer);
+        Ok(CsvSink {
+            writer,
             name: output.name,
-        }
+        })
     }
 
-    /// Serialise one row (the header before the first) and flush.
+    /// Serialise one row and flush.
     ///
     /// # Errors
     /// [`Error::Io`] naming the output.

@@ -8,8 +8,9 @@
 //! ```
 //!
 //! Adam (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e−8) or plain gradient descent,
-//! `u ← u − lr·step`. Every coordinate's step is clipped to `±MAX_STEP` (the chaos guard:
-//! an exploding hypergradient cannot throw a hyperparameter far in one outer step), and γ is
+//! `u ← u − lr·step`. The chaos guard: each coordinate of the hypergradient is clipped to
+//! `±MAX_GRADIENT` before it reaches the optimizer, and each step to `±MAX_STEP`, so an
+//! exploding hypergradient cannot throw a hyperparameter far in one outer step. γ is
 //! kept within [2⁻¹⁶, [`crate::config::MAX_GAMMA`]], the momenta the exact arithmetic
 //! represents.
 
@@ -20,6 +21,12 @@ pub const MIN_GAMMA: f64 = 1.0 / 65536.0;
 
 /// Largest move of one warped coordinate in one outer step (a factor e^0.5 ≈ 1.65 in α).
 pub const MAX_STEP: f64 = 0.5;
+
+/// Largest warped-coordinate hypergradient fed to the optimizer. Beyond it a 1% change of the
+/// hyperparameter would move the validation loss by more than 0.1 nats, which in practice
+/// only chaotic inner dynamics produce (Maclaurin et al. 2015, §4); clipping before Adam
+/// keeps one such gradient from swamping its second moment for thousands of iterations.
+pub const MAX_GRADIENT: f64 = 10.0;
 
 /// Hyperparameter → warped coordinate.
 pub fn warp(h: Hyper, value: f64) -> f64 {
@@ -54,12 +61,13 @@ pub struct OuterOptimizerState {
     t: i32,
 }
 
-/// One proposed move: the step per coordinate and whether any coordinate was clipped.
+/// One proposed move: the step per coordinate and whether the chaos guard clipped anything.
 #[derive(Debug, Clone)]
 pub struct Step {
     /// Δu per tuned coordinate (already multiplied by the learning rate, already clipped).
     pub delta: Vec<f64>,
-    /// True if the clip to ±[`MAX_STEP`] changed any coordinate.
+    /// True if a gradient coordinate was clipped to ±[`MAX_GRADIENT`] or a step to
+    /// ±[`MAX_STEP`].
     pub clipped: bool,
 }
 
@@ -74,7 +82,8 @@ impl OuterOptimizerState {
         }
     }
 
-    /// The move for gradient `grad_u` (∂f/∂u) at learning rate `lr`; updates the moments.
+    /// The move for gradient `grad_u` (∂f/∂u, finite) at learning rate `lr`; updates the
+    /// moments.
     pub fn step(&mut self, grad_u: &[f64], lr: f64) -> Step {
         const B1: f64 = 0.9;
         const B2: f64 = 0.999;
@@ -85,6 +94,10 @@ impl OuterOptimizerState {
             .iter()
             .enumerate()
             .map(|(i, &g)| {
+                if g.abs() > MAX_GRADIENT {
+                    clipped = true;
+                }
+                let g = g.clamp(-MAX_GRADIENT, MAX_GRADIENT);
                 let raw = match self.kind {
                     OuterOptimizer::Sgd => -lr * g,
                     OuterOptimizer::Adam => {
@@ -95,11 +108,16 @@ impl OuterOptimizerState {
                         -lr * mh / (vh.sqrt() + EPS)
                     }
                 };
-                if raw.abs() > MAX_STEP {
-                    clipped = true;
-                    MAX_STEP.copysign(raw)
-                } else {
+                // Written so that a NaN step is caught too (and becomes no move).
+                if raw.abs() <= MAX_STEP {
                     raw
+                } else {
+                    clipped = true;
+                    if raw.is_nan() {
+                        0.0
+                    } else {
+                        MAX_STEP.copysign(raw)
+                    }
                 }
             })
             .collect();
@@ -139,9 +157,24 @@ mod tests {
     }
 
     #[test]
+    fn chaotic_gradients_do_not_stall_adam() {
+        // One enormous hypergradient, then ordinary ones: the moves must stay lr-sized
+        // instead of collapsing to 0 because g² overflowed the second moment.
+        let mut s = OuterOptimizerState::new(OuterOptimizer::Adam, 1);
+        assert!(s.step(&[1e200], 0.1).clipped);
+        let later = s.step(&[0.3], 0.1);
+        assert!(
+            later.delta[0].abs() > 1e-3,
+            "Adam stalled: {}",
+            later.delta[0]
+        );
+        assert!(later.delta[0].is_finite());
+    }
+
+    #[test]
     fn adam_first_step_is_lr_sized() {
         let mut s = OuterOptimizerState::new(OuterOptimizer::Adam, 1);
-        let st = s.step(&[1234.0], 0.1);
+        let st = s.step(&[3.5], 0.1);
         assert!((st.delta[0] + 0.1).abs() < 1e-9);
         assert!(!st.clipped);
     }

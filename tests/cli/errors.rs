@@ -251,3 +251,37 @@ fn train_exact_refuses_a_plain_sgd_config() {
     // Plain SGD in float is fine.
     revgrad().args(["train", p(&cfg)]).assert().success();
 }
+
+#[test]
+fn absurd_hidden_sizes_are_a_config_error_not_an_abort() {
+    let dir = Scratch::new();
+    for hidden in [json!([100_000_000u64]), json!([u64::MAX])] {
+        let mut c = small_config();
+        set(&mut c, "model.hidden", hidden);
+        let cfg = dir.config("c.json", &c);
+        expect_exit_2(
+            &["train", p(&cfg)],
+            &["c.json", "model.hidden", "parameters"],
+        );
+    }
+}
+
+#[test]
+fn train_save_into_a_missing_folder_fails_before_training() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let target = dir.path("no/such/folder/x.npz");
+    let stderr = expect_exit_2(&["train", p(&cfg), "--save", p(&target)], &["x.npz"]);
+    assert!(stderr.contains("folder does not exist"), "{stderr}");
+}
+
+#[test]
+fn initial_weights_out_of_range_blame_init_scale() {
+    let dir = Scratch::new();
+    let mut c = small_config();
+    set(&mut c, "model.init_scale", json!(1e6));
+    let cfg = dir.config("c.json", &c);
+    let assert = revgrad().args(["hypergrad", p(&cfg)]).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("model.init_scale"), "{stderr}");
+}

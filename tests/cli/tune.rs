@@ -335,3 +335,60 @@ fn tune_best_config_works_from_another_folder_with_a_relative_init_file() {
         .assert()
         .success();
 }
+
+/// Chaotic inner dynamics (large α over thousands of steps): hypergradients of 1e250 and
+/// more. Found in review: they used to stall Adam (g² = inf) or, when not finite, end the
+/// run with an unrelated message.
+fn chaotic_config(steps: u64) -> Value {
+    let mut c = small_config();
+    set(&mut c, "model.hidden", json!([20]));
+    set(&mut c, "inner.steps", json!(steps));
+    set(&mut c, "inner.batch_size", json!(100));
+    set(&mut c, "inner.alpha", json!(100.0));
+    set(&mut c, "outer.steps", json!(3));
+    c
+}
+
+#[test]
+fn tune_chaos_guard_keeps_moving_on_huge_hypergradients() {
+    let dir = Scratch::new();
+    let cfg = dir.config("chaos.json", &chaotic_config(3000));
+    let assert = revgrad()
+        .args(["tune", p(&cfg), "--quiet"])
+        .assert()
+        .success();
+    let output = assert.get_output();
+    let t = check_tune_csv(&output.stdout, 4);
+    let d_alpha = t.num(&t.rows[0], "d_alpha").abs();
+    assert!(
+        d_alpha > 1e100,
+        "this config should be chaotic, d_alpha = {d_alpha:e}"
+    );
+    let (a0, a1) = (t.num(&t.rows[0], "alpha"), t.num(&t.rows[1], "alpha"));
+    assert!((a1 / a0).ln().abs() > 0.01, "α stalled: {a0} then {a1}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chaos guard"), "{stderr}");
+}
+
+#[test]
+fn non_finite_hypergradient_at_the_start_exits_1_with_a_hint() {
+    let dir = Scratch::new();
+    let cfg = dir.config("chaos.json", &chaotic_config(4600));
+    for cmd in ["tune", "hypergrad"] {
+        let assert = revgrad()
+            .args(
+                [cmd, p(&cfg), "--quiet"]
+                    .iter()
+                    .take(if cmd == "tune" { 3 } else { 2 }),
+            )
+            .assert()
+            .code(1);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(
+            stderr.contains("hypergradient is not finite"),
+            "{cmd}: {stderr}"
+        );
+        assert!(stderr.contains("inner.alpha"), "{cmd}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{cmd}: {stderr}");
+    }
+}

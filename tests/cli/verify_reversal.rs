@@ -194,3 +194,30 @@ fn verify_reversal_into_a_closed_pipe_exits_0_without_panic() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(0), "stderr: {stderr}");
 }
+
+#[test]
+fn verify_reversal_writes_the_header_even_when_every_run_diverges() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let assert = revgrad()
+        .args([
+            "verify-reversal",
+            p(&cfg),
+            "--steps",
+            "10",
+            "--alphas",
+            "1e9",
+            "--gammas",
+            "0.9",
+        ])
+        .assert()
+        .success();
+    let out = assert.get_output();
+    assert_header(&out.stdout, VERIFY_HEADER);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("row skipped"), "{stderr}");
+    // Plain-SGD warnings do not quote a momentum that does not apply to them.
+    for line in stderr.lines().filter(|l| l.contains("warning: sgd")) {
+        assert!(!line.contains("gamma"), "{line}");
+    }
+}
