@@ -399,19 +399,7 @@ impl Mlp {
         y: &[usize],
         ws: &mut Workspace,
     ) -> (f64, f64) {
-        let total = y.len();
-        let mut loss = 0.0;
-        let mut correct = 0;
-        let mut start = 0;
-        while start < total {
-            let len = ws.capacity.min(total - start);
-            ws.gather_range(x, y, start, len);
-            let (l, c) = self.forward(theta, ws, false);
-            loss += l * len as f64;
-            correct += c;
-            start += len;
-        }
-        (loss / total as f64, correct as f64 / total as f64)
+        self.over_chunks(theta, x, y, ws, None)
     }
 
     /// Mean cross-entropy over all of `(x, y)` and its gradient (no penalty) into `grad`,
@@ -425,8 +413,21 @@ impl Mlp {
         grad: &mut [f64],
         scratch: &mut [f64],
     ) -> (f64, f64) {
-        let total = y.len();
         grad.fill(0.0);
+        self.over_chunks(theta, x, y, ws, Some((grad, scratch)))
+    }
+
+    /// The mean loss and accuracy over all rows, chunk by chunk; with `grad` also the mean
+    /// gradient, each chunk's weighted by its share of the rows.
+    fn over_chunks(
+        &self,
+        theta: &[f64],
+        x: ArrayView2<f64>,
+        y: &[usize],
+        ws: &mut Workspace,
+        mut grad: Option<(&mut [f64], &mut [f64])>,
+    ) -> (f64, f64) {
+        let total = y.len();
         let mut loss = 0.0;
         let mut correct = 0;
         let mut start = 0;
@@ -434,10 +435,12 @@ impl Mlp {
             let len = ws.capacity.min(total - start);
             ws.gather_range(x, y, start, len);
             let (l, c) = self.forward(theta, ws, false);
-            self.backward(theta, 0.0, ws, scratch);
-            let wgt = len as f64 / total as f64;
-            for (g, s) in grad.iter_mut().zip(scratch.iter()) {
-                *g += wgt * s;
+            if let Some((grad, scratch)) = grad.as_mut() {
+                self.backward(theta, 0.0, ws, scratch);
+                let wgt = len as f64 / total as f64;
+                for (g, s) in grad.iter_mut().zip(scratch.iter()) {
+                    *g += wgt * s;
+                }
             }
             loss += l * len as f64;
             correct += c;
