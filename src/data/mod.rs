@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! data.train ──read (CSV or IDX)──▶ rows ──┬── data.validation given: read it too
-//!                                          └── otherwise: seeded split, round(f·N) held out
+//!                                          └── otherwise: seeded split, ⌈f·N⌉ held out
 //!            ──standardize with the TRAINING rows' mean μ and population std σ──▶ Data
 //!
 //! x' = (x − μ) / σ,   σ = sqrt(mean((x − μ)²)),   σ = 0 → 1
