@@ -6,8 +6,8 @@
 //! `n < 2^16` fits in an `i64`; anything larger is reported as overflow. Converting back,
 //! `x · 2^−F` is exact in f64 because `|x| < 2^53`.
 //!
-//! Increments are computed in f64 from exactly known state, rounded to the nearest integer,
-//! and added with an overflow check:
+//! Increments are computed in f64 from exactly known state, rounded to the nearest integer
+//! (ties to even, without a libm call), and added with an overflow check:
 //!
 //! ```text
 //! x ← x + round(s·a · 2^F)        (exact; undone by x ← x − round(s·a · 2^F))
@@ -33,7 +33,7 @@ pub const MAX_VALUE: f64 = LIMIT as f64 / SCALE;
 /// ```
 #[inline]
 pub fn from_f64(a: f64) -> Option<i64> {
-    let y = (a * SCALE).round();
+    let y = round_nearest(a * SCALE);
     (y.abs() <= LIMIT_F).then_some(y as i64)
 }
 
@@ -59,17 +59,47 @@ pub fn to_f64_into(x: &[i64], out: &mut [f64]) {
     }
 }
 
+/// Nearest integer (ties to even) of `v`, as f64, by the `1.5·2^52` trick: exact for
+/// |v| < 2^51 and free of libm calls (baseline x86-64 has no rounding instruction), so the
+/// loops below vectorise. Larger or non-finite `v` come out beyond [`LIMIT`] or NaN, which
+/// every caller's range check rejects.
+#[inline(always)]
+fn round_nearest(v: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52
+    (v + MAGIC) - MAGIC
+}
+
+/// The fixed-point increment `round(s·a · 2^F)` for a pre-scaled factor `s_scaled = s·2^F`,
+/// and whether it is in range.
+#[inline(always)]
+pub fn increment(s_scaled: f64, a: f64) -> (i64, bool) {
+    let inc = round_nearest(s_scaled * a);
+    (inc as i64, inc.abs() <= LIMIT_F)
+}
+
+/// `s·2^F`: the factor [`increment`] takes.
+#[inline(always)]
+pub fn scaled(s: f64) -> f64 {
+    s * SCALE
+}
+
+/// `x + inc`, and whether the sum is in range (both operands within ±2^63/2 never wrap).
+#[inline(always)]
+pub fn checked_sum(x: i64, inc: i64) -> (i64, bool) {
+    let y = x.wrapping_add(inc);
+    (y, y.abs() <= LIMIT)
+}
+
 /// `x ← x + round(s·a · 2^F)` elementwise. Returns `false` if any increment or result left
 /// the representable range (the state is then unusable, and the caller reports overflow).
 #[inline]
 pub fn add_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
-    let s = s * SCALE;
+    let s = scaled(s);
     let mut ok = true;
     for (x, &a) in x.iter_mut().zip(a) {
-        let inc = (s * a).round();
-        ok &= inc.abs() <= LIMIT_F;
-        let y = x.wrapping_add(inc as i64);
-        ok &= y.abs() <= LIMIT;
+        let (inc, ok1) = increment(s, a);
+        let (y, ok2) = checked_sum(*x, inc);
+        ok &= ok1 & ok2;
         *x = y;
     }
     ok
@@ -78,13 +108,12 @@ pub fn add_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
 /// `x ← x − round(s·a · 2^F)`: the exact inverse of [`add_scaled`] with the same `s, a`.
 #[inline]
 pub fn sub_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
-    let s = s * SCALE;
+    let s = scaled(s);
     let mut ok = true;
     for (x, &a) in x.iter_mut().zip(a) {
-        let inc = (s * a).round();
-        ok &= inc.abs() <= LIMIT_F;
-        let y = x.wrapping_sub(inc as i64);
-        ok &= y.abs() <= LIMIT;
+        let (inc, ok1) = increment(s, a);
+        let (y, ok2) = checked_sum(*x, inc.wrapping_neg());
+        ok &= ok1 & ok2;
         *x = y;
     }
     ok
@@ -114,7 +143,35 @@ mod tests {
         assert!(!add_scaled(&mut x, 1.0, &[f64::NAN]));
     }
 
+    #[test]
+    fn fast_rounding_matches_ties_to_even() {
+        for v in [
+            0.0,
+            0.4,
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            -2.6,
+            1e10 + 0.5,
+            -(2f64.powi(50)) - 0.5,
+        ] {
+            // Compared as integers: −0.5 gives +0.0 here and −0.0 in std, the same integer.
+            assert_eq!(round_nearest(v) as i64, v.round_ties_even() as i64, "{v}");
+        }
+        // Out-of-range inputs are flagged, never silently wrapped.
+        for v in [2f64.powi(51), 1e300, -1e300, f64::INFINITY, f64::NAN] {
+            assert!(!increment(1.0, v).1, "{v}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fast_rounding_is_exact_in_range(v in -(2f64.powi(50))..2f64.powi(50)) {
+            prop_assert_eq!(round_nearest(v) as i64, v.round_ties_even() as i64);
+        }
+
         #[test]
         fn add_then_sub_is_identity(x0 in -LIMIT / 2..LIMIT / 2, s in -10.0f64..10.0, a in -50.0f64..50.0) {
             let mut x = vec![x0];

@@ -187,13 +187,20 @@ impl InfoBuffer {
     #[track_caller]
     pub fn mul_inplace(&mut self, x: &mut [i64]) {
         assert_eq!(x.len(), self.states.len(), "buffer length mismatch");
-        let n = self.n as i64;
         for (i, x) in x.iter_mut().enumerate() {
-            let c = self.pop_n(i) as i64;
-            let y = *x * n + c;
-            self.push_d(i, (y & D_MASK) as u64);
-            *x = y >> DEN_BITS;
+            *x = self.mul_at(i, *x);
         }
+    }
+
+    /// Element `i` of [`InfoBuffer::mul_inplace`], for loops that fuse other work with the
+    /// multiply. A multiply must visit the elements in increasing order, and its undo
+    /// ([`InfoBuffer::unmul_at`]) in decreasing order, so the shared stack stays LIFO.
+    #[inline]
+    pub fn mul_at(&mut self, i: usize, x: i64) -> i64 {
+        let c = self.pop_n(i) as i64;
+        let y = x * self.n as i64 + c;
+        self.push_d(i, (y & D_MASK) as u64);
+        y >> DEN_BITS
     }
 
     /// Exact inverse of [`InfoBuffer::mul_inplace`].
@@ -204,12 +211,19 @@ impl InfoBuffer {
     pub fn unmul_inplace(&mut self, x: &mut [i64]) {
         assert_eq!(x.len(), self.states.len(), "buffer length mismatch");
         for i in (0..x.len()).rev() {
-            let r = self.pop_d(i) as i64;
-            let y = (x[i] << DEN_BITS) + r;
-            let (q, c) = self.floor_div_n(y);
-            self.push_n(i, c);
-            x[i] = q;
+            x[i] = self.unmul_at(i, x[i]);
         }
+    }
+
+    /// Element `i` of [`InfoBuffer::unmul_inplace`]; see [`InfoBuffer::mul_at`] for the
+    /// order in which elements must be visited.
+    #[inline]
+    pub fn unmul_at(&mut self, i: usize, x: i64) -> i64 {
+        let r = self.pop_d(i) as i64;
+        let y = (x << DEN_BITS) + r;
+        let (q, c) = self.floor_div_n(y);
+        self.push_n(i, c);
+        q
     }
 
     /// `(⌊y/n⌋, y mod n)` with floor semantics, for any sign of `y`.

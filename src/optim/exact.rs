@@ -106,12 +106,30 @@ impl ExactMomentum {
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.alpha));
         }
-        s.buffer.mul_inplace(&mut s.v);
-        if !fixed::sub_scaled(&mut s.v, self.gamma.one_minus(), &self.grad) {
+        // One fused pass per element: v ← (n/d)·v − round((1−γ)·g), θ ← θ + round(α·v).
+        // The buffer sees elements in increasing order, as mul_at requires.
+        let (c, a) = (
+            fixed::scaled(self.gamma.one_minus()),
+            fixed::scaled(self.alpha),
+        );
+        let (mut ok_v, mut ok_theta) = (true, true);
+        for i in 0..s.v.len() {
+            let v = s.buffer.mul_at(i, s.v[i]);
+            let (dec, ok1) = fixed::increment(c, self.grad[i]);
+            let (v, ok2) = fixed::checked_sum(v, dec.wrapping_neg());
+            ok_v &= ok1 & ok2;
+            s.v[i] = v;
+            let vf = fixed::to_f64(v);
+            self.v_f[i] = vf;
+            let (inc, ok3) = fixed::increment(a, vf);
+            let (theta, ok4) = fixed::checked_sum(s.theta[i], inc);
+            ok_theta &= ok3 & ok4;
+            s.theta[i] = theta;
+        }
+        if !ok_v {
             return Err(overflow(t, "the velocity", self.alpha));
         }
-        fixed::to_f64_into(&s.v, &mut self.v_f);
-        if !fixed::add_scaled(&mut s.theta, self.alpha, &self.v_f) {
+        if !ok_theta {
             return Err(overflow(t, "a weight", self.alpha));
         }
         Ok(loss)
@@ -120,26 +138,42 @@ impl ExactMomentum {
     /// First half of reverse step t: `θ_t = θ_{t+1} − round(α·v_{t+1})`. Afterwards
     /// [`ExactMomentum::theta`] is θ_t and [`ExactMomentum::velocity`] is v_{t+1} in f64.
     pub fn undo_position(&mut self, s: &mut ExactState) {
-        fixed::to_f64_into(&s.v, &mut self.v_f);
-        let ok = fixed::sub_scaled(&mut s.theta, self.alpha, &self.v_f);
+        let a = fixed::scaled(self.alpha);
+        let mut ok = true;
+        for i in 0..s.v.len() {
+            let vf = fixed::to_f64(s.v[i]);
+            self.v_f[i] = vf;
+            let (inc, ok1) = fixed::increment(a, vf);
+            let (theta, ok2) = fixed::checked_sum(s.theta[i], inc.wrapping_neg());
+            ok &= ok1 & ok2;
+            s.theta[i] = theta;
+            self.theta_f[i] = fixed::to_f64(theta);
+        }
         debug_assert!(
             ok,
             "undoing a step that the forward pass completed cannot overflow"
         );
-        fixed::to_f64_into(&s.theta, &mut self.theta_f);
     }
 
     /// Second half of reverse step t, given `grad = ∇L_t(θ_t)`:
     /// `v_t = (d/n)·(v_{t+1} + round((1−γ)·g))`, exactly. Afterwards
     /// [`ExactMomentum::velocity`] is v_t in f64.
     pub fn undo_velocity(&mut self, s: &mut ExactState, grad: &[f64]) {
-        let ok = fixed::add_scaled(&mut s.v, self.gamma.one_minus(), grad);
+        let c = fixed::scaled(self.gamma.one_minus());
+        let mut ok = true;
+        // Decreasing order, as unmul_at requires.
+        for i in (0..s.v.len()).rev() {
+            let (inc, ok1) = fixed::increment(c, grad[i]);
+            let (v, ok2) = fixed::checked_sum(s.v[i], inc);
+            ok &= ok1 & ok2;
+            let v = s.buffer.unmul_at(i, v);
+            s.v[i] = v;
+            self.v_f[i] = fixed::to_f64(v);
+        }
         debug_assert!(
             ok,
             "undoing a step that the forward pass completed cannot overflow"
         );
-        s.buffer.unmul_inplace(&mut s.v);
-        fixed::to_f64_into(&s.v, &mut self.v_f);
     }
 
     /// Reverse step t: restores (θ_t, v_t) from (θ_{t+1}, v_{t+1}) bit for bit.
