@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, show};
 use crate::model::Activation;
 
 /// The largest momentum γ accepted: the exact arithmetic represents γ as a rational n/d
@@ -290,16 +290,6 @@ fn ser_opt_path<S: Serializer>(p: &Option<PathBuf>, s: S) -> std::result::Result
     }
 }
 
-/// A number for messages: plain for ordinary magnitudes, scientific for very large or small.
-fn num(v: f64) -> String {
-    let a = v.abs();
-    if a != 0.0 && a.is_finite() && !(1e-4..1e6).contains(&a) {
-        format!("{v:e}")
-    } else {
-        format!("{v}")
-    }
-}
-
 /// Turns a serde error into a config error naming the dotted path.
 fn serde_error(file: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let path = e.path().to_string();
@@ -446,13 +436,13 @@ impl RawConfig {
         if !(inner.alpha.is_finite() && inner.alpha > 0.0) {
             return Err(err(
                 "inner.alpha",
-                format!("must be finite and > 0, got {}", num(inner.alpha)),
+                format!("must be finite and > 0, got {}", show(inner.alpha)),
             ));
         }
         if !(inner.gamma.is_finite() && inner.gamma > 0.0 && inner.gamma < 1.0) {
             return Err(err(
                 "inner.gamma",
-                format!("must be in (0, 1), got {}", num(inner.gamma)),
+                format!("must be in (0, 1), got {}", show(inner.gamma)),
             ));
         }
         if inner.gamma > MAX_GAMMA {
@@ -461,14 +451,14 @@ impl RawConfig {
                 format!(
                     "must be at most {MAX_GAMMA} (the largest momentum the exact arithmetic \
                      represents), got {}",
-                    num(inner.gamma)
+                    show(inner.gamma)
                 ),
             ));
         }
         if !(inner.l2.is_finite() && inner.l2 >= 0.0) {
             return Err(err(
                 "inner.l2",
-                format!("must be finite and >= 0, got {}", num(inner.l2)),
+                format!("must be finite and >= 0, got {}", show(inner.l2)),
             ));
         }
         if inner.steps < 1 {
@@ -488,7 +478,7 @@ impl RawConfig {
         if !(model.init_scale.is_finite() && model.init_scale > 0.0) {
             return Err(err(
                 "model.init_scale",
-                format!("must be finite and > 0, got {}", num(model.init_scale)),
+                format!("must be finite and > 0, got {}", show(model.init_scale)),
             ));
         }
         if let Some(i) = model.hidden.iter().position(|&h| h < 1) {
@@ -506,7 +496,7 @@ impl RawConfig {
         if !(vf.is_finite() && vf > 0.0 && vf < 1.0) {
             return Err(err(
                 "data.validation_fraction",
-                format!("must be in (0, 1), got {}", num(vf)),
+                format!("must be in (0, 1), got {}", show(vf)),
             ));
         }
 
@@ -514,7 +504,7 @@ impl RawConfig {
         if !(outer.learning_rate.is_finite() && outer.learning_rate > 0.0) {
             return Err(err(
                 "outer.learning_rate",
-                format!("must be finite and > 0, got {}", num(outer.learning_rate)),
+                format!("must be finite and > 0, got {}", show(outer.learning_rate)),
             ));
         }
         if outer.tune.is_empty() {
@@ -542,7 +532,7 @@ impl RawConfig {
                 "inner.l2",
                 format!(
                     "must be > 0 when outer.tune lists \"l2\" (it is tuned in log space), got {}",
-                    num(inner.l2)
+                    show(inner.l2)
                 ),
             ));
         }

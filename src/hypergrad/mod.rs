@@ -51,6 +51,17 @@ impl PerHyper {
         [self.alpha, self.gamma, self.l2, self.init_scale]
     }
 
+    /// The entry for one hyperparameter.
+    pub fn get(&self, which: crate::config::Hyper) -> f64 {
+        use crate::config::Hyper;
+        match which {
+            Hyper::Alpha => self.alpha,
+            Hyper::Gamma => self.gamma,
+            Hyper::L2 => self.l2,
+            Hyper::InitScale => self.init_scale,
+        }
+    }
+
     /// True when every entry is finite.
     pub fn is_finite(&self) -> bool {
         self.to_array().iter().all(|v| v.is_finite())

@@ -30,6 +30,7 @@ pub use float::{FloatMomentum, FloatSgd};
 
 use serde::Serialize;
 
+use crate::config::Hyper;
 use crate::error::{Error, Result, show};
 use crate::model::Objective;
 
@@ -44,6 +45,28 @@ pub struct Hyperparams {
     pub l2: f64,
     /// Scale of the initial weights, θ₀ = init_scale·ε.
     pub init_scale: f64,
+}
+
+impl Hyperparams {
+    /// The value of one hyperparameter.
+    pub fn get(&self, which: Hyper) -> f64 {
+        match which {
+            Hyper::Alpha => self.alpha,
+            Hyper::Gamma => self.gamma,
+            Hyper::L2 => self.l2,
+            Hyper::InitScale => self.init_scale,
+        }
+    }
+
+    /// Set one hyperparameter.
+    pub fn set(&mut self, which: Hyper, value: f64) {
+        match which {
+            Hyper::Alpha => self.alpha = value,
+            Hyper::Gamma => self.gamma = value,
+            Hyper::L2 => self.l2 = value,
+            Hyper::InitScale => self.init_scale = value,
+        }
+    }
 }
 
 /// The error for a non-finite training loss at `step`.

@@ -128,10 +128,10 @@ impl crate::tune::Observer for BestConfigWriter {
             return Ok(());
         }
         use crate::config::Hyper;
-        self.config.set_hyper(Hyper::Alpha, best.alpha);
-        self.config.set_hyper(Hyper::Gamma, best.gamma);
-        self.config.set_hyper(Hyper::L2, best.l2);
-        self.config.set_hyper(Hyper::InitScale, best.init_scale);
+        let best = crate::tune::row_hyperparams(best);
+        for h in Hyper::ALL {
+            self.config.set_hyper(h, best.get(h));
+        }
         self.config.write_atomic(&self.path)
     }
 }

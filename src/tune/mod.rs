@@ -17,7 +17,7 @@ pub mod observer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::config::{Hyper, OuterConfig};
+use crate::config::OuterConfig;
 use crate::error::Result;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::model::Objective;
@@ -68,24 +68,6 @@ pub struct Summary {
     pub clipped: usize,
     /// Outer learning rate at the end (halved once per rejection).
     pub final_learning_rate: f64,
-}
-
-fn hyper_of(h: &Hyperparams, which: Hyper) -> f64 {
-    match which {
-        Hyper::Alpha => h.alpha,
-        Hyper::Gamma => h.gamma,
-        Hyper::L2 => h.l2,
-        Hyper::InitScale => h.init_scale,
-    }
-}
-
-fn set_hyper(h: &mut Hyperparams, which: Hyper, v: f64) {
-    match which {
-        Hyper::Alpha => h.alpha = v,
-        Hyper::Gamma => h.gamma = v,
-        Hyper::L2 => h.l2 = v,
-        Hyper::InitScale => h.init_scale = v,
-    }
 }
 
 /// Hyperparameters of a row.
@@ -172,26 +154,14 @@ pub fn run(
         }
         let grad_u: Vec<f64> = tuned
             .iter()
-            .map(|&h| {
-                let g = match h {
-                    Hyper::Alpha => good.grads.alpha,
-                    Hyper::Gamma => good.grads.gamma,
-                    Hyper::L2 => good.grads.l2,
-                    Hyper::InitScale => good.grads.init_scale,
-                };
-                g * jacobian(h, hyper_of(&good_h, h))
-            })
+            .map(|&h| good.grads.get(h) * jacobian(h, good_h.get(h)))
             .collect();
         let mut opt = good_opt.clone();
         let step = opt.step(&grad_u, lr);
         clipped += usize::from(step.clipped);
         let mut h = good_h;
         for (&which, d) in tuned.iter().zip(&step.delta) {
-            set_hyper(
-                &mut h,
-                which,
-                unwarp(which, warp(which, hyper_of(&good_h, which)) + d),
-            );
+            h.set(which, unwarp(which, warp(which, good_h.get(which)) + d));
         }
         let result = evaluate(obj, eps, h, inner_steps)?;
         let r = row(k, &h, result.as_ref(), clock.elapsed().as_secs_f64());
