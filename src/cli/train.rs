@@ -39,7 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();
-    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
+    let theta0 = hp.theta0(&eps);
     let method = match exp.config.inner.optimizer {
         InnerOptimizer::Momentum => Method::Momentum,
         InnerOptimizer::Sgd => Method::Sgd,

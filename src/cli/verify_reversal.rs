@@ -74,7 +74,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();
-    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
+    let theta0 = hp.theta0(&eps);
     let mut runs = Vec::new();
     for &alpha in &args.alphas {
         runs.push((Method::Sgd, Arithmetic::Float, alpha, None));

@@ -11,7 +11,7 @@ use super::rational_gamma;
 use crate::error::{Error, Result};
 use crate::exact::{Rational, rational::DEN};
 use crate::model::Objective;
-use crate::optim::{ExactMomentum, ExactState, Hyperparams};
+use crate::optim::{ExactMomentum, Hyperparams};
 
 /// Relative step for α, l2 and init_scale.
 pub const REL_STEP: f64 = 1e-4;
@@ -37,12 +37,7 @@ pub fn exact_val_loss(
     gamma: Rational,
     steps: usize,
 ) -> Result<f64> {
-    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
-    let mut state = ExactState::start(&theta0, gamma, steps)?;
-    let mut opt = ExactMomentum::new(obj.dim(), hp.alpha, gamma, hp.l2);
-    for t in 0..steps {
-        opt.step(obj, t, &mut state)?;
-    }
+    let (_, state) = ExactMomentum::run(obj, &hp.theta0(eps), hp, gamma, steps)?;
     let mut g = vec![0.0; obj.dim()];
     Ok(obj.validation_grad_into(&state.theta_f64(), &mut g).0)
 }

@@ -12,7 +12,7 @@ use super::{Adjoint, PerHyper, rational_gamma, store_all_bytes};
 use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::model::Objective;
-use crate::optim::{ExactMomentum, ExactState, Hyperparams};
+use crate::optim::{ExactMomentum, Hyperparams};
 
 /// Everything one exact forward run and its reversal produce.
 #[derive(Debug, Clone)]
@@ -61,14 +61,11 @@ pub fn hypergradient(
 ) -> Result<Hypergradient> {
     let gamma = rational_gamma(hp.gamma)?;
     let n = obj.dim();
-    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
     let start = Instant::now();
-    let mut state = ExactState::start(&theta0, gamma, steps)?;
-    let theta0_fixed = state.theta.clone();
-    let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
-    for t in 0..steps {
-        opt.step(obj, t, &mut state)?;
-    }
+    let theta0 = hp.theta0(eps);
+    let theta0_fixed =
+        fixed::from_f64_slice(&theta0).map_err(|_| crate::optim::overflow_at_init())?;
+    let (mut opt, mut state) = ExactMomentum::run(obj, &theta0, hp, gamma, steps)?;
     let theta_t = state.theta_f64();
     let mut val_grad = vec![0.0; n];
     let (val_loss, val_accuracy) = obj.validation_grad_into(&theta_t, &mut val_grad);

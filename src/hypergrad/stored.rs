@@ -23,7 +23,7 @@ pub fn hypergradient_stored(
 ) -> Result<(PerHyper, f64)> {
     let gamma = rational_gamma(hp.gamma)?;
     let n = obj.dim();
-    let theta0: Vec<f64> = eps.iter().map(|e| hp.init_scale * e).collect();
+    let theta0 = hp.theta0(eps);
     let mut state = ExactState::start(&theta0, gamma, steps)?;
     let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
     let to_f64 = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| fixed::to_f64(v)).collect() };

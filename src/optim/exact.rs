@@ -90,6 +90,26 @@ impl ExactMomentum {
         }
     }
 
+    /// A whole exact forward run: `steps` steps from θ₀ with the hyperparameters of `hp` and
+    /// the rational `gamma`. Returns the optimizer (for undoing the steps) and the state at θ_T.
+    ///
+    /// # Errors
+    /// As [`ExactState::start`] and [`ExactMomentum::step`].
+    pub fn run(
+        obj: &mut impl Objective,
+        theta0: &[f64],
+        hp: super::Hyperparams,
+        gamma: Rational,
+        steps: usize,
+    ) -> Result<(Self, ExactState)> {
+        let mut state = ExactState::start(theta0, gamma, steps)?;
+        let mut opt = ExactMomentum::new(theta0.len(), hp.alpha, gamma, hp.l2);
+        for t in 0..steps {
+            opt.step(obj, t, &mut state)?;
+        }
+        Ok((opt, state))
+    }
+
     /// The rational γ.
     pub fn gamma(&self) -> Rational {
         self.gamma

@@ -48,6 +48,11 @@ pub struct Hyperparams {
 }
 
 impl Hyperparams {
+    /// θ₀ = init_scale·ε.
+    pub fn theta0(&self, eps: &[f64]) -> Vec<f64> {
+        eps.iter().map(|e| self.init_scale * e).collect()
+    }
+
     /// The value of one hyperparameter.
     pub fn get(&self, which: Hyper) -> f64 {
         match which {
@@ -181,11 +186,7 @@ pub fn train(
         }
         (Method::Momentum, Arithmetic::Exact) => {
             let gamma = crate::hypergrad::rational_gamma(hp.gamma)?;
-            let mut s = ExactState::start(theta0, gamma, steps)?;
-            let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
-            for t in 0..steps {
-                opt.step(obj, t, &mut s)?;
-            }
+            let (_, s) = ExactMomentum::run(obj, theta0, hp, gamma, steps)?;
             Ok(s.theta_f64())
         }
         (Method::Sgd, Arithmetic::Exact) => Err(Error::Usage(
