@@ -22,7 +22,7 @@ use super::{
     overflow_at_init,
 };
 use crate::error::Result;
-use crate::exact::{Rational, fixed};
+use crate::exact::fixed;
 use crate::hypergrad::rational_gamma;
 use crate::model::Objective;
 
@@ -207,9 +207,4 @@ impl Trace {
             self.errors.push((t, e));
         }
     }
-}
-
-/// The rational γ an exact momentum run would use.
-pub fn effective_gamma(gamma: f64) -> Option<f64> {
-    Rational::approximate(gamma).map(|r| r.value())
 }

@@ -111,8 +111,8 @@ fn evaluate(
     steps: usize,
 ) -> Result<Option<Hypergradient>> {
     match hypergradient(obj, eps, h, steps) {
-        Ok(r) if r.val_loss.is_finite() && r.grads.is_finite() => Ok(Some(r)),
-        Ok(_) => Ok(None),
+        // hypergradient() already reports a non-finite loss or hypergradient as divergence.
+        Ok(r) => Ok(Some(r)),
         Err(e) if e.is_divergence() => Ok(None),
         Err(e) => Err(e),
     }

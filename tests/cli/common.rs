@@ -9,6 +9,15 @@ use assert_cmd::Command;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+/// Every subcommand.
+pub const COMMANDS: [&str; 5] = [
+    "tune",
+    "hypergrad",
+    "train",
+    "verify-reversal",
+    "check-grad",
+];
+
 /// SPEC §4 `tune` header.
 pub const TUNE_HEADER: &str = "iteration,alpha,gamma,l2,init_scale,train_loss,val_loss,val_accuracy,d_alpha,d_gamma,d_l2,d_init_scale,seconds,status";
 /// SPEC §4 `verify-reversal` header.

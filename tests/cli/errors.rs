@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Scratch, assert_user_error_text, p, repo, revgrad, set, small_config};
+use crate::common::{
+    COMMANDS, Scratch, assert_user_error_text, p, repo, revgrad, set, small_config,
+};
 
 /// Runs `revgrad ARGS`, expects exit 2 and every `needle` in stderr; returns stderr.
 fn expect_exit_2(args: &[&str], needles: &[&str]) -> String {
@@ -54,13 +56,7 @@ fn gamma_out_of_range_names_field_value_and_range() {
 #[test]
 fn every_command_exits_2_on_a_bad_config() {
     let cfg = fixture_config("bad_gamma.json");
-    for cmd in [
-        "tune",
-        "hypergrad",
-        "train",
-        "verify-reversal",
-        "check-grad",
-    ] {
+    for cmd in COMMANDS {
         expect_exit_2(&[cmd, &cfg], &["inner.gamma"]);
     }
 }

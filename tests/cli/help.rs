@@ -2,19 +2,13 @@
 
 use predicates::prelude::*;
 
-use crate::common::revgrad;
+use crate::common::{COMMANDS, revgrad};
 
 #[test]
 fn top_level_help_lists_every_command() {
     let assert = revgrad().arg("--help").assert().success();
     let out = String::from_utf8_lossy(&assert.get_output().stdout);
-    for cmd in [
-        "tune",
-        "hypergrad",
-        "train",
-        "verify-reversal",
-        "check-grad",
-    ] {
+    for cmd in COMMANDS {
         assert!(out.contains(cmd), "{cmd} missing from --help:\n{out}");
     }
 }
