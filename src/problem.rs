@@ -96,7 +96,8 @@ impl Objective for Problem<'_> {
 
     fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64 {
         self.load_batch(step);
-        self.mlp.grad_into(theta, l2, &mut self.batch_ws, grad)
+        let ce = self.mlp.grad_into(theta, &mut self.batch_ws, grad);
+        ce + penalty(&self.mask, l2, theta, grad)
     }
 
     fn grad_hvp_into(
@@ -109,8 +110,11 @@ impl Objective for Problem<'_> {
         hu: &mut [f64],
     ) -> f64 {
         self.load_batch(step);
-        self.mlp
-            .grad_hvp_into(theta, l2, u, &mut self.batch_ws, grad, hu)
+        let ce = self
+            .mlp
+            .grad_hvp_into(theta, u, &mut self.batch_ws, grad, hu);
+        penalty(&self.mask, l2, u, hu);
+        ce + penalty(&self.mask, l2, theta, grad)
     }
 
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
@@ -128,6 +132,16 @@ impl Objective for Problem<'_> {
     fn train_loss(&mut self, theta: &[f64]) -> f64 {
         self.train_metrics(theta).0
     }
+}
+
+/// Adds `l2·mask ⊙ x` to `out`; returns `½·l2·Σ mask·x²`.
+fn penalty(mask: &[f64], l2: f64, x: &[f64], out: &mut [f64]) -> f64 {
+    let mut sum = 0.0;
+    for ((o, &m), &x) in out.iter_mut().zip(mask).zip(x) {
+        *o += l2 * m * x;
+        sum += m * x * x;
+    }
+    0.5 * l2 * sum
 }
 
 /// Largest network revgrad builds (about 400 MB per parameter-sized vector; a run keeps

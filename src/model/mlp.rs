@@ -6,14 +6,14 @@
 //! ```text
 //! a₀ = X
 //! z_l = a_{l−1}·W_l + b_l          a_l = act(z_l)  (hidden layers; the last z is the logits)
-//! p = softmax(z_L)                 L = −(1/B)·Σ_i log p_{i,y_i} + ½·l2·Σ_l ‖W_l‖²
+//! p = softmax(z_L)                 L = −(1/B)·Σ_i log p_{i,y_i}
 //! ```
 //!
 //! Backprop, with `δ_l = ∂L/∂z_l`:
 //!
 //! ```text
 //! δ_L = (p − onehot(y))/B
-//! ∂L/∂W_l = a_{l−1}ᵀ·δ_l + l2·W_l      ∂L/∂b_l = Σ_rows δ_l
+//! ∂L/∂W_l = a_{l−1}ᵀ·δ_l              ∂L/∂b_l = Σ_rows δ_l
 //! δ_{l−1} = (δ_l·W_lᵀ) ⊙ act'(z_{l−1})
 //! ```
 //!
@@ -25,7 +25,7 @@
 //! R{a₀} = 0
 //! R{z_l} = R{a_{l−1}}·W_l + a_{l−1}·U_l + c_l            R{a_l} = act'(z_l) ⊙ R{z_l}
 //! R{δ_L} = p ⊙ (R{z_L} − rowsum(p ⊙ R{z_L})) / B
-//! R{∂L/∂W_l} = R{a_{l−1}}ᵀ·δ_l + a_{l−1}ᵀ·R{δ_l} + l2·U_l    R{∂L/∂b_l} = Σ_rows R{δ_l}
+//! R{∂L/∂W_l} = R{a_{l−1}}ᵀ·δ_l + a_{l−1}ᵀ·R{δ_l}    R{∂L/∂b_l} = Σ_rows R{δ_l}
 //! R{δ_{l−1}} = (R{δ_l}·W_lᵀ + δ_l·U_lᵀ) ⊙ act'(z_{l−1}) + (δ_l·W_lᵀ) ⊙ act''(z_{l−1}) ⊙ R{z_{l−1}}
 //! ```
 //!
@@ -34,6 +34,9 @@
 //! reverse pass relies on that. Matrix products go through `ndarray::linalg::general_mat_mul`
 //! (single-threaded `matrixmultiply`), whose summation order depends only on the shapes, so
 //! results are deterministic.
+//!
+//! The model is penalty-free: weight penalties are a separate objective wrapped around it
+//! ([`crate::model::Penalized`]).
 //!
 //! Softmax is computed as `exp(z − max z)` and `log p = z − max z − ln Σ exp(z − max z)`, the
 //! usual log-sum-exp stabilisation; no clamping.
@@ -132,14 +135,6 @@ impl Workspace {
             .assign(&x.slice(s![start..start + len, ..]));
         self.labels[..len].copy_from_slice(&y[start..start + len]);
     }
-}
-
-/// Sum of ½·Σ‖W_l‖² over the weights of `theta`.
-fn half_sq_weights(layout: &Layout, theta: &[f64]) -> f64 {
-    (0..layout.n_layers())
-        .map(|l| theta[layout.w_range(l)].iter().map(|w| w * w).sum::<f64>())
-        .sum::<f64>()
-        * 0.5
 }
 
 fn rows(a: &Array2<f64>, n: usize) -> ArrayView2<'_, f64> {
@@ -253,8 +248,8 @@ impl Mlp {
         (loss / n as f64, correct)
     }
 
-    /// Backprop from the softmax outputs; writes ∂L/∂θ (with the l2 term) into `grad`.
-    fn backward(&self, theta: &[f64], l2: f64, ws: &mut Workspace, grad: &mut [f64]) {
+    /// Backprop from the softmax outputs; writes ∂L/∂θ into `grad`.
+    fn backward(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64]) {
         let n = ws.rows;
         let nl = self.layout.n_layers();
         let top = nl - 1;
@@ -273,10 +268,9 @@ impl Mlp {
             let input = layer_input(&ws.x, &ws.a, l, n);
             let delta = rows(&ws.delta[l], n);
             {
-                let gw = ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
-                let mut gw = gw;
-                gw.assign(&self.w(theta, l));
-                general_mat_mul(1.0, &input.t(), &delta, l2, &mut gw);
+                let mut gw =
+                    ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
+                general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut gw);
             }
             for (g, col) in grad[br].iter_mut().zip(delta.axis_iter(Axis(1))) {
                 *g = col.sum();
@@ -296,11 +290,11 @@ impl Mlp {
     }
 
     /// Loss and gradient of the training loss on the workspace batch:
-    /// `L = mean CE + ½·l2·Σ‖W‖²`; `grad ← ∇L`. Returns `L`.
-    pub fn grad_into(&self, theta: &[f64], l2: f64, ws: &mut Workspace, grad: &mut [f64]) -> f64 {
+    /// `L = mean CE`; `grad ← ∇L`. Returns `L`.
+    pub fn grad_into(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64]) -> f64 {
         let (ce, _) = self.forward(theta, ws, false);
-        self.backward(theta, l2, ws, grad);
-        ce + l2 * half_sq_weights(&self.layout, theta)
+        self.backward(theta, ws, grad);
+        ce
     }
 
     /// Loss, gradient and exact Hessian-vector product `H·u` on the workspace batch, in one
@@ -308,20 +302,19 @@ impl Mlp {
     pub fn grad_hvp_into(
         &self,
         theta: &[f64],
-        l2: f64,
         u: &[f64],
         ws: &mut Workspace,
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64 {
         let (ce, _) = self.forward(theta, ws, true);
-        self.backward(theta, l2, ws, grad);
-        self.r_pass(theta, l2, u, ws, hu);
-        ce + l2 * half_sq_weights(&self.layout, theta)
+        self.backward(theta, ws, grad);
+        self.r_pass(theta, u, ws, hu);
+        ce
     }
 
     /// R-operator forward and backward, after `forward(.., second = true)` and `backward`.
-    fn r_pass(&self, theta: &[f64], l2: f64, u: &[f64], ws: &mut Workspace, hu: &mut [f64]) {
+    fn r_pass(&self, theta: &[f64], u: &[f64], ws: &mut Workspace, hu: &mut [f64]) {
         let n = ws.rows;
         let nl = self.layout.n_layers();
         let top = nl - 1;
@@ -365,8 +358,7 @@ impl Mlp {
             let rdelta = rows(&ws.rdelta[l], n);
             {
                 let mut hw = ArrayViewMut2::from_shape(shape, &mut hu[wr]).expect("shape");
-                hw.assign(&self.w(u, l));
-                general_mat_mul(1.0, &input.t(), &rdelta, l2, &mut hw);
+                general_mat_mul(1.0, &input.t(), &rdelta, 0.0, &mut hw);
                 if l > 0 {
                     general_mat_mul(1.0, &rows(&ws.ra[l - 1], n).t(), &delta, 1.0, &mut hw);
                 }
@@ -436,7 +428,7 @@ impl Mlp {
             ws.gather_range(x, y, start, len);
             let (l, c) = self.forward(theta, ws, false);
             if let Some((grad, scratch)) = grad.as_mut() {
-                self.backward(theta, 0.0, ws, scratch);
+                self.backward(theta, ws, scratch);
                 let wgt = len as f64 / total as f64;
                 for (g, s) in grad.iter_mut().zip(scratch.iter()) {
                     *g += wgt * s;
@@ -486,26 +478,26 @@ mod tests {
     }
 
     impl Case {
-        fn loss(&mut self, theta: &[f64], l2: f64) -> f64 {
+        fn loss(&mut self, theta: &[f64]) -> f64 {
             let rows: Vec<usize> = (0..self.y.len()).collect();
             self.ws.gather(self.x.view(), &self.y, &rows);
             let mut g = vec![0.0; theta.len()];
-            self.mlp.grad_into(theta, l2, &mut self.ws, &mut g)
+            self.mlp.grad_into(theta, &mut self.ws, &mut g)
         }
-        fn grad(&mut self, theta: &[f64], l2: f64) -> Vec<f64> {
+        fn grad(&mut self, theta: &[f64]) -> Vec<f64> {
             let rows: Vec<usize> = (0..self.y.len()).collect();
             self.ws.gather(self.x.view(), &self.y, &rows);
             let mut g = vec![0.0; theta.len()];
-            self.mlp.grad_into(theta, l2, &mut self.ws, &mut g);
+            self.mlp.grad_into(theta, &mut self.ws, &mut g);
             g
         }
-        fn grad_hvp(&mut self, theta: &[f64], l2: f64, u: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        fn grad_hvp(&mut self, theta: &[f64], u: &[f64]) -> (Vec<f64>, Vec<f64>) {
             let rows: Vec<usize> = (0..self.y.len()).collect();
             self.ws.gather(self.x.view(), &self.y, &rows);
             let mut g = vec![0.0; theta.len()];
             let mut h = vec![0.0; theta.len()];
             self.mlp
-                .grad_hvp_into(theta, l2, u, &mut self.ws, &mut g, &mut h);
+                .grad_hvp_into(theta, u, &mut self.ws, &mut g, &mut h);
             (g, h)
         }
     }
@@ -527,17 +519,17 @@ mod tests {
     const H: f64 = 1e-5;
     const TOL: f64 = 1e-6;
 
-    fn check(act: Activation, sizes: &[usize], seed: u64, l2: f64) {
+    fn check(act: Activation, sizes: &[usize], seed: u64) {
         let mut c = case(act, sizes, 7, seed);
         let theta = c.theta.clone();
-        let g = c.grad(&theta, l2);
+        let g = c.grad(&theta);
         let fd: Vec<f64> = (0..theta.len())
             .map(|i| {
                 let mut tp = theta.clone();
                 let mut tm = theta.clone();
                 tp[i] += H;
                 tm[i] -= H;
-                (c.loss(&tp, l2) - c.loss(&tm, l2)) / (2.0 * H)
+                (c.loss(&tp) - c.loss(&tm)) / (2.0 * H)
             })
             .collect();
         let e = rel_err(&g, &fd);
@@ -547,15 +539,15 @@ mod tests {
         let u: Vec<f64> = (0..theta.len())
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        let (g2, hu) = c.grad_hvp(&theta, l2, &u);
+        let (g2, hu) = c.grad_hvp(&theta, &u);
         assert!(
             g.iter().zip(&g2).all(|(a, b)| a.to_bits() == b.to_bits()),
             "grad not bit-identical"
         );
         let tp: Vec<f64> = theta.iter().zip(&u).map(|(t, u)| t + H * u).collect();
         let tm: Vec<f64> = theta.iter().zip(&u).map(|(t, u)| t - H * u).collect();
-        let gp = c.grad(&tp, l2);
-        let gm = c.grad(&tm, l2);
+        let gp = c.grad(&tp);
+        let gm = c.grad(&tm);
         let fd_hu: Vec<f64> = gp
             .iter()
             .zip(&gm)
@@ -568,7 +560,7 @@ mod tests {
         let w: Vec<f64> = (0..theta.len())
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
-        let (_, hw) = c.grad_hvp(&theta, l2, &w);
+        let (_, hw) = c.grad_hvp(&theta, &w);
         let a: f64 = w.iter().zip(&hu).map(|(a, b)| a * b).sum();
         let b: f64 = u.iter().zip(&hw).map(|(a, b)| a * b).sum();
         assert!(
@@ -580,16 +572,16 @@ mod tests {
     #[test]
     fn tanh_grad_and_hvp_match_finite_differences() {
         for seed in 0..4 {
-            check(Activation::Tanh, &[4, 5, 3], seed, 0.0);
-            check(Activation::Tanh, &[3, 4, 4, 3], seed, 0.07);
+            check(Activation::Tanh, &[4, 5, 3], seed);
+            check(Activation::Tanh, &[3, 4, 4, 3], seed);
         }
     }
 
     #[test]
     fn softplus_grad_and_hvp_match_finite_differences() {
         for seed in 0..4 {
-            check(Activation::Softplus, &[4, 5, 3], seed, 0.0);
-            check(Activation::Softplus, &[3, 4, 4, 3], seed, 0.07);
+            check(Activation::Softplus, &[4, 5, 3], seed);
+            check(Activation::Softplus, &[3, 4, 4, 3], seed);
         }
     }
 
@@ -600,19 +592,19 @@ mod tests {
         for seed in 0..4 {
             let mut c = case(Activation::Relu, &[4, 6, 3], 7, seed);
             let theta = c.theta.clone();
-            c.loss(&theta, 0.0);
+            c.loss(&theta);
             let zmin = c.ws.z[0]
                 .iter()
                 .map(|z| z.abs())
                 .fold(f64::INFINITY, f64::min);
             assert!(zmin > 1e-3, "seed {seed} has a pre-activation at a kink");
-            check(Activation::Relu, &[4, 6, 3], seed, 0.05);
+            check(Activation::Relu, &[4, 6, 3], seed);
         }
     }
 
     #[test]
     fn linear_model_has_no_hidden_layer() {
-        check(Activation::Tanh, &[5, 3], 1, 0.1);
+        check(Activation::Tanh, &[5, 3], 1);
     }
 
     #[test]
@@ -627,9 +619,9 @@ mod tests {
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
         let uw: Vec<f64> = u.iter().zip(&w).map(|(a, b)| 2.0 * a - 3.0 * b).collect();
-        let (_, hu) = c.grad_hvp(&theta, 0.1, &u);
-        let (_, hw) = c.grad_hvp(&theta, 0.1, &w);
-        let (_, huw) = c.grad_hvp(&theta, 0.1, &uw);
+        let (_, hu) = c.grad_hvp(&theta, &u);
+        let (_, hw) = c.grad_hvp(&theta, &w);
+        let (_, huw) = c.grad_hvp(&theta, &uw);
         let lin: Vec<f64> = hu.iter().zip(&hw).map(|(a, b)| 2.0 * a - 3.0 * b).collect();
         assert!(rel_err(&huw, &lin) < 1e-12);
     }
@@ -639,8 +631,7 @@ mod tests {
         // Slow, plainly written forward pass for one sample: the independent reference.
         let mut c = case(Activation::Softplus, &[3, 4, 2], 1, 11);
         let theta = c.theta.clone();
-        let l2 = 0.3;
-        let got = c.loss(&theta, l2);
+        let got = c.loss(&theta);
         let layout = c.mlp.layout().clone();
         let mut h: Vec<f64> = c.x.row(0).to_vec();
         for l in 0..layout.n_layers() {
@@ -659,12 +650,6 @@ mod tests {
         }
         let lse = h.iter().map(|v| v.exp()).sum::<f64>().ln();
         let ce = lse - h[c.y[0]];
-        let pen: f64 = (0..layout.n_layers())
-            .flat_map(|l| theta[layout.w_range(l)].to_vec())
-            .map(|w| w * w)
-            .sum::<f64>()
-            * 0.5
-            * l2;
-        assert!((got - (ce + pen)).abs() < 1e-12, "{got} vs {}", ce + pen);
+        assert!((got - ce).abs() < 1e-12, "{got} vs {ce}");
     }
 }
