@@ -8,7 +8,7 @@
 //! |-----------------|------------------------------------------------------------------|
 //! | `kernels`       | `grad` (∇L_t), `grad_hvp` (∇L_t and H_t·u in one pass)           |
 //! | `step`          | `float_momentum`, `exact_momentum`, `exact_reverse`              |
-//! | `hypergradient` | `float_train` (T plain f64 steps), `exact_reverse` (forward + reversal, T steps) |
+//! | `hypergradient` | `float_train` (T plain f64 steps), `exact_reverse` (forward + reversal, T steps), `exact_reverse_schedules` (the same with per-step, per-array α and γ schedules) |
 //! | `infobuf`       | `mul_inplace`, `unmul_inplace` on 17,610 elements                |
 //!
 //! Exact steps grow the information buffer, so `step/exact_*` are measured with
@@ -34,11 +34,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use revgrad::config::Config;
-use revgrad::exact::{InfoBuffer, Rational};
+use revgrad::exact::{Coder, InfoBuffer, Rational};
+use revgrad::hyper::{Block, Hypers, Kind, Per};
+use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
-use revgrad::model::{Objective, init_noise};
-use revgrad::optim::{ExactMomentum, ExactState, FloatMomentum, Hyperparams};
-use revgrad::problem::{Experiment, Problem};
+use revgrad::model::{Layout, Objective, Penalized, init_noise};
+use revgrad::optim::{ExactMomentum, FloatMomentum, Reversible};
+use revgrad::problem::Experiment;
 
 /// The digits experiment: 64-100-100-10, batch 100, shuffled batches.
 const CONFIG: &str = r#"{
@@ -69,18 +71,38 @@ fn experiment() -> Experiment {
     Experiment::from_config(config).expect("data/digits.csv loads")
 }
 
-fn theta0(exp: &Experiment, problem: &Problem<'_>) -> (Vec<f64>, Hyperparams) {
-    let hp = exp.hyperparams();
-    let eps = init_noise(problem.layout(), SEED);
-    (eps.iter().map(|e| hp.init_scale * e).collect(), hp)
+/// θ₀, the configured blocks and the expanded penalty λ.
+fn start(exp: &Experiment, layout: &Layout) -> (Vec<f64>, Hypers, Vec<f64>) {
+    let hypers = exp.hypers(layout).expect("blocks fit");
+    let eps = init_noise(layout, SEED);
+    let setup = Setup {
+        hypers: &hypers,
+        eps: &eps,
+        layout,
+        steps: HYPER_STEPS,
+    };
+    let (theta0, lambda) = (setup.theta0(), setup.lambda());
+    (theta0, hypers, lambda)
+}
+
+/// Per-step (K = T), per-array α and γ schedules with the configured values.
+fn schedules(h: &Hypers, layout: &Layout) -> Hypers {
+    let mut out = h.clone();
+    for k in [Kind::Alpha, Kind::Gamma] {
+        let v = h.get(k).values[0];
+        *out.get_mut(k) = Block::filled(k, Per::Array, HYPER_STEPS, layout, v);
+    }
+    out
 }
 
 fn kernels(c: &mut Criterion) {
     let exp = experiment();
-    let mut problem = exp.problem();
-    let (theta, hp) = theta0(&exp, &problem);
+    let mut p = exp.problem();
+    let layout = p.layout().clone();
+    let (theta, _, lambda) = start(&exp, &layout);
+    let mut problem = Penalized::new(&mut p, &lambda);
     let n = problem.dim();
-    let u = init_noise(problem.layout(), SEED + 1);
+    let u = init_noise(&layout, SEED + 1);
     let mut grad = vec![0.0; n];
     let mut hu = vec![0.0; n];
 
@@ -89,21 +111,14 @@ fn kernels(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("grad", n), |b| {
         b.iter(|| {
             t += 1;
-            problem.grad_into(t, black_box(&theta), hp.l2, &mut grad)
+            problem.grad_into(t, black_box(&theta), &mut grad)
         })
     });
     let mut t = 0;
     group.bench_function(BenchmarkId::new("grad_hvp", n), |b| {
         b.iter(|| {
             t += 1;
-            problem.grad_hvp_into(
-                t,
-                black_box(&theta),
-                hp.l2,
-                black_box(&u),
-                &mut grad,
-                &mut hu,
-            )
+            problem.grad_hvp_into(t, black_box(&theta), black_box(&u), &mut grad, &mut hu)
         })
     });
     group.finish();
@@ -111,13 +126,15 @@ fn kernels(c: &mut Criterion) {
 
 fn steps(c: &mut Criterion) {
     let exp = experiment();
-    let mut problem = exp.problem();
-    let (theta0, hp) = theta0(&exp, &problem);
+    let mut p = exp.problem();
+    let layout = p.layout().clone();
+    let (theta0, hypers, lambda) = start(&exp, &layout);
+    let mut problem = Penalized::new(&mut p, &lambda);
     let n = problem.dim();
-    let gamma = Rational::approximate(hp.gamma).expect("γ = 0.9 is rational");
+    let steps = WARM_STEPS + 100_000;
 
     // Warm float state.
-    let mut float = FloatMomentum::new(n, hp.alpha, hp.gamma, hp.l2);
+    let mut float = FloatMomentum::new(&hypers, &layout, steps);
     let (mut theta, mut v) = (theta0.clone(), vec![0.0; n]);
     for t in 0..WARM_STEPS {
         float
@@ -125,8 +142,8 @@ fn steps(c: &mut Criterion) {
             .expect("warm-up");
     }
     // Warm exact state.
-    let mut exact = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
-    let mut warm = ExactState::new(&theta0, gamma).expect("θ₀ in range");
+    let mut exact = ExactMomentum::new(&hypers, &layout, steps);
+    let mut warm = exact.start(&theta0).expect("θ₀ in range");
     for t in 0..WARM_STEPS {
         exact.step(&mut problem, t, &mut warm).expect("warm-up");
     }
@@ -162,7 +179,7 @@ fn steps(c: &mut Criterion) {
             }
             let start = Instant::now();
             for t in (WARM_STEPS..end).rev() {
-                exact.reverse_step(&mut problem, t, &mut s);
+                exact.undo_step(&mut problem, t, &mut s);
             }
             let elapsed = start.elapsed();
             assert_eq!(s.theta, warm.theta, "reversal is exact");
@@ -175,8 +192,10 @@ fn steps(c: &mut Criterion) {
 fn hypergradients(c: &mut Criterion) {
     let exp = experiment();
     let mut problem = exp.problem();
-    let (theta0, hp) = theta0(&exp, &problem);
-    let eps = init_noise(problem.layout(), SEED);
+    let layout = problem.layout().clone();
+    let (theta0, hypers, lambda) = start(&exp, &layout);
+    let sched = schedules(&hypers, &layout);
+    let eps = init_noise(&layout, SEED);
     let n = problem.dim();
 
     let mut group = c.benchmark_group("hypergradient");
@@ -187,25 +206,36 @@ fn hypergradients(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(100))
         .measurement_time(Duration::from_secs(18));
     group.bench_function(BenchmarkId::new("float_train", HYPER_STEPS), |b| {
-        let mut float = FloatMomentum::new(n, hp.alpha, hp.gamma, hp.l2);
+        let mut float = FloatMomentum::new(&hypers, &layout, HYPER_STEPS);
+        let mut pen = Penalized::new(&mut problem, &lambda);
         b.iter(|| {
             let (mut theta, mut v) = (theta0.clone(), vec![0.0; n]);
             for t in 0..HYPER_STEPS {
                 float
-                    .step(&mut problem, t, &mut theta, &mut v)
+                    .step(&mut pen, t, &mut theta, &mut v)
                     .expect("float step");
             }
             theta
         })
     });
-    group.bench_function(BenchmarkId::new("exact_reverse", HYPER_STEPS), |b| {
-        b.iter(|| {
-            let h = hypergradient(&mut problem, black_box(&eps), hp, HYPER_STEPS)
-                .expect("hypergradient");
-            assert!(h.exact, "reversal is exact");
-            h.grads
-        })
-    });
+    for (name, h) in [
+        ("exact_reverse", &hypers),
+        ("exact_reverse_schedules", &sched),
+    ] {
+        group.bench_function(BenchmarkId::new(name, HYPER_STEPS), |b| {
+            b.iter(|| {
+                let setup = Setup {
+                    hypers: h,
+                    eps: black_box(&eps),
+                    layout: &layout,
+                    steps: HYPER_STEPS,
+                };
+                let r = hypergradient(&mut problem, setup).expect("hypergradient");
+                assert!(r.exact, "reversal is exact");
+                r.grads
+            })
+        });
+    }
     group.finish();
 }
 
@@ -213,7 +243,7 @@ fn infobuf(c: &mut Criterion) {
     let exp = experiment();
     let problem = exp.problem();
     let n = problem.dim();
-    let gamma = Rational::approximate(0.9).expect("γ = 0.9 is rational");
+    let gamma = Coder::new(Rational::approximate(0.9).expect("γ = 0.9 is rational"));
     // Velocity-like fixed-point values (|v| up to ~0.01, 36 fractional bits) and a kick per
     // step standing in for −(1−γ)·g, so the values neither decay to 0 nor repeat.
     let x0: Vec<i64> = (0..n as i64)
@@ -226,12 +256,12 @@ fn infobuf(c: &mut Criterion) {
     let mut group = c.benchmark_group("infobuf");
     group.bench_function(BenchmarkId::new("mul_inplace", n), |b| {
         b.iter_custom(|iters| {
-            let mut buf = InfoBuffer::new(n, gamma);
+            let mut buf = InfoBuffer::new(n);
             let mut x = x0.clone();
             let mut elapsed = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                buf.mul_inplace(black_box(&mut x));
+                buf.mul_inplace(black_box(&mut x), &gamma);
                 elapsed += start.elapsed();
                 x.iter_mut().zip(&kick).for_each(|(x, k)| *x += k);
             }
@@ -241,17 +271,17 @@ fn infobuf(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("unmul_inplace", n), |b| {
         b.iter_custom(|iters| {
-            let mut buf = InfoBuffer::new(n, gamma);
+            let mut buf = InfoBuffer::new(n);
             let mut x = x0.clone();
             for _ in 0..iters {
-                buf.mul_inplace(&mut x);
+                buf.mul_inplace(&mut x, &gamma);
                 x.iter_mut().zip(&kick).for_each(|(x, k)| *x += k);
             }
             let mut elapsed = Duration::ZERO;
             for _ in 0..iters {
                 x.iter_mut().zip(&kick).for_each(|(x, k)| *x -= k);
                 let start = Instant::now();
-                buf.unmul_inplace(black_box(&mut x));
+                buf.unmul_inplace(black_box(&mut x), &gamma);
                 elapsed += start.elapsed();
             }
             assert_eq!(x, x0, "unmul undoes mul");

@@ -23,9 +23,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use revgrad::config::Config;
+use revgrad::hyper::Kind;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
-use revgrad::hypergrad::{rational_gamma, store_all_bytes};
+use revgrad::hypergrad::{Setup, store_all_bytes};
 use revgrad::model::{Objective, init_noise};
 use revgrad::problem::Experiment;
 
@@ -56,15 +57,22 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench.json");
     let exp = Experiment::from_config(Config::from_json_str(CONFIG, &file)?)?;
     let mut problem = exp.problem();
-    let hp = exp.hyperparams();
-    let eps = init_noise(problem.layout(), 0);
+    let layout = problem.layout().clone();
+    let hypers = exp.hypers(&layout)?;
+    let eps = init_noise(&layout, 0);
+    let setup = Setup {
+        hypers: &hypers,
+        eps: &eps,
+        layout: &layout,
+        steps,
+    };
     let dim = problem.dim();
-    let floor = rational_gamma(hp.gamma)?.bits_per_multiply();
     let base = status_bytes("VmRSS").unwrap_or(0);
     let start = Instant::now();
     let extra = match path {
         "reverse" => {
-            let h = hypergradient(&mut problem, &eps, hp, steps)?;
+            let h = hypergradient(&mut problem, setup)?;
+            let floor = h.info_floor_bits;
             format!(
                 "info_buffer_bytes={} info_bits_per_param_step={:.5} floor_bits={floor:.5} \
                  ratio_to_floor={:.4} exact={} val_loss={:.6} d_alpha={:.6e} \
@@ -74,14 +82,17 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
                 h.info_bits_per_param_step / floor,
                 h.exact,
                 h.val_loss,
-                h.grads.alpha,
+                h.grads.get(Kind::Alpha).values[0],
                 h.forward_seconds,
                 h.reverse_seconds,
             )
         }
         "stored" => {
-            let (grads, val_loss) = hypergradient_stored(&mut problem, &eps, hp, steps)?;
-            format!("val_loss={val_loss:.6} d_alpha={:.6e}", grads.alpha)
+            let (grads, val_loss) = hypergradient_stored(&mut problem, setup)?;
+            format!(
+                "val_loss={val_loss:.6} d_alpha={:.6e}",
+                grads.get(Kind::Alpha).values[0]
+            )
         }
         _ => unreachable!("checked in main"),
     };
@@ -90,7 +101,7 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
     Ok(format!(
         "path={path} steps={steps} dim={dim} peak_rss_bytes={peak} base_rss_bytes={base} \
          store_all_bytes={} seconds={seconds:.2} {extra}",
-        store_all_bytes(dim, steps)
+        store_all_bytes(dim, steps, 2)
     ))
 }
 

@@ -76,6 +76,15 @@ pub fn show(v: f64) -> String {
     }
 }
 
+/// At most 40 characters of user text, for messages.
+pub fn clip(s: &str) -> String {
+    if s.chars().count() <= 40 {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(40).collect::<String>())
+    }
+}
+
 /// Result alias used throughout the library.
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -7,6 +7,7 @@
 
 use crate::data::Data;
 use crate::data::batches::BatchSchedule;
+use crate::hyper::{Block, Hypers};
 use crate::model::{Activation, Layout, Mlp, Objective, Workspace};
 
 /// Validation and full-training-set evaluations are done in chunks of this many rows.
@@ -21,7 +22,6 @@ pub struct Problem<'a> {
     rows: Vec<usize>,
     batch_ws: Workspace,
     eval_ws: Workspace,
-    mask: Vec<f64>,
     scratch: Vec<f64>,
 }
 
@@ -40,7 +40,6 @@ impl<'a> Problem<'a> {
         sizes.extend_from_slice(hidden);
         sizes.push(data.n_classes);
         let layout = Layout::new(&sizes);
-        let mask = layout.weight_mask();
         let n = layout.len();
         Problem {
             batch_ws: Workspace::new(&layout, batch_size),
@@ -49,7 +48,6 @@ impl<'a> Problem<'a> {
             data,
             schedule: BatchSchedule::new(data.train.y.len(), batch_size, shuffle, seed),
             rows: Vec::with_capacity(batch_size),
-            mask,
             scratch: vec![0.0; n],
         }
     }
@@ -87,34 +85,25 @@ impl<'a> Problem<'a> {
 
 impl Objective for Problem<'_> {
     fn dim(&self) -> usize {
-        self.mask.len()
+        self.scratch.len()
     }
 
-    fn penalty_mask(&self) -> &[f64] {
-        &self.mask
-    }
-
-    fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64 {
+    fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
         self.load_batch(step);
-        let ce = self.mlp.grad_into(theta, &mut self.batch_ws, grad);
-        ce + penalty(&self.mask, l2, theta, grad)
+        self.mlp.grad_into(theta, &mut self.batch_ws, grad)
     }
 
     fn grad_hvp_into(
         &mut self,
         step: usize,
         theta: &[f64],
-        l2: f64,
         u: &[f64],
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64 {
         self.load_batch(step);
-        let ce = self
-            .mlp
-            .grad_hvp_into(theta, u, &mut self.batch_ws, grad, hu);
-        penalty(&self.mask, l2, u, hu);
-        ce + penalty(&self.mask, l2, theta, grad)
+        self.mlp
+            .grad_hvp_into(theta, u, &mut self.batch_ws, grad, hu)
     }
 
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
@@ -134,14 +123,38 @@ impl Objective for Problem<'_> {
     }
 }
 
-/// Adds `l2·mask ⊙ x` to `out`; returns `½·l2·Σ mask·x²`.
-fn penalty(mask: &[f64], l2: f64, x: &[f64], out: &mut [f64]) -> f64 {
-    let mut sum = 0.0;
-    for ((o, &m), &x) in out.iter_mut().zip(mask).zip(x) {
-        *o += l2 * m * x;
-        sum += m * x * x;
+/// A loaded experiment ready to run: [`Experiment::prepare`].
+#[derive(Debug, Clone)]
+pub struct Prepared<'a> {
+    /// Model, data and batches.
+    pub problem: Problem<'a>,
+    /// Every block as configured.
+    pub hypers: Hypers,
+    /// Layout, ε and T.
+    pub ctx: Context,
+}
+
+/// What a run needs besides the problem and the blocks.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The parameter layout.
+    pub layout: Layout,
+    /// Initial-weight noise ε.
+    pub eps: Vec<f64>,
+    /// Inner steps T.
+    pub steps: usize,
+}
+
+impl Context {
+    /// The hypergradient setup at `hypers` (this run's ε, layout and T).
+    pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> crate::hypergrad::Setup<'s> {
+        crate::hypergrad::Setup {
+            hypers,
+            eps: &self.eps,
+            layout: &self.layout,
+            steps: self.steps,
+        }
     }
-    0.5 * l2 * sum
 }
 
 /// Largest network revgrad builds (about 400 MB per parameter-sized vector; a run keeps
@@ -207,6 +220,27 @@ impl Experiment {
         )
     }
 
+    /// The problem, its layout, the initial-weight noise and the configured blocks: what
+    /// every command starts from.
+    ///
+    /// # Errors
+    /// As [`Experiment::init_noise`] and [`Experiment::hypers`].
+    pub fn prepare(&self) -> crate::Result<Prepared<'_>> {
+        let problem = self.problem();
+        let layout = problem.layout().clone();
+        let eps = self.init_noise(&layout)?;
+        let hypers = self.hypers(&layout)?;
+        Ok(Prepared {
+            problem,
+            hypers,
+            ctx: Context {
+                layout,
+                eps,
+                steps: self.steps(),
+            },
+        })
+    }
+
     /// Initial-weight noise ε: from `model.init_file` if set, else drawn from `seed`.
     ///
     /// # Errors
@@ -218,15 +252,22 @@ impl Experiment {
         }
     }
 
-    /// α, γ, l2 and init_scale as configured.
-    pub fn hyperparams(&self) -> crate::optim::Hyperparams {
-        let i = &self.config.inner;
-        crate::optim::Hyperparams {
-            alpha: i.alpha,
-            gamma: i.gamma,
-            l2: i.l2,
-            init_scale: self.config.model.init_scale,
-        }
+    /// Every block as configured, over `layout` (the run's kinds in SPEC §4.1's order).
+    ///
+    /// # Errors
+    /// A config error naming the field when a block's `values` do not fit the network
+    /// (`inner.gamma.values[3][1] must be in (0, 0.9999], got 1.2`).
+    pub fn hypers(&self, layout: &Layout) -> crate::Result<Hypers> {
+        let blocks = self
+            .config
+            .kinds()
+            .into_iter()
+            .map(|k| {
+                Block::from_spec(k, self.config.spec(k), layout, &k.field())
+                    .map_err(|(f, m)| crate::Error::config(&self.config.file, f, m))
+            })
+            .collect::<crate::Result<_>>()?;
+        Ok(Hypers { blocks })
     }
 
     /// An error unless the inner optimizer is momentum: the commands that reverse training

@@ -7,9 +7,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use revgrad::hyper::{Block, Hypers, Kind, Per};
+use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
-use revgrad::model::Objective;
-use revgrad::optim::{FloatMomentum, Hyperparams};
+use revgrad::model::{Layout as Net, Objective};
+use revgrad::optim::FloatMomentum;
 
 struct Counting;
 
@@ -40,11 +42,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// `L_t(θ) = ½·Σ a_i·(θ_i − c_i·cos t)² + ½·l2·Σ θ_i²`, validation `½·Σ (θ_i − 1)²`.
+/// `L_t(θ) = ½·Σ a_i·(θ_i − c_i·cos t)²`, validation `½·Σ (θ_i − 1)²`.
 struct Quadratic {
     a: Vec<f64>,
     c: Vec<f64>,
-    mask: Vec<f64>,
 }
 
 impl Quadratic {
@@ -52,7 +53,6 @@ impl Quadratic {
         Quadratic {
             a: (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.1).collect(),
             c: (0..n).map(|i| ((i * 37) % 11) as f64 * 0.2 - 1.0).collect(),
-            mask: vec![1.0; n],
         }
     }
 }
@@ -61,16 +61,13 @@ impl Objective for Quadratic {
     fn dim(&self) -> usize {
         self.a.len()
     }
-    fn penalty_mask(&self) -> &[f64] {
-        &self.mask
-    }
-    fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64 {
+    fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
         let ct = (step as f64).cos();
         let mut loss = 0.0;
         for i in 0..theta.len() {
             let d = theta[i] - self.c[i] * ct;
-            loss += 0.5 * self.a[i] * d * d + 0.5 * l2 * theta[i] * theta[i];
-            grad[i] = self.a[i] * d + l2 * theta[i];
+            loss += 0.5 * self.a[i] * d * d;
+            grad[i] = self.a[i] * d;
         }
         loss
     }
@@ -78,15 +75,14 @@ impl Objective for Quadratic {
         &mut self,
         step: usize,
         theta: &[f64],
-        l2: f64,
         u: &[f64],
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64 {
         for i in 0..u.len() {
-            hu[i] = (self.a[i] + l2) * u[i];
+            hu[i] = self.a[i] * u[i];
         }
-        self.grad_into(step, theta, l2, grad)
+        self.grad_into(step, theta, grad)
     }
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         let mut loss = 0.0;
@@ -107,21 +103,42 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
+/// A layout of 2 layers (4 arrays) with `n` parameters in all: [1, 9, n/10 − 1]… kept
+/// simple: sizes [3, 5, 4] give 3·5 + 5 + 5·4 + 4 = 44 parameters.
+fn net() -> Net {
+    Net::new(&[3, 5, 4])
+}
+
+/// Blocks with schedules and per-array shapes, so the per-step plan runs too.
+fn hypers(l: &Net, steps: usize) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::filled(Kind::Alpha, Per::Array, 4.min(steps), l, 0.3),
+            Block::filled(Kind::Gamma, Per::Layer, steps, l, 0.9),
+            Block::filled(Kind::L2, Per::Weight, 1, l, 0.01),
+            Block::filled(Kind::InitScale, Per::Layer, 1, l, 1.0),
+        ],
+    }
+}
+
 #[test]
 fn hypergradient_allocations_do_not_grow_with_the_horizon() {
-    let n = 300;
+    let l = net();
+    let n = l.len();
     let eps: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
-    let hp = Hyperparams {
-        alpha: 0.3,
-        gamma: 0.9,
-        l2: 0.01,
-        init_scale: 1.0,
-    };
     let count = |steps: usize| {
         let mut q = Quadratic::new(n);
+        // Per-step γ (K = T) has T entries; build it outside the counted region.
+        let h = hypers(&l, steps);
+        let setup = Setup {
+            hypers: &h,
+            eps: &eps,
+            layout: &l,
+            steps,
+        };
         allocations_during(|| {
-            let h = hypergradient(&mut q, &eps, hp, steps).unwrap();
-            assert!(h.exact, "reversal must be exact");
+            let r = hypergradient(&mut q, setup).unwrap();
+            assert!(r.exact, "reversal must be exact");
         })
     };
     count(5); // warm-up of anything lazily initialised
@@ -135,11 +152,13 @@ fn hypergradient_allocations_do_not_grow_with_the_horizon() {
 
 #[test]
 fn float_momentum_step_does_not_allocate() {
-    let n = 300;
+    let l = net();
+    let n = l.len();
     let mut q = Quadratic::new(n);
     let mut theta = vec![0.5; n];
     let mut v = vec![0.0; n];
-    let mut opt = FloatMomentum::new(n, 0.1, 0.9, 0.0);
+    let h = hypers(&l, 500);
+    let mut opt = FloatMomentum::new(&h, &l, 500);
     let allocs = allocations_during(|| {
         for t in 0..500 {
             opt.step(&mut q, t, &mut theta, &mut v).unwrap();

@@ -1,17 +1,19 @@
-//! Public-API properties of the numerics: exact reversal, hypergradient agreement across
-//! three independent paths, float reversal drift.
+//! Public-API properties of the numerics: exact reversal (with schedules), hypergradient
+//! agreement across three independent paths and across block shapes, float reversal drift.
 
 use ndarray::Array2;
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 use proptest::prelude::*;
+use revgrad::config::InnerOptimizer;
 use revgrad::data::{Data, Dataset};
-use revgrad::exact::Rational;
-use revgrad::hypergrad::finite_diff::finite_differences;
+use revgrad::hyper::{Block, Hypers, Kind, Per};
+use revgrad::hypergrad::Setup;
+use revgrad::hypergrad::finite_diff::{estimate, probes};
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
-use revgrad::model::{Activation, init_noise};
-use revgrad::optim::{ExactMomentum, ExactState, FloatMomentum, Hyperparams};
+use revgrad::model::{Activation, Layout, Objective, Penalized, init_noise};
+use revgrad::optim::{Arithmetic, ExactMomentum, FloatMomentum, Reversible, train};
 use revgrad::problem::Problem;
 
 /// A small synthetic classification problem: Gaussian blobs around class centres.
@@ -35,45 +37,60 @@ fn blobs(n_train: usize, n_val: usize, d: usize, k: usize, seed: u64) -> Data {
     }
 }
 
-fn hp(alpha: f64, gamma: f64, l2: f64) -> Hyperparams {
-    Hyperparams {
-        alpha,
-        gamma,
-        l2,
-        init_scale: 1.0,
+/// Scalar blocks α, γ, l2, init_scale over `layout`.
+fn scalar(layout: &Layout, alpha: f64, gamma: f64, l2: f64, init: f64) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::scalar(Kind::Alpha, layout, alpha),
+            Block::scalar(Kind::Gamma, layout, gamma),
+            Block::scalar(Kind::L2, layout, l2),
+            Block::scalar(Kind::InitScale, layout, init),
+        ],
     }
 }
 
-/// Forward `steps` exact steps, reverse them, and demand bit-identical θ₀, v₀ = 0 and an
-/// empty information buffer.
-/// Returns the number of words the shared stack held at θ_T.
+fn setup<'a>(h: &'a Hypers, eps: &'a [f64], layout: &'a Layout, steps: usize) -> Setup<'a> {
+    Setup {
+        hypers: h,
+        eps,
+        layout,
+        steps,
+    }
+}
+
+/// Forward `steps` exact steps, undo them, and demand bit-identical θ₀, v₀ = 0 and an
+/// empty information buffer. Returns the number of words the shared stack held at θ_T.
+#[allow(clippy::too_many_arguments)]
 fn assert_exact_reversal(
     data: &Data,
     act: Activation,
     shuffle: bool,
     batch: usize,
-    h: Hyperparams,
+    h: impl Fn(&Layout) -> Hypers,
     steps: usize,
     seed: u64,
 ) -> usize {
     let mut p = Problem::new(data, &[6], act, batch, shuffle, seed);
-    let eps = init_noise(p.layout(), seed);
-    let theta0: Vec<f64> = eps.iter().map(|e| h.init_scale * e).collect();
-    let gamma = Rational::approximate(h.gamma).unwrap();
-    let mut s = ExactState::new(&theta0, gamma).unwrap();
+    let layout = p.layout().clone();
+    let h = h(&layout);
+    let eps = init_noise(&layout, seed);
+    let su = setup(&h, &eps, &layout, steps);
+    let lambda = su.lambda();
+    let mut obj = Penalized::new(&mut p, &lambda);
+    let mut opt = ExactMomentum::new(&h, &layout, steps);
+    let mut s = opt.start(&su.theta0()).unwrap();
     let start = s.clone();
-    let mut opt = ExactMomentum::new(theta0.len(), h.alpha, gamma, h.l2);
     for t in 0..steps {
-        opt.step(&mut p, t, &mut s)
+        opt.step(&mut obj, t, &mut s)
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     }
     let words = s.buffer.stack_words();
     for t in (0..steps).rev() {
-        opt.reverse_step(&mut p, t, &mut s);
+        opt.undo_step(&mut obj, t, &mut s);
     }
     assert_eq!(
         s.theta, start.theta,
-        "θ₀ not restored (seed {seed}, {h:?}, T={steps})"
+        "θ₀ not restored (seed {seed}, T={steps})"
     );
     assert_eq!(s.v, start.v, "v₀ not restored (seed {seed})");
     assert!(
@@ -87,20 +104,35 @@ fn assert_exact_reversal(
 fn exact_reversal_over_ten_thousand_steps() {
     let data = blobs(60, 20, 4, 3, 1);
     for (shuffle, gamma) in [(true, 0.9), (false, 0.5), (true, 0.999)] {
-        let words = assert_exact_reversal(
-            &data,
-            Activation::Tanh,
-            shuffle,
-            7,
-            hp(0.05, gamma, 0.01),
-            10_000,
-            3,
-        );
+        let h = |l: &Layout| scalar(l, 0.05, gamma, 0.01, 1.0);
+        let words = assert_exact_reversal(&data, Activation::Tanh, shuffle, 7, h, 10_000, 3);
         // 10,000 multiplies store 10⁴·log₂(1/γ) bits per element: at γ ≤ 0.9 that is
         // dozens of 32-bit words each, so the emit and refill paths all ran.
         if gamma <= 0.9 {
             assert!(words > 20 * 51, "only {words} words spilled at γ = {gamma}");
         }
+    }
+}
+
+/// Random per-step, per-array γ and α schedules (K = T knots for γ, so every step and
+/// group multiplies by its own rational).
+fn random_schedules(l: &Layout, seed: u64, steps: usize, l2: f64) -> Hypers {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut alpha = Block::filled(Kind::Alpha, Per::Layer, 7.min(steps), l, 0.1);
+    for v in &mut alpha.values {
+        *v = rng.random_range(0.01..0.6);
+    }
+    let mut gamma = Block::filled(Kind::Gamma, Per::Array, steps, l, 0.9);
+    for v in &mut gamma.values {
+        *v = rng.random_range(0.01..0.999);
+    }
+    Hypers {
+        blocks: vec![
+            alpha,
+            gamma,
+            Block::scalar(Kind::L2, l, l2),
+            Block::scalar(Kind::InitScale, l, 1.0),
+        ],
     }
 }
 
@@ -117,7 +149,24 @@ proptest! {
         act in prop_oneof![Just(Activation::Tanh), Just(Activation::Relu), Just(Activation::Softplus)],
     ) {
         let data = blobs(40, 10, 3, 3, seed);
-        assert_exact_reversal(&data, act, shuffle, batch, hp(alpha, gamma, 0.001), steps, seed);
+        let h = |l: &Layout| scalar(l, alpha, gamma, 0.001, 1.0);
+        assert_exact_reversal(&data, act, shuffle, batch, h, steps, seed);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    /// Long runs: the information buffer spills words, refills and borrows, and θ₀, v₀
+    /// still come back bit for bit — with a different γ per step and per array.
+    #[test]
+    fn long_exact_reversals_with_random_schedules(
+        seed in 0u64..1000,
+        shuffle in any::<bool>(),
+        steps in 2000usize..5000,
+    ) {
+        let data = blobs(30, 10, 3, 3, seed);
+        let h = |l: &Layout| random_schedules(l, seed, steps, 0.001);
+        assert_exact_reversal(&data, Activation::Tanh, shuffle, 4, h, steps, seed);
     }
 }
 
@@ -126,68 +175,255 @@ fn rel(a: f64, b: f64, floor: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(floor)
 }
 
+/// Blocks of every shape: α per array with 4 knots, γ per layer with 3 knots, l2 per weight,
+/// init_scale per array, with distinct values.
+fn shaped(l: &Layout, seed: u64) -> Hypers {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut fill = |b: &mut Block, lo: f64, hi: f64| {
+        for v in &mut b.values {
+            *v = rng.random_range(lo..hi);
+        }
+    };
+    let mut alpha = Block::filled(Kind::Alpha, Per::Array, 4, l, 0.0);
+    fill(&mut alpha, 0.1, 0.4);
+    let mut gamma = Block::filled(Kind::Gamma, Per::Layer, 3, l, 0.0);
+    fill(&mut gamma, 0.6, 0.95);
+    let mut l2 = Block::filled(Kind::L2, Per::Weight, 1, l, 0.0);
+    fill(&mut l2, 0.001, 0.05);
+    let mut init = Block::filled(Kind::InitScale, Per::Array, 1, l, 0.0);
+    fill(&mut init, 0.5, 1.5);
+    Hypers {
+        blocks: vec![alpha, gamma, l2, init],
+    }
+}
+
 #[test]
-fn reversal_matches_stored_trajectory() {
+fn reversal_matches_stored_trajectory_bit_for_bit() {
     let data = blobs(50, 30, 4, 3, 7);
-    for (act, shuffle, l2) in [
-        (Activation::Tanh, true, 0.0),
-        (Activation::Tanh, false, 0.05),
-        (Activation::Relu, true, 0.01),
-        (Activation::Softplus, false, 0.0),
-        (Activation::Softplus, true, 0.1),
+    for (act, shuffle, shapes) in [
+        (Activation::Tanh, true, false),
+        (Activation::Tanh, false, true),
+        (Activation::Relu, true, true),
+        (Activation::Softplus, false, false),
+        (Activation::Softplus, true, true),
     ] {
         let mut p = Problem::new(&data, &[8, 5], act, 10, shuffle, 5);
-        let eps = init_noise(p.layout(), 5);
-        let h = hp(0.3, 0.85, l2);
-        let rev = hypergradient(&mut p, &eps, h, 150).unwrap();
-        let (stored, val) = hypergradient_stored(&mut p, &eps, h, 150).unwrap();
+        let layout = p.layout().clone();
+        let eps = init_noise(&layout, 5);
+        let h = if shapes {
+            shaped(&layout, 9)
+        } else {
+            scalar(&layout, 0.3, 0.85, 0.01, 1.0)
+        };
+        let su = setup(&h, &eps, &layout, 150);
+        let rev = hypergradient(&mut p, su).unwrap();
+        let (stored, val) = hypergradient_stored(&mut p, su).unwrap();
         assert!(rev.exact);
         assert_eq!(rev.val_loss.to_bits(), val.to_bits());
-        for (a, b) in rev.grads.to_array().iter().zip(stored.to_array()) {
+        for (a, b) in rev.grads.blocks.iter().zip(&stored.blocks) {
+            for (x, y) in a.values.iter().zip(&b.values) {
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "{act:?} shuffle={shuffle} {}: {x} vs {y}",
+                    a.kind().name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reversal_matches_finite_differences_on_every_block_shape() {
+    let data = blobs(40, 30, 3, 3, 11);
+    let (mut total, mut strict) = (0usize, 0usize);
+    for (act, shuffle) in [(Activation::Tanh, true), (Activation::Softplus, false)] {
+        let mut p = Problem::new(&data, &[5], act, 8, shuffle, 2);
+        let layout = p.layout().clone();
+        let eps = init_noise(&layout, 2);
+        for h in [scalar(&layout, 0.2, 0.8, 0.02, 1.0), shaped(&layout, 3)] {
+            let su = setup(&h, &eps, &layout, 60);
+            let rev = hypergradient(&mut p, su).unwrap();
+            for kind in Kind::ALL {
+                for probe in probes(&h, kind, 3, 1, 5) {
+                    let a = probe.predicted(&rev.grads);
+                    let fd = estimate(&mut p, su, &probe).unwrap();
+                    let e = rel(a, fd.value, 1e-9);
+                    // check-grad's rule: within 1e-4, or within 3× the finite differences' own
+                    // error estimate (fixed-point quantisation of 2^-36 per step, and γ rounded
+                    // to n/2^16 at the interpolated steps of a schedule).
+                    let explained = (a - fd.value).abs() <= 3.0 * fd.error;
+                    assert!(
+                        e < 1e-4 || explained,
+                        "{act:?} d_{} {}: reversal {a} vs finite differences {} ± {} (rel {e:e})",
+                        kind.name(),
+                        probe.label,
+                        fd.value,
+                        fd.error
+                    );
+                    // γ knots of a schedule move rationals n/2^16 at interpolated steps:
+                    // their finite differences carry quantisation noise of ~1e-2, and only
+                    // the explained rule applies. Everything else must mostly agree to 1e-4.
+                    if !(kind == Kind::Gamma && h.get(kind).knots() > 1) {
+                        total += 1;
+                        strict += usize::from(e < 1e-4);
+                    }
+                }
+            }
+        }
+    }
+    // The explanation must stay the exception, or the check would be vacuous.
+    assert!(
+        strict * 10 >= total * 9,
+        "only {strict} of {total} probes agree within 1e-4"
+    );
+}
+
+/// Replaces one block of `h`.
+fn with(h: &Hypers, b: Block) -> Hypers {
+    let mut out = h.clone();
+    let k = b.kind();
+    *out.get_mut(k) = b;
+    out
+}
+
+/// θ_T of an exact run.
+fn exact_theta(p: &mut Problem, su: Setup) -> Vec<f64> {
+    let lambda = su.lambda();
+    train(
+        &mut Penalized::new(p, &lambda),
+        su.layout,
+        &su.theta0(),
+        su.hypers,
+        su.steps,
+        InnerOptimizer::Momentum,
+        Arithmetic::Exact,
+    )
+    .unwrap()
+}
+
+#[test]
+fn blocks_of_equal_entries_reproduce_the_scalar_run() {
+    let data = blobs(40, 20, 3, 3, 13);
+    let mut p = Problem::new(&data, &[6, 4], Activation::Tanh, 8, true, 4);
+    let l = p.layout().clone();
+    let eps = init_noise(&l, 4);
+    let steps = 80;
+    let base = scalar(&l, 0.25, 0.8, 0.01, 0.9);
+    let theta = exact_theta(&mut p, setup(&base, &eps, &l, steps));
+    let g = hypergradient(&mut p, setup(&base, &eps, &l, steps))
+        .unwrap()
+        .grads;
+    for b in [
+        Block::filled(Kind::Alpha, Per::Array, 5, &l, 0.25),
+        Block::filled(Kind::Alpha, Per::Layer, steps, &l, 0.25),
+        Block::filled(Kind::Gamma, Per::Layer, 3, &l, 0.8),
+        Block::filled(Kind::Gamma, Per::Array, steps, &l, 0.8),
+        Block::filled(Kind::L2, Per::Layer, 1, &l, 0.01),
+        Block::filled(Kind::L2, Per::Weight, 1, &l, 0.01),
+        Block::filled(Kind::InitScale, Per::Array, 1, &l, 0.9),
+    ] {
+        let what = format!(
+            "{} per {} with {} knots",
+            b.kind().name(),
+            b.per().name(),
+            b.knots()
+        );
+        let h = with(&base, b);
+        let su = setup(&h, &eps, &l, steps);
+        let t2 = exact_theta(&mut p, su);
+        assert!(
+            theta
+                .iter()
+                .zip(&t2)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{what}: θ_T differs from the scalar run"
+        );
+        let g2 = hypergradient(&mut p, su).unwrap().grads;
+        for k in Kind::ALL {
+            let (s, entries) = (g.get(k).values[0], g2.get(k).values.iter().sum::<f64>());
             assert!(
-                rel(*a, b, 1e-12) <= 1e-12,
-                "{act:?} shuffle={shuffle} l2={l2}: {a} vs {b}"
+                rel(s, entries, 1e-12) < 1e-10,
+                "{what}: d_{} entries sum to {entries}, scalar {s}",
+                k.name()
             );
         }
     }
 }
 
 #[test]
-fn reversal_matches_finite_differences() {
-    let data = blobs(40, 30, 3, 3, 11);
-    for (act, shuffle, l2) in [
-        (Activation::Tanh, true, 0.02),
-        (Activation::Softplus, false, 0.0),
-    ] {
-        let mut p = Problem::new(&data, &[5], act, 8, shuffle, 2);
-        let eps = init_noise(p.layout(), 2);
-        let h = hp(0.2, 0.8, l2);
-        let rev = hypergradient(&mut p, &eps, h, 60).unwrap();
-        let fd = finite_differences(&mut p, &eps, h, 60).unwrap();
-        let names = ["alpha", "gamma", "l2", "init_scale"];
-        for ((name, a), b) in names
+fn knot_hypergradients_are_the_chain_rule_of_per_step_ones() {
+    let data = blobs(40, 20, 3, 3, 17);
+    let mut p = Problem::new(&data, &[5], Activation::Softplus, 8, true, 6);
+    let l = p.layout().clone();
+    let eps = init_noise(&l, 6);
+    let steps = 50;
+    let mut knots = shaped(&l, 21);
+    // α per array with 4 knots and γ per layer with 3 knots, distinct values (from `shaped`).
+    let (alpha, gamma) = (
+        knots.get(Kind::Alpha).clone(),
+        knots.get(Kind::Gamma).clone(),
+    );
+    // The same schedules written out per step (K = T): the runs are bit-identical.
+    let mut per_step = knots.clone();
+    for b in [&alpha, &gamma] {
+        let mut full = Block::filled(b.kind(), b.per(), steps, &l, 0.0);
+        let ng = b.groups().len();
+        for t in 0..steps {
+            for g in 0..ng {
+                full.values[t * ng + g] = b.value_at(t, steps, g);
+            }
+        }
+        *per_step.get_mut(b.kind()) = full;
+    }
+    let gk = hypergradient(&mut p, setup(&knots, &eps, &l, steps)).unwrap();
+    let gs = hypergradient(&mut p, setup(&per_step, &eps, &l, steps)).unwrap();
+    assert_eq!(gk.val_loss.to_bits(), gs.val_loss.to_bits());
+    for b in [&alpha, &gamma] {
+        let ng = b.groups().len();
+        let mut chained = vec![0.0; b.len()];
+        let d = &gs.grads.get(b.kind()).values;
+        for t in 0..steps {
+            for g in 0..ng {
+                b.add_step_gradient(
+                    t,
+                    steps,
+                    g,
+                    b.value_at(t, steps, g),
+                    d[t * ng + g],
+                    &mut chained,
+                );
+            }
+        }
+        for (e, (a, c)) in gk
+            .grads
+            .get(b.kind())
+            .values
             .iter()
-            .zip(rev.grads.to_array())
-            .zip(fd.grads.to_array())
+            .zip(&chained)
+            .enumerate()
         {
-            let e = rel(a, b, 1e-6);
             assert!(
-                e < 1e-4,
-                "{act:?} d_{name}: reversal {a} vs finite differences {b} (rel {e:e})"
+                rel(*a, *c, 1e-12) < 1e-10,
+                "{} entry {e}: {a} vs chain rule {c}",
+                b.kind().name()
             );
         }
     }
+    knots.blocks.clear();
 }
 
 #[test]
 fn float_reversal_drifts_and_exact_does_not() {
     let data = blobs(60, 20, 4, 3, 4);
     let mut p = Problem::new(&data, &[10], Activation::Tanh, 10, true, 1);
-    let eps = init_noise(p.layout(), 1);
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, 1);
     let err = |p: &mut Problem, gamma: f64, steps: usize| -> f64 {
         let mut theta = eps.clone();
         let mut v = vec![0.0; eps.len()];
-        let mut opt = FloatMomentum::new(eps.len(), 0.5, gamma, 0.0);
+        let h = scalar(&layout, 0.5, gamma, 0.0, 1.0);
+        let mut opt = FloatMomentum::new(&h, &layout, steps);
         for t in 0..steps {
             opt.step(p, t, &mut theta, &mut v).unwrap();
         }
@@ -219,20 +455,20 @@ fn float_reversal_drifts_and_exact_does_not() {
 #[test]
 fn digits_float_reversal_fails_exact_reversal_does_not() {
     use revgrad::optim::verify::verify_reversal;
-    use revgrad::optim::{Arithmetic, Method};
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/digits.json");
     let exp = revgrad::problem::Experiment::load(&path).unwrap();
     let mut p = exp.problem();
-    let theta0 = exp.init_noise(p.layout()).unwrap();
+    let layout = p.layout().clone();
+    let theta0 = exp.init_noise(&layout).unwrap();
     let mut run = |arith, alpha, gamma, steps| {
         verify_reversal(
             &mut p,
+            &layout,
             &theta0,
-            Method::Momentum,
+            InnerOptimizer::Momentum,
             arith,
             alpha,
             gamma,
-            0.0,
             steps,
         )
         .unwrap()
@@ -262,35 +498,21 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
-    /// Long runs with random α and γ: the information buffer spills words, refills and
-    /// borrows, and θ₀, v₀ still come back bit for bit.
-    #[test]
-    fn long_exact_reversals_with_random_hyperparameters(
-        seed in 0u64..1000,
-        alpha in 0.01f64..0.999,
-        gamma in 0.01f64..0.999,
-        shuffle in any::<bool>(),
-        steps in 2000usize..10_000,
-    ) {
-        let data = blobs(30, 10, 3, 3, seed);
-        assert_exact_reversal(&data, Activation::Tanh, shuffle, 4, hp(alpha, gamma, 0.001), steps, seed);
-    }
-}
-
 #[test]
 fn fixed_point_overflow_is_an_error_with_the_step() {
     let data = blobs(40, 10, 3, 3, 2);
     let mut p = Problem::new(&data, &[6], Activation::Tanh, 8, true, 2);
-    let eps = init_noise(p.layout(), 2);
-    let h = hp(5000.0, 0.9, 0.0);
-    match hypergradient(&mut p, &eps, h, 500) {
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, 2);
+    let h = scalar(&layout, 5000.0, 0.9, 0.0, 1.0);
+    let su = setup(&h, &eps, &layout, 500);
+    match hypergradient(&mut p, su) {
         Err(revgrad::Error::Overflow { step, .. }) => assert!(step < 500),
         Err(e) => panic!("expected an overflow error, got {e}"),
         Ok(r) => panic!("α = 5000 should overflow, got val_loss {}", r.val_loss),
     }
-    let err = hypergradient(&mut p, &eps, h, 500).unwrap_err();
+    let err = hypergradient(&mut p, su).unwrap_err();
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("inner.alpha"), "{err}");
+    assert!(p.dim() > 0);
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::hypergrad::reverse::hypergradient;
+use crate::hyper::{Hypers, Kind};
+use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::problem::Experiment;
 use crate::report::rows::HypergradJson;
 use crate::report::sink::Output;
@@ -14,9 +15,39 @@ use crate::report::table::{num, render};
 pub struct Args {
     /// Experiment config (JSON).
     pub config: PathBuf,
-    /// Print JSON (SPEC §4) instead of a table.
+    /// Print JSON (SPEC §4.3) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// One table row per block and group: the group's mean value (over knots or weights) and
+/// its summed hypergradient.
+fn block_rows(hypers: &Hypers, h: &Hypergradient) -> Vec<Vec<String>> {
+    let mut rows = vec![vec![
+        "hyperparameter".into(),
+        "group".into(),
+        "entries".into(),
+        "value (mean)".into(),
+        "d val_loss (sum)".into(),
+    ]];
+    for (b, g) in hypers.blocks.iter().zip(&h.grads.blocks) {
+        for (i, group) in b.groups().iter().enumerate() {
+            let e = b.group_entries(i);
+            let mean = e.iter().map(|&e| b.values[e]).sum::<f64>() / e.len() as f64;
+            let mut value = num(mean);
+            if b.kind() == Kind::Gamma && b.is_scalar() {
+                value += &format!(" (effective {})", h.effective_gamma.values[0]);
+            }
+            rows.push(vec![
+                b.kind().name().into(),
+                group.name.clone(),
+                e.len().to_string(),
+                value,
+                num(e.iter().map(|&e| g.values[e]).sum()),
+            ]);
+        }
+    }
+    rows
 }
 
 /// Run `revgrad hypergrad`.
@@ -26,39 +57,26 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
     exp.require_momentum()?;
-    let mut problem = exp.problem();
-    let eps = exp.init_noise(problem.layout())?;
-    let h = hypergradient(&mut problem, &eps, exp.hyperparams(), exp.steps())?;
-    let report = HypergradJson::from(&h);
+    let mut run = exp.prepare()?;
+    let hypers = run.hypers.clone();
+    let h = hypergradient(&mut run.problem, run.ctx.setup(&hypers))?;
     let text = if args.json {
+        let report = HypergradJson::new(&h, &hypers, &run.ctx.layout);
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
-        let g = h.grads;
-        let hp = h.hyper;
-        let mut t = render(&[
-            vec![
-                "hyperparameter".into(),
-                "value".into(),
-                "d val_loss / d value".into(),
-            ],
-            vec!["alpha".into(), num(hp.alpha), num(g.alpha)],
-            vec![
-                "gamma".into(),
-                format!("{} (effective {})", num(hp.gamma), h.effective_gamma),
-                num(g.gamma),
-            ],
-            vec!["l2".into(), num(hp.l2), num(g.l2)],
-            vec!["init_scale".into(), num(hp.init_scale), num(g.init_scale)],
-        ]);
+        let mut t = render(&block_rows(&hypers, &h));
         t += &format!(
-            "\ntrain_loss {}  val_loss {}  val_accuracy {}\n",
+            "\ntrain_loss {}  val_loss {}  val_accuracy {}",
             num(h.train_loss),
             num(h.val_loss),
             num(h.val_accuracy)
         );
+        if let Some((l, a)) = h.test {
+            t += &format!("  test_loss {}  test_accuracy {}", num(l), num(a));
+        }
         t += &format!(
-            "reversal {}: theta0_error {}\ninformation buffer: {} bytes, {:.4} bits/param/step \
-             (floor log2(d/n) = {:.4}; the 8-byte coder state per parameter dominates short runs)\n\
+            "\nreversal {}: theta0_error {}\ninformation buffer: {} bytes, {:.4} bits/param/step \
+             (floor Σ log2(d/n_t)/T = {:.4}; the 8-byte coder state per parameter dominates short runs)\n\
              a stored trajectory would take {} bytes ({:.0}x)\n",
             if h.exact { "exact" } else { "NOT exact" },
             h.theta0_error,

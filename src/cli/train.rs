@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::config::InnerOptimizer;
 use crate::error::Result;
-use crate::optim::{Arithmetic, Method, train};
+use crate::model::Penalized;
+use crate::optim::{Arithmetic, train};
 use crate::problem::Experiment;
 use crate::report::rows::TrainJson;
 use crate::report::sink::Output;
@@ -36,14 +36,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.exact {
         exp.require_momentum()?;
     }
-    let mut problem = exp.problem();
-    let eps = exp.init_noise(problem.layout())?;
-    let hp = exp.hyperparams();
-    let theta0 = hp.theta0(&eps);
-    let method = match exp.config.inner.optimizer {
-        InnerOptimizer::Momentum => Method::Momentum,
-        InnerOptimizer::Sgd => Method::Sgd,
-    };
+    let mut run = exp.prepare()?;
+    let setup = run.ctx.setup(&run.hypers);
+    let (theta0, lambda) = (setup.theta0(), setup.lambda());
     if let Some(path) = &args.save {
         // Fail before training, not after it, if the file cannot be written there.
         let dir = match path.parent() {
@@ -63,12 +58,20 @@ pub fn run(args: Args) -> Result<()> {
         Arithmetic::Float
     };
     let clock = Instant::now();
-    let theta = train(&mut problem, &theta0, hp, exp.steps(), method, arithmetic)?;
+    let theta = train(
+        &mut Penalized::new(&mut run.problem, &lambda),
+        &run.ctx.layout,
+        &theta0,
+        &run.hypers,
+        exp.steps(),
+        exp.config.inner.optimizer,
+        arithmetic,
+    )?;
     let seconds = clock.elapsed().as_secs_f64();
-    let (train_loss, train_accuracy) = problem.train_metrics(&theta);
-    let (val_loss, val_accuracy) = problem.validation_metrics(&theta);
+    let (train_loss, train_accuracy) = run.problem.train_metrics(&theta);
+    let (val_loss, val_accuracy) = run.problem.validation_metrics(&theta);
     if let Some(path) = &args.save {
-        crate::model::npz::write_params(path, problem.layout(), &theta)?;
+        crate::model::npz::write_params(path, &run.ctx.layout, &theta)?;
     }
     let report = TrainJson {
         arithmetic,

@@ -1,4 +1,4 @@
-//! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--quiet]`
+//! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--hypers-out FILE] [--quiet]`
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::Result;
 use crate::problem::Experiment;
 use crate::report::progress::Progress;
-use crate::report::sink::{BestConfigWriter, CsvSink, Output};
+use crate::report::sink::{BestConfigWriter, HypersOut, Output, TuneCsv};
+use crate::report::table::num;
 use crate::tune::observer::Observers;
-use crate::tune::{Observer, StopReason, Summary, TuneRow, run as tune_run};
+use crate::tune::{Iteration, Observer, StopReason, Summary, Tune, run as tune_run};
 
 /// Arguments of `revgrad tune`.
 #[derive(Debug, clap::Args)]
@@ -22,24 +23,39 @@ pub struct Args {
     /// Override outer.steps.
     #[arg(long, value_name = "N")]
     pub outer_steps: Option<usize>,
-    /// Write a complete config with the best hyperparameters found here.
+    /// Write a complete config with the best hyperparameters found here (every entry of
+    /// every block).
     #[arg(long, value_name = "FILE")]
     pub best: Option<PathBuf>,
+    /// Write every entry of every tuned block per iteration here (long CSV:
+    /// iteration,name,group,knot,index,value,gradient).
+    #[arg(long, value_name = "FILE")]
+    pub hypers_out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
 }
 
-fn describe(r: &TuneRow) -> String {
-    format!(
-        "alpha {:.6}  gamma {:.6}  l2 {:.3e}  init_scale {:.4}  ->  val_loss {:.5}  val_accuracy {:.4}",
-        r.alpha,
-        r.gamma,
-        r.l2,
-        r.init_scale,
-        r.val_loss.unwrap_or(f64::NAN),
-        r.val_accuracy.unwrap_or(f64::NAN)
-    )
+/// One line per point: each block's mean value, then the losses.
+pub(crate) fn describe(it: &Iteration) -> String {
+    let mut t = String::new();
+    for b in &it.hypers.blocks {
+        let many = if b.is_scalar() { "" } else { " (mean)" };
+        t += &format!("{} {}{many}  ", b.kind().name(), num(b.mean()));
+    }
+    match &it.result {
+        Some(r) => {
+            t += &format!(
+                "->  val_loss {:.5}  val_accuracy {:.4}",
+                r.val_loss, r.val_accuracy
+            );
+            if let Some((l, a)) = r.test {
+                t += &format!("  test_loss {l:.5}  test_accuracy {a:.4}");
+            }
+        }
+        None => t += "->  rejected",
+    }
+    t
 }
 
 fn summary_text(s: &Summary) -> String {
@@ -79,11 +95,20 @@ pub fn run(args: Args) -> Result<u8> {
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
     }
-    let mut csv = CsvSink::new::<TuneRow>(Output::open(args.output.as_deref())?)?;
+    let mut run = exp.prepare()?;
+    let kinds: Vec<_> = run.hypers.kinds().collect();
+    let mut csv = TuneCsv::new(Output::open(args.output.as_deref())?, &kinds)?;
+    let mut hypers_out = match &args.hypers_out {
+        Some(p) => Some(HypersOut::new(
+            Output::open(Some(p))?,
+            &exp.config.outer.tune,
+        )?),
+        None => None,
+    };
     let mut best = args
         .best
         .clone()
-        .map(|p| BestConfigWriter::new(exp.config.clone(), p));
+        .map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
     let mut progress = Progress::new(args.quiet);
 
     let interrupt = Arc::new(AtomicBool::new(false));
@@ -99,19 +124,25 @@ pub fn run(args: Args) -> Result<u8> {
         );
     });
 
-    let mut problem = exp.problem();
-    let eps = exp.init_noise(problem.layout())?;
     let summary = {
         let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
+        if let Some(h) = hypers_out.as_mut() {
+            observers.push(h);
+        }
         if let Some(b) = best.as_mut() {
             observers.push(b);
         }
+        let cfg = Tune {
+            layout: &run.ctx.layout,
+            eps: &run.ctx.eps,
+            steps: run.ctx.steps,
+            outer: &exp.config.outer,
+        };
+        let start = run.hypers.clone();
         tune_run(
-            &mut problem,
-            &eps,
-            exp.hyperparams(),
-            exp.steps(),
-            &exp.config.outer,
+            &mut run.problem,
+            cfg,
+            start,
             &mut Observers(observers),
             &interrupt,
         )?

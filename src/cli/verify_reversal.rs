@@ -7,9 +7,12 @@ use std::path::PathBuf;
 
 use indicatif::ProgressBar;
 
+use crate::config::InnerOptimizer as Method;
 use crate::error::Result;
+use crate::hyper::{Kind, MAX_GAMMA};
+use crate::model::Penalized;
+use crate::optim::Arithmetic;
 use crate::optim::verify::{ReversalReport, verify_reversal};
-use crate::optim::{Arithmetic, Method};
 use crate::problem::Experiment;
 use crate::report::rows::{ReversalRow, ReversalStepRow};
 use crate::report::sink::{CsvSink, Output};
@@ -48,7 +51,7 @@ fn check_lists(args: &Args) -> Result<()> {
         }
     }
     for &g in &args.gammas {
-        if !(g > 0.0 && g <= crate::config::MAX_GAMMA) {
+        if !(g > 0.0 && g <= MAX_GAMMA) {
             return Err(bad("gammas", g, "in (0, 0.9999]"));
         }
     }
@@ -71,10 +74,11 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         CsvSink::new::<ReversalRow>(output)?
     };
-    let mut problem = exp.problem();
-    let eps = exp.init_noise(problem.layout())?;
-    let hp = exp.hyperparams();
-    let theta0 = hp.theta0(&eps);
+    let mut run = exp.prepare()?;
+    let setup = run.ctx.setup(&run.hypers);
+    let (theta0, lambda) = (setup.theta0(), setup.lambda());
+    let config_gamma = run.hypers.get(Kind::Gamma).mean();
+    let mut problem = Penalized::new(&mut run.problem, &lambda);
     let mut runs = Vec::new();
     for &alpha in &args.alphas {
         runs.push((Method::Sgd, Arithmetic::Float, alpha, None));
@@ -91,15 +95,15 @@ pub fn run(args: Args) -> Result<()> {
     };
     for (method, arithmetic, alpha, gamma) in runs {
         bar.inc(1);
-        let g = gamma.unwrap_or(hp.gamma);
+        let g = gamma.unwrap_or(config_gamma);
         let report: ReversalReport = match verify_reversal(
             &mut problem,
+            &run.ctx.layout,
             &theta0,
             method,
             arithmetic,
             alpha,
             g,
-            hp.l2,
             args.steps,
         ) {
             Ok(r) => r,

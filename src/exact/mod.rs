@@ -19,7 +19,8 @@
 //! stores `log₂ d − log₂ n = log₂(1/γ)` bits net: the information-theoretic floor. The
 //! buffer ([`infobuf`]) is a per-element rANS coder state renormalising 32-bit words into one
 //! shared stack, which gets within a few percent of that floor (the seed note's scheme keeps
-//! about 47 of every 64 bits).
+//! about 47 of every 64 bits). Its scale does not depend on n, so every multiply may use its
+//! own rational ([`Coder`]): a γ schedule per step and parameter group reverses exactly.
 //!
 //! Everything uses floor semantics (arithmetic shifts, `div_euclid`-style division), so
 //! negative values round-trip. A value leaving the representable range is an error, never a
@@ -30,5 +31,5 @@ pub mod infobuf;
 pub mod rational;
 
 pub use fixed::{FRAC_BITS, MAX_VALUE};
-pub use infobuf::InfoBuffer;
+pub use infobuf::{Coder, InfoBuffer};
 pub use rational::Rational;

@@ -34,6 +34,17 @@ impl Rational {
         Self::from_numerator(n.max(1))
     }
 
+    /// The smallest `n/2^16 ≥ gamma`, for a γ already validated to `(0, 1)`: `n` is kept in
+    /// `[1, 2^16)`, the numerators the information buffer represents. Hyperparameter blocks
+    /// hold γ in `(0, 0.9999]` (config validation and the tuner's warp both ensure it), so
+    /// the bounds only guard that invariant.
+    pub fn of_valid(gamma: f64) -> Self {
+        let n = (gamma * DEN as f64).ceil();
+        Rational {
+            n: if n >= 1.0 { (n as u64).min(DEN - 1) } else { 1 },
+        }
+    }
+
     /// `n/2^16`; `None` unless `1 ≤ n < 2^16`.
     pub fn from_numerator(n: u64) -> Option<Self> {
         (1..DEN).contains(&n).then_some(Rational { n })

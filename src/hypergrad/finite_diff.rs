@@ -1,100 +1,185 @@
 //! # Hypergradients by central finite differences of the exact forward run
 //!
-//! `∂f/∂h ≈ (f(h + δ) − f(h − δ)) / 2δ` for each hyperparameter, each f from a fresh exact
-//! forward run. For γ the step is a whole number of quanta of the rational: γ± = (n ± m)/d,
-//! so the difference quotient is taken around the effective γ = n/d exactly, and rounding
-//! γ to the rational does not dominate the difference. The other steps are relative:
-//! `δ = REL_STEP·max(|h|, floor)`.
+//! A probe moves the entries of one block along `δ` (one entry, or a random direction over
+//! many): `g(s) = f(h + s·δ)`, whose derivative at 0 the reversal gives as `Σ_e ∂f/∂h_e·δ_e`.
+//! Each `g` comes from a fresh exact forward run. With `D(k) = (g(k) − g(−k))/2k`:
+//!
+//! ```text
+//! R₁ = (4·D(1) − D(2))/3        R₂ = (4·D(2) − D(4))/3          (Richardson, error O(δ⁴))
+//! estimate = R₁                 error ≈ |R₁ − R₂|
+//! ```
+//!
+//! The error estimate is what makes a disagreement explainable: fixed-point quantisation
+//! and γ's rounding to n/2^16 add noise to `g` that no step size removes, and it shows up as
+//! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·max(|h_e|, floor)` for α, l2 (floor
+//! 10⁻³, so l2 = 0 gets a real step) and init_scale; for γ a whole number of quanta 2^−16
+//! (at most 8, fewer near 0 or 1), so a constant γ moves between exact rationals.
 
-use super::PerHyper;
-use super::rational_gamma;
-use crate::error::{Error, Result};
-use crate::exact::{Rational, rational::DEN};
-use crate::model::Objective;
-use crate::optim::{ExactMomentum, Hyperparams};
+use ndarray_rand::rand::rngs::StdRng;
+use ndarray_rand::rand::{Rng, SeedableRng};
+
+use super::Setup;
+use crate::error::Result;
+use crate::exact::rational::DEN;
+use crate::hyper::{Hypers, Kind, MAX_GAMMA};
+use crate::model::{Objective, Penalized};
+use crate::optim::{ExactMomentum, Reversible};
 
 /// Relative step for α, l2 and init_scale.
-pub const REL_STEP: f64 = 1e-4;
-/// Quanta of 2^−16 in the γ step.
+pub const REL_STEP: f64 = 1e-3;
+/// Most quanta of 2^−16 in a γ step.
 pub const GAMMA_QUANTA: u64 = 8;
 
-/// Finite-difference hypergradients and the steps used.
+/// A direction in the entries of one block.
 #[derive(Debug, Clone)]
-pub struct FiniteDiff {
-    /// The difference quotients.
-    pub grads: PerHyper,
-    /// The step δ used for each hyperparameter.
-    pub steps: PerHyper,
-    /// The effective γ = n/d around which the γ difference is taken.
-    pub effective_gamma: f64,
+pub struct Probe {
+    /// The block.
+    pub kind: Kind,
+    /// What it probes, for people (`entry 3 (W1)`, `random direction 1`).
+    pub label: String,
+    /// δ per entry of the block.
+    pub delta: Vec<f64>,
 }
 
-/// Validation loss after an exact forward run with rational γ.
-pub fn exact_val_loss(
-    obj: &mut impl Objective,
-    eps: &[f64],
-    hp: Hyperparams,
-    gamma: Rational,
-    steps: usize,
-) -> Result<f64> {
-    let (_, state) = ExactMomentum::run(obj, &hp.theta0(eps), hp, gamma, steps)?;
-    let mut g = vec![0.0; obj.dim()];
-    Ok(obj.validation_grad_into(&state.theta_f64(), &mut g).0)
+impl Probe {
+    /// The derivative the reversal predicts, `Σ_e grad_e·δ_e`.
+    pub fn predicted(&self, grads: &Hypers) -> f64 {
+        grads
+            .get(self.kind)
+            .values
+            .iter()
+            .zip(&self.delta)
+            .map(|(g, d)| g * d)
+            .sum()
+    }
 }
 
-/// Central differences of the validation loss for all four hyperparameters (8 runs).
+/// A finite-difference estimate and its own error estimate.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    /// Richardson-extrapolated `dg/ds`.
+    pub value: f64,
+    /// `|R₁ − R₂|`.
+    pub error: f64,
+}
+
+/// Validation loss after an exact forward run.
 ///
 /// # Errors
-/// As the exact forward run; [`Error::Usage`] if γ ± the step leaves (0, 1).
-pub fn finite_differences(
-    obj: &mut impl Objective,
-    eps: &[f64],
-    hp: Hyperparams,
-    steps: usize,
-) -> Result<FiniteDiff> {
-    let gamma = rational_gamma(hp.gamma)?;
-    // (f(h + δ) − f(h − δ)) / 2δ for the hyperparameter read by `get` and written by `set`.
-    let mut central =
-        |get: fn(&Hyperparams) -> f64, set: fn(&mut Hyperparams, f64), delta: f64| -> Result<f64> {
-            let (mut plus, mut minus) = (hp, hp);
-            set(&mut plus, get(&hp) + delta);
-            set(&mut minus, get(&hp) - delta);
-            let fp = exact_val_loss(obj, eps, plus, gamma, steps)?;
-            let fm = exact_val_loss(obj, eps, minus, gamma, steps)?;
-            Ok((fp - fm) / (2.0 * delta))
-        };
-    let ha = REL_STEP * hp.alpha;
-    let d_alpha = central(|h| h.alpha, |h, v| h.alpha = v, ha)?;
-    let hl = REL_STEP * hp.l2.abs().max(1e-2);
-    let d_l2 = central(|h| h.l2, |h, v| h.l2 = v, hl)?;
-    let hs = REL_STEP * hp.init_scale;
-    let d_init = central(|h| h.init_scale, |h, v| h.init_scale = v, hs)?;
-    let m = GAMMA_QUANTA;
-    let gp = Rational::from_numerator(gamma.n() + m);
-    let gm = gamma.n().checked_sub(m).and_then(Rational::from_numerator);
-    let (gp, gm) = gp.zip(gm).ok_or_else(|| {
-        Error::Usage(format!(
-            "inner.gamma = {} is too close to 0 or 1 for a finite-difference step of {m}/{DEN}",
-            hp.gamma
-        ))
-    })?;
-    let hg = m as f64 / DEN as f64;
-    let d_gamma = (exact_val_loss(obj, eps, hp, gp, steps)?
-        - exact_val_loss(obj, eps, hp, gm, steps)?)
-        / (2.0 * hg);
-    Ok(FiniteDiff {
-        grads: PerHyper {
-            alpha: d_alpha,
-            gamma: d_gamma,
-            l2: d_l2,
-            init_scale: d_init,
-        },
-        steps: PerHyper {
-            alpha: ha,
-            gamma: hg,
-            l2: hl,
-            init_scale: hs,
-        },
-        effective_gamma: gamma.value(),
+/// As the exact forward run.
+pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
+    let lambda = setup.lambda();
+    let mut obj = Penalized::new(obj, &lambda);
+    let mut opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
+    let mut s = opt.start(&setup.theta0())?;
+    for t in 0..setup.steps {
+        opt.step(&mut obj, t, &mut s)?;
+    }
+    let mut g = vec![0.0; obj.dim()];
+    Ok(obj.validation_grad_into(&opt.theta_f64(&s), &mut g).0)
+}
+
+/// The step of entry value `h` of `kind` in a probe (its sign and size along δ).
+fn step(kind: Kind, h: f64) -> f64 {
+    match kind {
+        Kind::Gamma => {
+            let n = (h * DEN as f64).ceil() as u64;
+            let room =
+                (n.saturating_sub(1)).min(((MAX_GAMMA * DEN as f64) as u64).saturating_sub(n));
+            (room / 4).min(GAMMA_QUANTA) as f64 / DEN as f64
+        }
+        Kind::L2 => REL_STEP * h.abs().max(1e-3),
+        _ => REL_STEP * h.abs(),
+    }
+}
+
+/// Probes for `kind`: every entry if there are at most `entries`, else `entries` sampled
+/// ones (first, last, and seeded picks between), plus `directions` seeded random directions
+/// over all entries (each entry ±its step). Entries whose γ is too close to 0 or 1 for a
+/// step are left out.
+pub fn probes(
+    hypers: &Hypers,
+    kind: Kind,
+    entries: usize,
+    directions: usize,
+    seed: u64,
+) -> Vec<Probe> {
+    let b = hypers.get(kind);
+    let n = b.len();
+    let steps: Vec<f64> = b.values.iter().map(|&h| step(kind, h)).collect();
+    let mut rng = StdRng::seed_from_u64(seed ^ kind as u64);
+    let mut picks: Vec<usize> = if n <= entries {
+        (0..n).collect()
+    } else {
+        let mut p = vec![0, n - 1];
+        while p.len() < entries {
+            p.push(rng.random_range(1..n - 1));
+        }
+        p.sort_unstable();
+        p.dedup();
+        p
+    };
+    picks.retain(|&e| steps[e] > 0.0);
+    let mut out: Vec<Probe> = picks
+        .into_iter()
+        .map(|e| {
+            let mut delta = vec![0.0; n];
+            delta[e] = steps[e];
+            let (group, knot, index) = b.entry(e);
+            let mut label = format!("entry {e} ({group}");
+            if b.knots() > 1 {
+                label += &format!(", knot {knot}");
+            }
+            if let Some(i) = index {
+                label += &format!(", index {i}");
+            }
+            Probe {
+                kind,
+                label: label + ")",
+                delta,
+            }
+        })
+        .collect();
+    if n > 1 {
+        for d in 0..directions {
+            let delta = steps
+                .iter()
+                .map(|&s| if rng.random_bool(0.5) { s } else { -s })
+                .collect();
+            out.push(Probe {
+                kind,
+                label: format!("random direction {}", d + 1),
+                delta,
+            });
+        }
+    }
+    out
+}
+
+/// `dg/ds` at 0 for `g(s) = f(h + s·δ)`, by Richardson extrapolation over s = ±1, ±2, ±4.
+///
+/// # Errors
+/// As the exact forward run (at any of the six points).
+pub fn estimate(obj: &mut impl Objective, setup: Setup, probe: &Probe) -> Result<Estimate> {
+    let mut g = |s: f64| -> Result<f64> {
+        let mut h = setup.hypers.clone();
+        for (v, d) in h.get_mut(probe.kind).values.iter_mut().zip(&probe.delta) {
+            *v += s * d;
+        }
+        exact_val_loss(
+            obj,
+            Setup {
+                hypers: &h,
+                ..setup
+            },
+        )
+    };
+    let mut d = |k: f64| -> Result<f64> { Ok((g(k)? - g(-k)?) / (2.0 * k)) };
+    let (d1, d2, d4) = (d(1.0)?, d(2.0)?, d(4.0)?);
+    let r1 = (4.0 * d1 - d2) / 3.0;
+    let r2 = (4.0 * d2 - d4) / 3.0;
+    Ok(Estimate {
+        value: r1,
+        error: (r1 - r2).abs(),
     })
 }

@@ -1,150 +1,91 @@
-//! # Hypergradients: ∂f(θ_T)/∂(α, γ, l2, init_scale)
+//! # Hypergradients: ∂f(θ_T)/∂(every entry of every block)
 //!
-//! Reverse-mode differentiation of the validation loss `f(θ_T)` through T momentum steps
-//! (Maclaurin, Duvenaud & Adams 2015, Algorithm 2, in SPEC §3's form). With adjoints
-//! `dθ = ∂f/∂θ_{t+1}` and `dv = ∂f/∂v_{t+1}`, starting from `dθ = ∇f(θ_T)`, `dv = 0`, for
-//! t = T−1 down to 0:
+//! Reverse-mode differentiation of the validation loss `f(θ_T)` through T optimizer steps
+//! (Maclaurin, Duvenaud & Adams 2015, Algorithm 2, in SPEC §3's form, extended per block).
+//! Starting from `dθ = ∇f(θ_T)` and every other adjoint 0, the optimizer's adjoint step
+//! ([`crate::optim::Reversible`]) runs for t = T−1 down to 0, adding the hypergradients of
+//! its own blocks (α_t, γ_t per step and group, folded into knots by the chain rule) and
+//! accumulating `dλ = ∂f/∂λ` per parameter for the penalty. At the end:
 //!
 //! ```text
-//! dα += dθ · v_{t+1}
-//! dv += α·dθ
-//! (θ_t, v_t, g_t = ∇L_t(θ_t), H_t·dv)         recovered exactly / read from storage
-//! dγ += dv · (v_t + g_t)                       ∂v_{t+1}/∂γ = v_t + g_t
-//! dθ −= (1−γ)·H_t·dv
-//! dl2 −= (1−γ)·dv · (mask ⊙ θ_t)               ∂g_t/∂l2 = mask ⊙ θ_t (weights only)
-//! dv ← γ·dv
+//! ∂f/∂l2_entry        = Σ_{i ∈ entry} dλ_i                    (λ = expansion of the l2 block)
+//! ∂f/∂init_scale_entry = Σ_{i ∈ entry} dθ₀_i · ε_i              (θ₀ = init_scale ⊙ ε)
 //! ```
 //!
-//! At the end `dθ = ∂f/∂θ₀` and, since `θ₀ = init_scale·ε`, `∂f/∂init_scale = dθ · ε`.
-//! γ is the effective rational γ of the exact run throughout, so these are the derivatives of
-//! one consistent map.
+//! γ is the effective rational γ_t of the exact run throughout, so these are the
+//! derivatives of one consistent map.
 //!
 //! Three independent ways to get the same numbers: [`reverse`] (exact reversal, O(|θ|)
 //! memory, the product), [`stored`] (reverse mode over a stored trajectory, O(T·|θ|)) and
-//! [`finite_diff`] (central differences of the exact forward run).
+//! [`finite_diff`] (central differences of the exact forward run). All three take a
+//! [`Setup`]: the run's blocks, the initial-weight noise, the layout and T.
 
 pub mod finite_diff;
 pub mod reverse;
 pub mod stored;
 
-use serde::Serialize;
-
-use crate::error::{Error, Result};
 use crate::exact::Rational;
+use crate::hyper::{Hypers, Kind};
+use crate::model::Layout;
+use crate::optim::Reversible;
 
-/// One number per hyperparameter.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
-pub struct PerHyper {
-    /// With respect to α.
-    pub alpha: f64,
-    /// With respect to γ.
-    pub gamma: f64,
-    /// With respect to l2.
-    pub l2: f64,
-    /// With respect to init_scale.
-    pub init_scale: f64,
+/// What a hypergradient is taken of: the blocks, θ₀'s noise ε, the layout and T.
+#[derive(Debug, Clone, Copy)]
+pub struct Setup<'a> {
+    /// Every block (the optimizer's, l2, init_scale).
+    pub hypers: &'a Hypers,
+    /// Initial-weight noise ε (θ₀ = init_scale ⊙ ε).
+    pub eps: &'a [f64],
+    /// The parameter layout.
+    pub layout: &'a Layout,
+    /// Inner steps T.
+    pub steps: usize,
 }
 
-impl PerHyper {
-    /// `[alpha, gamma, l2, init_scale]`.
-    pub fn to_array(self) -> [f64; 4] {
-        [self.alpha, self.gamma, self.l2, self.init_scale]
+impl Setup<'_> {
+    /// θ₀ = init_scale ⊙ ε.
+    pub fn theta0(&self) -> Vec<f64> {
+        let s = self.hypers.get(Kind::InitScale).per_parameter(self.layout);
+        s.iter().zip(self.eps).map(|(s, e)| s * e).collect()
     }
 
-    /// The entry for one hyperparameter.
-    pub fn get(&self, which: crate::config::Hyper) -> f64 {
-        use crate::config::Hyper;
-        match which {
-            Hyper::Alpha => self.alpha,
-            Hyper::Gamma => self.gamma,
-            Hyper::L2 => self.l2,
-            Hyper::InitScale => self.init_scale,
+    /// The per-parameter penalty λ (the l2 block expanded; 0 on biases).
+    pub fn lambda(&self) -> Vec<f64> {
+        self.hypers.get(Kind::L2).per_parameter(self.layout)
+    }
+
+    /// The rational γ each γ entry stands for in exact arithmetic, same shape.
+    pub fn effective_gamma(&self) -> crate::hyper::Block {
+        let mut g = self.hypers.get(Kind::Gamma).clone();
+        for v in &mut g.values {
+            *v = Rational::of_valid(*v).value();
         }
+        g
     }
 
-    /// True when every entry is finite.
-    pub fn is_finite(&self) -> bool {
-        self.to_array().iter().all(|v| v.is_finite())
-    }
-}
-
-/// The rational γ of an exact run, or a usage error naming the allowed range.
-pub fn rational_gamma(gamma: f64) -> Result<Rational> {
-    Rational::approximate(gamma).ok_or_else(|| {
-        Error::Usage(format!(
-            "inner.gamma must be in (0, 1) and at most 65535/65536 for exact arithmetic, got {gamma}"
-        ))
-    })
-}
-
-/// Reverse-mode adjoint state shared by the exact-reversal and stored-trajectory paths.
-#[derive(Debug, Clone)]
-pub(crate) struct Adjoint {
-    pub d_theta: Vec<f64>,
-    pub d_v: Vec<f64>,
-    pub d_alpha: f64,
-    pub d_gamma: f64,
-    pub d_l2: f64,
-}
-
-impl Adjoint {
-    /// `dθ = ∇f(θ_T)`, everything else 0.
-    pub fn new(val_grad: Vec<f64>) -> Self {
-        let n = val_grad.len();
-        Adjoint {
-            d_theta: val_grad,
-            d_v: vec![0.0; n],
-            d_alpha: 0.0,
-            d_gamma: 0.0,
-            d_l2: 0.0,
-        }
+    /// A hypergradient accumulator shaped like the blocks.
+    pub(crate) fn zero_grads(&self) -> Hypers {
+        self.hypers.zeros_like()
     }
 
-    /// Through `θ_{t+1} = θ_t + α·v_{t+1}`: `dα += dθ·v_{t+1}`, `dv += α·dθ`.
-    pub fn through_position(&mut self, v_next: &[f64], alpha: f64) {
-        let mut da = 0.0;
-        for ((dv, &dt), &v) in self.d_v.iter_mut().zip(&self.d_theta).zip(v_next) {
-            da += dt * v;
-            *dv += alpha * dt;
-        }
-        self.d_alpha += da;
-    }
-
-    /// Through `v_{t+1} = γ·v_t − (1−γ)·g_t(θ_t)`, given θ_t, v_t, g_t and `hv = H_t·dv`.
-    pub fn through_velocity(
-        &mut self,
-        theta: &[f64],
-        v: &[f64],
-        g: &[f64],
-        hv: &[f64],
-        mask: &[f64],
-        gamma: f64,
-    ) {
-        let omg = 1.0 - gamma;
-        let (mut dg, mut dl) = (0.0, 0.0);
-        for i in 0..self.d_v.len() {
-            let dv = self.d_v[i];
-            dg += dv * (v[i] + g[i]);
-            dl += dv * mask[i] * theta[i];
-            self.d_theta[i] -= omg * hv[i];
-            self.d_v[i] = gamma * dv;
-        }
-        self.d_gamma += dg;
-        self.d_l2 -= omg * dl;
-    }
-
-    /// The four hypergradients, given the initial-weight noise ε.
-    pub fn finish(&self, eps: &[f64]) -> PerHyper {
-        PerHyper {
-            alpha: self.d_alpha,
-            gamma: self.d_gamma,
-            l2: self.d_l2,
-            init_scale: self.d_theta.iter().zip(eps).map(|(d, e)| d * e).sum(),
-        }
+    /// Folds the per-parameter adjoints left by the reverse pass into the l2 and init_scale
+    /// blocks of `grads`.
+    pub(crate) fn finish(&self, opt: &impl Reversible, grads: &mut Hypers) {
+        let l2 = self.hypers.get(Kind::L2).fold(self.layout, opt.d_lambda());
+        grads.get_mut(Kind::L2).values = l2;
+        let d0: Vec<f64> = opt
+            .d_theta()
+            .iter()
+            .zip(self.eps)
+            .map(|(d, e)| d * e)
+            .collect();
+        let s = self.hypers.get(Kind::InitScale).fold(self.layout, &d0);
+        grads.get_mut(Kind::InitScale).values = s;
     }
 }
 
-/// Bytes a stored trajectory of `steps` steps takes: θ_t and v_t in f64 for t = 0..=T.
-pub fn store_all_bytes(dim: usize, steps: usize) -> u64 {
-    (steps as u64 + 1) * dim as u64 * 16
+/// Bytes a stored trajectory of `steps` steps takes: `vectors` state vectors of f64 per
+/// parameter for t = 0..=T.
+pub fn store_all_bytes(dim: usize, steps: usize, vectors: usize) -> u64 {
+    (steps as u64 + 1) * dim as u64 * 8 * vectors as u64
 }

@@ -1,49 +1,51 @@
 //! # Hypergradients by reverse mode over a stored trajectory (the reference path)
 //!
-//! The textbook way: run the exact forward pass, keep every (θ_t, v_t) in f64, then run the
-//! same adjoint recursion reading states from memory instead of reversing the dynamics.
-//! O(T·|θ|) memory. Because the forward run is exact, both paths see identical states and
-//! gradients, so this checks the reversal itself.
+//! The textbook way: run the exact forward pass, keep every state in f64, then run the same
+//! adjoint ([`Reversible::adjoint_step`]) reading states from memory instead of undoing the
+//! dynamics. O(T·|θ|) memory. Because the forward run is exact, both paths see identical
+//! states and gradients, so this checks the reversal itself: the two must agree bit for bit.
 
-use super::{Adjoint, PerHyper, rational_gamma};
+use super::Setup;
 use crate::error::Result;
-use crate::exact::fixed;
-use crate::model::Objective;
-use crate::optim::{ExactMomentum, ExactState, Hyperparams};
+use crate::hyper::Hypers;
+use crate::model::{Objective, Penalized};
+use crate::optim::{ExactMomentum, Reversible};
 
-/// `(∂f/∂hyper, f(θ_T))` by reverse mode over the stored exact trajectory.
+/// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact momentum trajectory.
 ///
 /// # Errors
 /// As [`super::reverse::hypergradient`].
-pub fn hypergradient_stored(
+pub fn hypergradient_stored(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
+    let opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
+    stored_with(opt, obj, setup)
+}
+
+/// The stored-trajectory hypergradient with any reversible optimizer.
+///
+/// # Errors
+/// As [`super::reverse::hypergradient`].
+pub fn stored_with<O: Reversible>(
+    mut opt: O,
     obj: &mut impl Objective,
-    eps: &[f64],
-    hp: Hyperparams,
-    steps: usize,
-) -> Result<(PerHyper, f64)> {
-    let gamma = rational_gamma(hp.gamma)?;
-    let n = obj.dim();
-    let theta0 = hp.theta0(eps);
-    let mut state = ExactState::start(&theta0, gamma, steps)?;
-    let mut opt = ExactMomentum::new(n, hp.alpha, gamma, hp.l2);
-    let to_f64 = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| fixed::to_f64(v)).collect() };
-    let mut thetas = vec![to_f64(&state.theta)];
-    let mut vs = vec![to_f64(&state.v)];
-    for t in 0..steps {
-        opt.step(obj, t, &mut state)?;
-        thetas.push(to_f64(&state.theta));
-        vs.push(to_f64(&state.v));
+    setup: Setup,
+) -> Result<(Hypers, f64)> {
+    let lambda = setup.lambda();
+    let mut obj = Penalized::new(obj, &lambda);
+    let mut state = opt.start(&setup.theta0())?;
+    let mut snaps = Vec::with_capacity(setup.steps + 1);
+    snaps.push(opt.snapshot(&state));
+    for t in 0..setup.steps {
+        opt.step(&mut obj, t, &mut state)?;
+        snaps.push(opt.snapshot(&state));
     }
-    let mut val_grad = vec![0.0; n];
-    let (val_loss, _) = obj.validation_grad_into(&thetas[steps], &mut val_grad);
-    let mut adj = Adjoint::new(val_grad);
-    let mut grad = vec![0.0; n];
-    let mut hv = vec![0.0; n];
-    let mask = obj.penalty_mask().to_vec();
-    for t in (0..steps).rev() {
-        adj.through_position(&vs[t + 1], hp.alpha);
-        obj.grad_hvp_into(t, &thetas[t], hp.l2, &adj.d_v, &mut grad, &mut hv);
-        adj.through_velocity(&thetas[t], &vs[t], &grad, &hv, &mask, gamma.value());
+    let theta_t = opt.theta_f64(&state);
+    let mut val_grad = vec![0.0; obj.dim()];
+    let (val_loss, _) = obj.validation_grad_into(&theta_t, &mut val_grad);
+    let mut grads = setup.zero_grads();
+    opt.begin_adjoint(&val_grad);
+    for t in (0..setup.steps).rev() {
+        opt.adjoint_step(&mut obj, t, &snaps[t], &snaps[t + 1], &mut grads);
     }
-    Ok((adj.finish(eps), val_loss))
+    setup.finish(&opt, &mut grads);
+    Ok((grads, val_loss))
 }

@@ -8,10 +8,12 @@ pub mod activation;
 pub mod mlp;
 pub mod npz;
 pub mod params;
+pub mod penalty;
 
 pub use activation::Activation;
 pub use mlp::{Mlp, Workspace};
 pub use params::Layout;
+pub use penalty::Penalized;
 
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::rand::rngs::StdRng;
@@ -20,21 +22,19 @@ use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 /// What the inner optimizer and the reverse pass need from a training problem.
 ///
 /// `step` selects the mini-batch of inner step `t`; the same `step` must always give the
-/// same batch, so the reverse pass recomputes bit-identical gradients.
+/// same batch, so the reverse pass recomputes bit-identical gradients. Penalties are not the
+/// model's business: [`Penalized`] wraps any objective with one.
 pub trait Objective {
     /// Number of parameters |θ|.
     fn dim(&self) -> usize;
-    /// 1 on penalised coordinates (weights), 0 elsewhere: `∂∇L/∂l2 = mask ⊙ θ`.
-    fn penalty_mask(&self) -> &[f64];
-    /// `grad ← ∇L_t(θ)`; returns `L_t(θ)` (with the l2 penalty).
-    fn grad_into(&mut self, step: usize, theta: &[f64], l2: f64, grad: &mut [f64]) -> f64;
+    /// `grad ← ∇L_t(θ)`; returns `L_t(θ)`.
+    fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64;
     /// `grad ← ∇L_t(θ)`, `hu ← ∇²L_t(θ)·u`; returns `L_t(θ)`. The gradient must be
     /// bit-identical to [`Objective::grad_into`]'s.
     fn grad_hvp_into(
         &mut self,
         step: usize,
         theta: &[f64],
-        l2: f64,
         u: &[f64],
         grad: &mut [f64],
         hu: &mut [f64],
@@ -43,6 +43,11 @@ pub trait Objective {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);
     /// Mean loss over the whole training set, without the penalty (for reports).
     fn train_loss(&mut self, theta: &[f64]) -> f64;
+    /// Mean loss and accuracy on the test set, if there is one (for reports; never tuned on).
+    fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+        let _ = theta;
+        None
+    }
 }
 
 /// Initial-weight noise ε: `W_l ~ N(0, 1/fan_in)`, biases 0, drawn from `seed`.

@@ -1,114 +1,65 @@
-//! # Float64 SGD with momentum and plain SGD, forward and (approximately) reversed
+//! # Plain SGD in f64, forward and (approximately) reversed
 //!
-//! The reference implementations: `train` without `--exact` uses [`FloatMomentum::step`];
-//! `verify-reversal` uses the reverse steps to show how far float reversal strays.
+//! `θ ← θ − α_t·∇L_t(θ)`. Its only reversal without stored gradients takes the gradient at
+//! the later point, `θ_t ≈ θ_{t+1} + α_t·∇L_t(θ_{t+1})`: `verify-reversal` shows how far that
+//! strays. SGD with momentum, float and exact, is in [`super::momentum`].
 
 use super::diverged;
+use super::plan::Plan;
 use crate::error::Result;
-use crate::model::Objective;
+use crate::hyper::Hypers;
+use crate::model::{Layout, Objective};
 
-/// SGD with momentum in f64.
-#[derive(Debug, Clone)]
-pub struct FloatMomentum {
-    alpha: f64,
-    gamma: f64,
-    l2: f64,
-    grad: Vec<f64>,
-}
-
-impl FloatMomentum {
-    /// Scratch for `dim` parameters.
-    pub fn new(dim: usize, alpha: f64, gamma: f64, l2: f64) -> Self {
-        FloatMomentum {
-            alpha,
-            gamma,
-            l2,
-            grad: vec![0.0; dim],
-        }
-    }
-
-    /// One step t: `v ← γ·v − (1−γ)·∇L_t(θ)`, `θ ← θ + α·v`. Returns `L_t(θ_t)`.
-    ///
-    /// # Errors
-    /// [`crate::Error::Diverged`] if the loss is not finite.
-    pub fn step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        v: &mut [f64],
-    ) -> Result<f64> {
-        let loss = obj.grad_into(t, theta, self.l2, &mut self.grad);
-        if !loss.is_finite() {
-            return Err(diverged(t, loss, self.alpha));
-        }
-        let (a, g, omg) = (self.alpha, self.gamma, 1.0 - self.gamma);
-        for ((th, v), &gr) in theta.iter_mut().zip(v.iter_mut()).zip(&self.grad) {
-            *v = g * *v - omg * gr;
-            *th += a * *v;
-        }
-        Ok(loss)
-    }
-
-    /// Undo step t in f64: `θ ← θ − α·v`, `v ← (v + (1−γ)·∇L_t(θ))/γ`. Not exact.
-    pub fn reverse_step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        v: &mut [f64],
-    ) {
-        let a = self.alpha;
-        for (th, &v) in theta.iter_mut().zip(v.iter()) {
-            *th -= a * v;
-        }
-        obj.grad_into(t, theta, self.l2, &mut self.grad);
-        let (g, omg) = (self.gamma, 1.0 - self.gamma);
-        for (v, &gr) in v.iter_mut().zip(&self.grad) {
-            *v = (*v + omg * gr) / g;
-        }
-    }
-}
-
-/// Plain SGD in f64.
+/// Plain SGD in f64, with α_t per array from the α block.
 #[derive(Debug, Clone)]
 pub struct FloatSgd {
-    alpha: f64,
-    l2: f64,
+    plan: Plan,
     grad: Vec<f64>,
 }
 
 impl FloatSgd {
-    /// Scratch for `dim` parameters.
-    pub fn new(dim: usize, alpha: f64, l2: f64) -> Self {
+    /// The optimizer for `hypers`' α block over `layout`, for `steps` steps.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
         FloatSgd {
-            alpha,
-            l2,
-            grad: vec![0.0; dim],
+            plan: Plan::new(hypers, layout, steps),
+            grad: vec![0.0; layout.len()],
         }
     }
 
-    /// One step t: `θ ← θ − α·∇L_t(θ)`. Returns `L_t(θ_t)`.
+    /// One step t: `θ ← θ − α_t·∇L_t(θ)`. Returns `L_t(θ_t)`.
     ///
     /// # Errors
     /// [`crate::Error::Diverged`] if the loss is not finite.
     pub fn step(&mut self, obj: &mut impl Objective, t: usize, theta: &mut [f64]) -> Result<f64> {
-        let loss = obj.grad_into(t, theta, self.l2, &mut self.grad);
+        self.plan.at(t);
+        let loss = obj.grad_into(t, theta, &mut self.grad);
         if !loss.is_finite() {
-            return Err(diverged(t, loss, self.alpha));
+            return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
-        for (th, &gr) in theta.iter_mut().zip(&self.grad) {
-            *th -= self.alpha * gr;
-        }
+        self.apply(theta, -1.0);
         Ok(loss)
     }
 
     /// Undo step t as well as possible without stored gradients:
-    /// `θ ← θ + α·∇L_t(θ)`, the gradient taken at the later point.
+    /// `θ ← θ + α_t·∇L_t(θ)`, the gradient taken at the later point.
     pub fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, theta: &mut [f64]) {
-        obj.grad_into(t, theta, self.l2, &mut self.grad);
-        for (th, &gr) in theta.iter_mut().zip(&self.grad) {
-            *th += self.alpha * gr;
+        self.plan.at(t);
+        obj.grad_into(t, theta, &mut self.grad);
+        self.apply(theta, 1.0);
+    }
+
+    /// `θ ← θ + sign·α_t ⊙ grad`.
+    fn apply(&self, theta: &mut [f64], sign: f64) {
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let al = sign * self.plan.alpha.of(a);
+            for i in r.clone() {
+                theta[i] += al * self.grad[i];
+            }
         }
+    }
+
+    /// The plan (α_t per array).
+    pub fn plan_mut(&mut self) -> &mut Plan {
+        &mut self.plan
     }
 }

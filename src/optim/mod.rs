@@ -16,62 +16,89 @@
 //! v_t = (v_{t+1} + (1−γ)·g) / γ
 //! ```
 //!
-//! [`float`] does both in f64, where the division by γ amplifies rounding errors by 1/γ per
-//! step; [`exact`] does them on fixed-point state with the rational γ, where the inverse is
-//! bit-exact. Plain SGD (`θ ← θ − α·g`) is in [`float`] too, with the only reversal that needs
+//! [`momentum::FloatMomentum`] does both in f64, where the division by γ amplifies rounding
+//! errors by 1/γ per step; [`momentum::ExactMomentum`] does them on fixed-point state with
+//! the rational γ, where the inverse is bit-exact. α and γ come per step and parameter array
+//! from their blocks ([`plan`]). Plain SGD (`θ ← θ − α·g`) is in [`float`] too, with the only reversal that needs
 //! no stored gradients: `θ_t ≈ θ_{t+1} + α·∇L_t(θ_{t+1})`.
 
-pub mod exact;
 pub mod float;
+pub mod momentum;
+pub mod plan;
 pub mod verify;
 
-pub use exact::{ExactMomentum, ExactState};
-pub use float::{FloatMomentum, FloatSgd};
+pub use float::FloatSgd;
+pub use momentum::{ExactMomentum, ExactState, FloatMomentum};
+pub use plan::Plan;
 
 use serde::Serialize;
 
-use crate::config::Hyper;
+use crate::config::InnerOptimizer;
 use crate::error::{Error, Result, show};
-use crate::model::Objective;
+use crate::hyper::Hypers;
+use crate::model::{Layout, Objective};
 
-/// The four differentiable hyperparameters of a run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hyperparams {
-    /// Learning rate α.
-    pub alpha: f64,
-    /// Momentum γ (as configured; exact runs use its rational approximation).
-    pub gamma: f64,
-    /// L2 penalty on the weights.
-    pub l2: f64,
-    /// Scale of the initial weights, θ₀ = init_scale·ε.
-    pub init_scale: f64,
-}
+/// An exactly reversible inner optimizer: a forward step on exact state, the exact undo of
+/// a step, and the adjoint of a step. The hypergradient paths — exact reversal, reverse mode
+/// over a stored trajectory, finite differences (see [`crate::hypergrad`]) — are written
+/// once against this trait; an optimizer is one implementation.
+pub trait Reversible {
+    /// Exact state (fixed-point vectors and the information buffer).
+    type State;
+    /// The state in f64, as a stored trajectory keeps it.
+    type Snapshot;
 
-impl Hyperparams {
-    /// θ₀ = init_scale·ε.
-    pub fn theta0(&self, eps: &[f64]) -> Vec<f64> {
-        eps.iter().map(|e| self.init_scale * e).collect()
-    }
-
-    /// The value of one hyperparameter.
-    pub fn get(&self, which: Hyper) -> f64 {
-        match which {
-            Hyper::Alpha => self.alpha,
-            Hyper::Gamma => self.gamma,
-            Hyper::L2 => self.l2,
-            Hyper::InitScale => self.init_scale,
-        }
-    }
-
-    /// Set one hyperparameter.
-    pub fn set(&mut self, which: Hyper, value: f64) {
-        match which {
-            Hyper::Alpha => self.alpha = value,
-            Hyper::Gamma => self.gamma = value,
-            Hyper::L2 => self.l2 = value,
-            Hyper::InitScale => self.init_scale = value,
-        }
-    }
+    /// The exact state at θ₀ (other state vectors 0, buffer empty, room reserved for the run).
+    ///
+    /// # Errors
+    /// [`Error::Overflow`] at step 0 if θ₀ is outside the fixed-point range.
+    fn start(&mut self, theta0: &[f64]) -> Result<Self::State>;
+    /// Forward step t; returns `L_t(θ_t)`.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] for a non-finite loss, [`Error::Overflow`] when a value leaves the
+    /// fixed-point range.
+    fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut Self::State) -> Result<f64>;
+    /// θ of a state in f64 (exact).
+    fn theta_f64(&self, s: &Self::State) -> Vec<f64>;
+    /// θ of a state in fixed point.
+    fn theta_fixed<'s>(&self, s: &'s Self::State) -> &'s [i64];
+    /// The state in f64.
+    fn snapshot(&self, s: &Self::State) -> Self::Snapshot;
+    /// Bytes the information buffer holds.
+    fn buffer_bytes(&self, s: &Self::State) -> usize;
+    /// True if `s` is the start state at `theta0` bit for bit (other vectors 0, buffer empty).
+    fn at_start(&self, s: &Self::State, theta0: &[i64]) -> bool;
+    /// The least information the run must store, bits per parameter (Σ_t log₂(d/n_t)).
+    fn information_floor_bits(&mut self) -> f64;
+    /// State vectors per parameter (θ, v, …), for the stored-trajectory size.
+    fn state_vectors(&self) -> usize;
+    /// Start the reverse pass with `dθ = ∂f/∂θ_T`, every other adjoint 0.
+    fn begin_adjoint(&mut self, d_theta: &[f64]);
+    /// Undo step t exactly (state t+1 → t), without the adjoint.
+    fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut Self::State);
+    /// Reverse step t: undo it exactly (state t+1 → t) and propagate the adjoint through it,
+    /// adding the optimizer blocks' hypergradients to `grads`.
+    fn reverse_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        s: &mut Self::State,
+        grads: &mut Hypers,
+    );
+    /// The adjoint of step t from stored states (`before` = state t, `after` = state t+1).
+    fn adjoint_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        before: &Self::Snapshot,
+        after: &Self::Snapshot,
+        grads: &mut Hypers,
+    );
+    /// `∂f/∂θ` as of the reverse pass so far (`∂f/∂θ₀` at its end).
+    fn d_theta(&self) -> &[f64];
+    /// `∂f/∂λ` per parameter (the penalty ½Σλθ²) as of the reverse pass so far.
+    fn d_lambda(&self) -> &[f64];
 }
 
 /// The error for a non-finite training loss at `step`.
@@ -113,17 +140,6 @@ pub(crate) fn overflow_at_init() -> Error {
     }
 }
 
-/// Which update rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// `θ ← θ − α·g`.
-    Sgd,
-    /// SGD with momentum (SPEC §3).
-    #[default]
-    Momentum,
-}
-
 /// Which arithmetic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -135,15 +151,6 @@ pub enum Arithmetic {
     Exact,
 }
 
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Method::Sgd => "sgd",
-            Method::Momentum => "momentum",
-        })
-    }
-}
-
 impl std::fmt::Display for Arithmetic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -153,43 +160,48 @@ impl std::fmt::Display for Arithmetic {
     }
 }
 
-/// Train `steps` steps from `theta0` and return θ_T in f64.
+/// Train `steps` steps from `theta0` with the optimizer blocks of `hypers` and return θ_T in
+/// f64. `obj` is the (penalised) training objective.
 ///
 /// # Errors
 /// Divergence or overflow, with the step; [`Error::Usage`] for exact plain SGD (there is no
-/// exactly reversible plain SGD to run) or a γ without a rational form.
+/// exactly reversible plain SGD to run).
 pub fn train(
     obj: &mut impl Objective,
+    layout: &Layout,
     theta0: &[f64],
-    hp: Hyperparams,
+    hypers: &Hypers,
     steps: usize,
-    method: Method,
+    method: InnerOptimizer,
     arithmetic: Arithmetic,
 ) -> Result<Vec<f64>> {
     let n = obj.dim();
     match (method, arithmetic) {
-        (Method::Momentum, Arithmetic::Float) => {
+        (InnerOptimizer::Momentum, Arithmetic::Float) => {
             let (mut theta, mut v) = (theta0.to_vec(), vec![0.0; n]);
-            let mut opt = FloatMomentum::new(n, hp.alpha, hp.gamma, hp.l2);
+            let mut opt = FloatMomentum::new(hypers, layout, steps);
             for t in 0..steps {
                 opt.step(obj, t, &mut theta, &mut v)?;
             }
             Ok(theta)
         }
-        (Method::Sgd, Arithmetic::Float) => {
+        (InnerOptimizer::Sgd, Arithmetic::Float) => {
             let mut theta = theta0.to_vec();
-            let mut opt = FloatSgd::new(n, hp.alpha, hp.l2);
+            let mut opt = FloatSgd::new(hypers, layout, steps);
             for t in 0..steps {
                 opt.step(obj, t, &mut theta)?;
             }
             Ok(theta)
         }
-        (Method::Momentum, Arithmetic::Exact) => {
-            let gamma = crate::hypergrad::rational_gamma(hp.gamma)?;
-            let (_, s) = ExactMomentum::run(obj, theta0, hp, gamma, steps)?;
-            Ok(s.theta_f64())
+        (InnerOptimizer::Momentum, Arithmetic::Exact) => {
+            let mut opt = ExactMomentum::new(hypers, layout, steps);
+            let mut s = opt.start(theta0)?;
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+            }
+            Ok(opt.theta_f64(&s))
         }
-        (Method::Sgd, Arithmetic::Exact) => Err(Error::Usage(
+        (InnerOptimizer::Sgd, Arithmetic::Exact) => Err(Error::Usage(
             "exact arithmetic needs inner.optimizer = \"momentum\": plain SGD is not reversible"
                 .into(),
         )),

@@ -18,13 +18,14 @@
 //! hypergradient path), every `stride`-th step so that it stays under [`TRACE_BUDGET_BYTES`].
 
 use super::{
-    Arithmetic, ExactMomentum, ExactState, FloatMomentum, FloatSgd, Method, diverged, overflow,
+    Arithmetic, ExactMomentum, FloatMomentum, FloatSgd, Reversible, diverged, overflow,
     overflow_at_init,
 };
+use crate::config::InnerOptimizer;
 use crate::error::Result;
-use crate::exact::fixed;
-use crate::hypergrad::rational_gamma;
-use crate::model::Objective;
+use crate::exact::{Rational, fixed};
+use crate::hyper::{Block, Hypers, Kind};
+use crate::model::{Layout, Objective};
 
 /// Memory allowed for the stored forward trajectory.
 pub const TRACE_BUDGET_BYTES: usize = 256 << 20;
@@ -48,22 +49,29 @@ pub struct ReversalReport {
     pub per_step: Vec<(usize, f64)>,
 }
 
-/// Forward `steps` steps from `theta0`, reverse them, and measure the error.
+/// Forward `steps` steps from `theta0` with constant α and γ, reverse them, and measure the
+/// error. `obj` is the (penalised) training objective over `layout`.
 ///
 /// # Errors
 /// Divergence or overflow of the forward run.
 #[allow(clippy::too_many_arguments)]
 pub fn verify_reversal(
     obj: &mut impl Objective,
+    layout: &Layout,
     theta0: &[f64],
-    method: Method,
+    method: InnerOptimizer,
     arithmetic: Arithmetic,
     alpha: f64,
     gamma: f64,
-    l2: f64,
     steps: usize,
 ) -> Result<ReversalReport> {
     let n = obj.dim();
+    let hypers = Hypers {
+        blocks: vec![
+            Block::scalar(Kind::Alpha, layout, alpha),
+            Block::scalar(Kind::Gamma, layout, gamma),
+        ],
+    };
     let stride = (steps + 1)
         .saturating_mul(n * 8)
         .div_ceil(TRACE_BUDGET_BYTES)
@@ -73,13 +81,17 @@ pub fn verify_reversal(
         forward: Vec::new(),
         errors: Vec::new(),
     };
-    let state_vectors = if method == Method::Momentum { 2 } else { 1 };
+    let state_vectors = if method == InnerOptimizer::Momentum {
+        2
+    } else {
+        1
+    };
     let store_all_bytes = (steps as u64 + 1) * n as u64 * 8 * state_vectors;
     let (info_buffer_bytes, effective_gamma) = match (method, arithmetic) {
-        (Method::Momentum, Arithmetic::Float) => {
+        (InnerOptimizer::Momentum, Arithmetic::Float) => {
             let mut theta = theta0.to_vec();
             let mut v = vec![0.0; n];
-            let mut opt = FloatMomentum::new(n, alpha, gamma, l2);
+            let mut opt = FloatMomentum::new(&hypers, layout, steps);
             trace.record(0, &theta);
             for t in 0..steps {
                 opt.step(obj, t, &mut theta, &mut v)?;
@@ -91,25 +103,24 @@ pub fn verify_reversal(
             }
             (0, gamma)
         }
-        (Method::Momentum, Arithmetic::Exact) => {
-            let r = rational_gamma(gamma)?;
-            let mut s = ExactState::start(theta0, r, steps)?;
-            let mut opt = ExactMomentum::new(n, alpha, r, l2);
-            trace.record(0, &s.theta_f64());
+        (InnerOptimizer::Momentum, Arithmetic::Exact) => {
+            let mut opt = ExactMomentum::new(&hypers, layout, steps);
+            let mut s = opt.start(theta0)?;
+            trace.record(0, &opt.theta_f64(&s));
             for t in 0..steps {
                 opt.step(obj, t, &mut s)?;
-                trace.record(t + 1, &s.theta_f64());
+                trace.record(t + 1, &opt.theta_f64(&s));
             }
             let bytes = s.buffer.bytes() as u64;
             for t in (0..steps).rev() {
-                opt.reverse_step(obj, t, &mut s);
-                trace.compare(t, &s.theta_f64());
+                opt.undo_step(obj, t, &mut s);
+                trace.compare(t, &opt.theta_f64(&s));
             }
-            (bytes, r.value())
+            (bytes, Rational::of_valid(gamma).value())
         }
-        (Method::Sgd, Arithmetic::Float) => {
+        (InnerOptimizer::Sgd, Arithmetic::Float) => {
             let mut theta = theta0.to_vec();
-            let mut opt = FloatSgd::new(n, alpha, l2);
+            let mut opt = FloatSgd::new(&hypers, layout, steps);
             trace.record(0, &theta);
             for t in 0..steps {
                 opt.step(obj, t, &mut theta)?;
@@ -121,8 +132,8 @@ pub fn verify_reversal(
             }
             (0, gamma)
         }
-        (Method::Sgd, Arithmetic::Exact) => {
-            exact_sgd(obj, theta0, alpha, l2, steps, &mut trace)?;
+        (InnerOptimizer::Sgd, Arithmetic::Exact) => {
+            exact_sgd(obj, theta0, alpha, steps, &mut trace)?;
             (0, gamma)
         }
     };
@@ -148,7 +159,6 @@ fn exact_sgd(
     obj: &mut impl Objective,
     theta0: &[f64],
     alpha: f64,
-    l2: f64,
     steps: usize,
     trace: &mut Trace,
 ) -> Result<()> {
@@ -159,7 +169,7 @@ fn exact_sgd(
     fixed::to_f64_into(&theta, &mut theta_f);
     trace.record(0, &theta_f);
     for t in 0..steps {
-        let loss = obj.grad_into(t, &theta_f, l2, &mut grad);
+        let loss = obj.grad_into(t, &theta_f, &mut grad);
         if !loss.is_finite() {
             return Err(diverged(t, loss, alpha));
         }
@@ -170,7 +180,7 @@ fn exact_sgd(
         trace.record(t + 1, &theta_f);
     }
     for t in (0..steps).rev() {
-        obj.grad_into(t, &theta_f, l2, &mut grad);
+        obj.grad_into(t, &theta_f, &mut grad);
         fixed::add_scaled(&mut theta, alpha, &grad);
         fixed::to_f64_into(&theta, &mut theta_f);
         trace.compare(t, &theta_f);

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::Result;
-use crate::tune::{Observer, Status, Summary, TuneRow};
+use crate::tune::{Iteration, Observer, Summary};
 
 /// The tune progress bar.
 pub struct Progress {
@@ -48,15 +48,14 @@ impl Observer for Progress {
         Ok(())
     }
 
-    fn on_row(&mut self, row: &TuneRow, best: &TuneRow) -> Result<()> {
+    fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         self.bar.inc(1);
-        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-        let current = match row.status {
-            Status::Ok => format!("val_loss {}", fmt(row.val_loss)),
-            Status::Rejected => "rejected (diverged)".to_string(),
+        let current = match &it.result {
+            Some(r) => format!("val_loss {:.4}", r.val_loss),
+            None => "rejected (diverged)".to_string(),
         };
         self.bar
-            .set_message(format!("{current}  best {}", fmt(best.val_loss)));
+            .set_message(format!("{current}  best {:.4}", best.val_loss()));
         Ok(())
     }
 

@@ -3,9 +3,15 @@
 //! One `Serialize` struct per CSV or JSON schema of SPEC §4; CSV headers come from the field
 //! names, so there is no hand-written header list to drift.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
-use crate::optim::{Arithmetic, Method};
+use crate::config::InnerOptimizer;
+use crate::hyper::{Hypers, Kind};
+use crate::hypergrad::reverse::Hypergradient;
+use crate::model::Layout;
+use crate::optim::Arithmetic;
+use crate::tune::Iteration;
 
 /// Outcome of one outer iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -18,44 +24,127 @@ pub enum Status {
     Rejected,
 }
 
-/// One row of the `tune` CSV. Loss and gradient cells are empty on rejected rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
-pub struct TuneRow {
-    /// 0 = starting point.
+/// One cell of a row whose columns depend on the run's blocks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    /// A count.
+    Int(usize),
+    /// A number.
+    Num(f64),
+    /// An empty cell (no test set, a rejected row, a search's gradients).
+    Empty,
+    /// A word.
+    Text(&'static str),
+}
+
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Cell::Int(v) => s.serialize_u64(v as u64),
+            Cell::Num(v) => s.serialize_f64(v),
+            Cell::Empty => s.serialize_none(),
+            Cell::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+impl From<Option<f64>> for Cell {
+    fn from(v: Option<f64>) -> Self {
+        v.map_or(Cell::Empty, Cell::Num)
+    }
+}
+
+/// The `tune` / `search` CSV header (SPEC §4.1) for a run with these blocks: the values,
+/// the losses, the gradients `d_*`, time and status.
+pub fn tune_header(kinds: &[Kind]) -> Vec<String> {
+    let mut h = vec!["iteration".to_owned()];
+    h.extend(kinds.iter().map(|k| k.name().to_owned()));
+    for c in [
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+    ] {
+        h.push(c.to_owned());
+    }
+    h.extend(kinds.iter().map(|k| format!("d_{}", k.name())));
+    h.push("seconds".into());
+    h.push("status".into());
+    h
+}
+
+/// One row of the `tune` / `search` CSV: a block shows the mean of its entries and the sum of
+/// its gradients (the derivative along all-ones). Loss and gradient cells are empty on
+/// rejected rows, test cells without a test set.
+pub fn tune_row(it: &Iteration) -> Vec<Cell> {
+    let kinds: Vec<Kind> = it.hypers.kinds().collect();
+    let mut row = vec![Cell::Int(it.iteration)];
+    row.extend(kinds.iter().map(|&k| Cell::Num(it.hypers.get(k).mean())));
+    let r = it.result.as_ref();
+    row.push(r.map(|r| r.train_loss).into());
+    row.push(r.map(|r| r.val_loss).into());
+    row.push(r.map(|r| r.val_accuracy).into());
+    let test = r.and_then(|r| r.test);
+    row.push(test.map(|t| t.0).into());
+    row.push(test.map(|t| t.1).into());
+    let grads = r.and_then(|r| r.grads.as_ref());
+    row.extend(
+        kinds
+            .iter()
+            .map(|&k| Cell::from(grads.map(|g| g.get(k).values.iter().sum::<f64>()))),
+    );
+    row.push(Cell::Num(it.seconds));
+    row.push(Cell::Text(if r.is_some() { "ok" } else { "rejected" }));
+    row
+}
+
+/// One row of `--hypers-out` (SPEC §4.2): one entry of one tuned block at one iteration.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct HyperRow {
+    /// Outer iteration.
     pub iteration: usize,
-    /// α of this iteration.
-    pub alpha: f64,
-    /// γ of this iteration (as configured; exact runs use ⌈γ·2^16⌉/2^16).
-    pub gamma: f64,
-    /// l2 of this iteration.
-    pub l2: f64,
-    /// init_scale of this iteration.
-    pub init_scale: f64,
-    /// Mean training cross-entropy at θ_T.
-    pub train_loss: Option<f64>,
-    /// Validation loss at θ_T.
-    pub val_loss: Option<f64>,
-    /// Validation accuracy at θ_T.
-    pub val_accuracy: Option<f64>,
-    /// ∂val_loss/∂α.
-    pub d_alpha: Option<f64>,
-    /// ∂val_loss/∂γ.
-    pub d_gamma: Option<f64>,
-    /// ∂val_loss/∂l2.
-    pub d_l2: Option<f64>,
-    /// ∂val_loss/∂init_scale.
-    pub d_init_scale: Option<f64>,
-    /// Wall time since the start, seconds.
-    pub seconds: f64,
-    /// `ok` or `rejected`.
-    pub status: Status,
+    /// Block name.
+    pub name: &'static str,
+    /// `all`, `layer<l>`, `W<l>` or `b<l>`.
+    pub group: String,
+    /// Knot (0 without a schedule).
+    pub knot: usize,
+    /// Flat index within `W<l>` for per-weight blocks, empty otherwise.
+    pub index: Option<usize>,
+    /// The entry's value.
+    pub value: f64,
+    /// ∂val_loss/∂value; empty on rejected rows.
+    pub gradient: Option<f64>,
+}
+
+/// The `--hypers-out` rows of one iteration, for the blocks `kinds`.
+pub fn hyper_rows(it: &Iteration, kinds: &[Kind]) -> Vec<HyperRow> {
+    let grads = it.result.as_ref().and_then(|r| r.grads.as_ref());
+    let mut out = Vec::new();
+    for &k in kinds {
+        let b = it.hypers.get(k);
+        for (e, &value) in b.values.iter().enumerate() {
+            let (group, knot, index) = b.entry(e);
+            out.push(HyperRow {
+                iteration: it.iteration,
+                name: k.name(),
+                group: group.to_owned(),
+                knot,
+                index,
+                value,
+                gradient: grads.map(|g| g.get(k).values[e]),
+            });
+        }
+    }
+    out
 }
 
 /// One row of the `verify-reversal` CSV.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalRow {
     /// `sgd` or `momentum`.
-    pub optimizer: Method,
+    pub optimizer: InnerOptimizer,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.
@@ -80,7 +169,7 @@ pub struct ReversalRow {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalStepRow {
     /// `sgd` or `momentum`.
-    pub optimizer: Method,
+    pub optimizer: InnerOptimizer,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.
@@ -91,7 +180,7 @@ pub struct ReversalStepRow {
     pub trace_error: f64,
 }
 
-/// `hypergrad --json` (SPEC §4).
+/// `hypergrad --json` (SPEC §4.3). Blocks are a number when scalar, else shaped objects.
 #[derive(Debug, Clone, Serialize)]
 pub struct HypergradJson {
     /// Mean training cross-entropy at θ_T.
@@ -100,23 +189,18 @@ pub struct HypergradJson {
     pub val_loss: f64,
     /// Validation accuracy at θ_T.
     pub val_accuracy: f64,
+    /// Test loss at θ_T (null without a test set).
+    pub test_loss: Option<f64>,
     /// The hyperparameters as configured.
-    pub hyperparameters: crate::hypergrad::PerHyper,
-    /// The effective γ = n/d.
-    pub effective: Effective,
-    /// ∂val_loss/∂hyperparameter.
-    pub hypergradients: crate::hypergrad::PerHyper,
+    pub hyperparameters: Value,
+    /// The rational decays actually used, n/d, same shapes.
+    pub effective: Value,
+    /// ∂val_loss/∂hyperparameter, same shapes.
+    pub hypergradients: Value,
     /// Reversal and memory figures.
     pub reversal: ReversalJson,
     /// Wall times.
     pub seconds: Seconds,
-}
-
-/// `effective` object of `hypergrad --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Effective {
-    /// n/d.
-    pub gamma: f64,
 }
 
 /// `reversal` object of `hypergrad --json`.
@@ -143,22 +227,30 @@ pub struct Seconds {
     pub reverse: f64,
 }
 
-impl From<&crate::hypergrad::reverse::Hypergradient> for HypergradJson {
-    fn from(h: &crate::hypergrad::reverse::Hypergradient) -> Self {
+/// The blocks of `values` (the hyperparameters, or their hypergradients when `grads`)
+/// as a JSON object keyed by name.
+pub fn blocks_json(hypers: &Hypers, values: &Hypers, layout: &Layout, grads: bool) -> Value {
+    let mut m = Map::new();
+    for (b, v) in hypers.blocks.iter().zip(&values.blocks) {
+        m.insert(b.kind().name().into(), b.report(&v.values, layout, !grads));
+    }
+    Value::Object(m)
+}
+
+impl HypergradJson {
+    /// The report of `h`, taken at `hypers` over `layout`.
+    pub fn new(h: &Hypergradient, hypers: &Hypers, layout: &Layout) -> Self {
+        let eff = &h.effective_gamma;
+        let mut effective = Map::new();
+        effective.insert("gamma".into(), eff.report(&eff.values, layout, true));
         HypergradJson {
             train_loss: h.train_loss,
             val_loss: h.val_loss,
             val_accuracy: h.val_accuracy,
-            hyperparameters: crate::hypergrad::PerHyper {
-                alpha: h.hyper.alpha,
-                gamma: h.hyper.gamma,
-                l2: h.hyper.l2,
-                init_scale: h.hyper.init_scale,
-            },
-            effective: Effective {
-                gamma: h.effective_gamma,
-            },
-            hypergradients: h.grads,
+            test_loss: h.test.map(|t| t.0),
+            hyperparameters: blocks_json(hypers, hypers, layout, false),
+            effective: Value::Object(effective),
+            hypergradients: blocks_json(hypers, &h.grads, layout, true),
             reversal: ReversalJson {
                 exact: h.exact,
                 theta0_error: h.theta0_error,

@@ -12,7 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::hyper::Kind;
+use crate::model::Layout;
+use crate::report::rows::{HyperRow, hyper_rows, tune_header, tune_row};
+use crate::tune::{Iteration, Observer};
 
 /// Where data output goes: stdout or a file, with a name for messages.
 pub struct Output {
@@ -87,6 +92,21 @@ impl CsvSink {
         })
     }
 
+    /// A CSV sink on `output` with the given header, written and flushed at once.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn with_header(output: Output, header: &[String]) -> Result<Self> {
+        let mut sink = CsvSink {
+            writer: csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(output.writer),
+            name: output.name,
+        };
+        sink.write(&header)?;
+        Ok(sink)
+    }
+
     /// Serialise one row and flush.
     ///
     /// # Errors
@@ -102,35 +122,78 @@ impl CsvSink {
     }
 }
 
-impl crate::tune::Observer for CsvSink {
-    fn on_row(&mut self, row: &crate::tune::TuneRow, _best: &crate::tune::TuneRow) -> Result<()> {
-        self.write(row)
+/// The `tune` / `search` CSV (SPEC §4.1): one flushed row per iteration.
+pub struct TuneCsv(pub CsvSink);
+
+impl TuneCsv {
+    /// The CSV on `output`, header for a run with the blocks `kinds`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn new(output: Output, kinds: &[Kind]) -> Result<Self> {
+        Ok(TuneCsv(CsvSink::with_header(output, &tune_header(kinds))?))
     }
 }
 
-/// Writes the config with the best hyperparameters so far to a file, atomically, each time a
-/// new best appears (so an interrupted tune still leaves it).
+impl Observer for TuneCsv {
+    fn on_iteration(&mut self, it: &Iteration, _best: &Iteration) -> Result<()> {
+        self.0.write(&tune_row(it))
+    }
+}
+
+/// `--hypers-out` (SPEC §4.2): every entry of every tuned block, per iteration.
+pub struct HypersOut {
+    sink: CsvSink,
+    kinds: Vec<Kind>,
+}
+
+impl HypersOut {
+    /// The long-format CSV on `output` for the blocks `kinds`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the output.
+    pub fn new(output: Output, kinds: &[Kind]) -> Result<Self> {
+        Ok(HypersOut {
+            sink: CsvSink::new::<HyperRow>(output)?,
+            kinds: kinds.to_vec(),
+        })
+    }
+}
+
+impl Observer for HypersOut {
+    fn on_iteration(&mut self, it: &Iteration, _best: &Iteration) -> Result<()> {
+        hyper_rows(it, &self.kinds)
+            .iter()
+            .try_for_each(|r| self.sink.write(r))
+    }
+}
+
+/// Writes the config with the best hyperparameters so far (every entry of every block) to a
+/// file, atomically, each time a new best appears (so an interrupted tune still leaves it).
 pub struct BestConfigWriter {
-    config: crate::config::Config,
+    config: Config,
+    layout: Layout,
     path: PathBuf,
 }
 
 impl BestConfigWriter {
-    /// Will write `config` with the best hyperparameters to `path`.
-    pub fn new(config: crate::config::Config, path: PathBuf) -> Self {
-        BestConfigWriter { config, path }
+    /// Will write `config` with the best hyperparameters over `layout` to `path`.
+    pub fn new(config: Config, layout: Layout, path: PathBuf) -> Self {
+        BestConfigWriter {
+            config,
+            layout,
+            path,
+        }
     }
 }
 
-impl crate::tune::Observer for BestConfigWriter {
-    fn on_row(&mut self, row: &crate::tune::TuneRow, best: &crate::tune::TuneRow) -> Result<()> {
-        if row.iteration != best.iteration {
+impl Observer for BestConfigWriter {
+    fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
+        if it.iteration != best.iteration || it.result.is_none() {
             return Ok(());
         }
-        use crate::config::Hyper;
-        let best = crate::tune::row_hyperparams(best);
-        for h in Hyper::ALL {
-            self.config.set_hyper(h, best.get(h));
+        for b in &best.hypers.blocks {
+            *self.config.spec_mut(b.kind()) = b.to_spec(&self.layout);
         }
         self.config.write_atomic(&self.path)
     }

@@ -1,15 +1,25 @@
 //! # The outer loop: meta-gradient descent on the validation loss
 //!
 //! Each outer iteration runs the inner training exactly, reverses it for the
-//! hypergradients (see [`crate::hypergrad`]) and moves the listed hyperparameters in warped
-//! coordinates ([`adam`]). The seed, initial noise and batch order never change, so the
-//! validation loss is a deterministic function of the hyperparameters.
+//! hypergradients of every block (see [`crate::hypergrad`]) and moves the entries of the
+//! blocks listed in `outer.tune` — one flat vector in warped coordinates ([`adam`]):
+//!
+//! ```text
+//! u = warp(h)      ∂f/∂u = ∂f/∂h · J(h)      u ← u + Δ(∂f/∂u)      h = unwarp(u)
+//! ```
+//!
+//! The seed, initial noise and batch order never change, so the validation loss is a
+//! deterministic function of the hyperparameters.
 //!
 //! A diverging or overflowing inner run (or a non-finite hypergradient) rejects the step:
-//! the row is logged with status `rejected`, the outer learning rate is halved, and the next
-//! step is taken again from the last good point. Rejections never end the run, except that
-//! after [`MAX_CONSECUTIVE_REJECTIONS`] in a row the search stops
+//! the iteration is reported with status `rejected`, the outer learning rate is halved for
+//! the steps to come, and the retry from the last good point is half the step just rejected
+//! — never the same step, even when the chaos guard clipped it.
+//! After [`MAX_CONSECUTIVE_REJECTIONS`] in a row the search stops
 //! ([`StopReason::TooManyRejections`]).
+//!
+//! The tuner knows nothing of CSV, JSON or terminals: it reports [`Iteration`]s to an
+//! [`Observer`], and `report` turns them into rows.
 
 pub mod adam;
 pub mod observer;
@@ -19,11 +29,11 @@ use std::time::Instant;
 
 use crate::config::OuterConfig;
 use crate::error::Result;
+use crate::hyper::{Hypers, Kind};
+use crate::hypergrad::Setup;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
-use crate::model::Objective;
-use crate::optim::Hyperparams;
-pub use crate::report::rows::{Status, TuneRow};
-use adam::{OuterOptimizerState, jacobian, unwarp, warp};
+use crate::model::{Layout, Objective};
+use adam::OuterOptimizerState;
 pub use observer::Observer;
 
 /// Rejections in a row after which the search gives up.
@@ -32,9 +42,11 @@ pub const MAX_CONSECUTIVE_REJECTIONS: usize = 10;
 /// Why the outer loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
-    /// All `outer.steps` iterations ran.
+    /// All `outer.steps` iterations ran (or all trials, for a search).
     StepsDone,
-    /// Interrupted (Ctrl-C) between iterations.
+    /// The time budget ran out (search).
+    TimeUp,
+    /// Interrupted (Ctrl-C or SIGTERM) between iterations.
     Interrupted,
     /// Too many rejected steps in a row.
     TooManyRejections,
@@ -44,10 +56,58 @@ impl StopReason {
     /// For people.
     pub fn text(self) -> &'static str {
         match self {
-            StopReason::StepsDone => "all outer steps done",
+            StopReason::StepsDone => "all steps done",
+            StopReason::TimeUp => "time budget used",
             StopReason::Interrupted => "interrupted",
             StopReason::TooManyRejections => "stopped after too many rejected steps in a row",
         }
+    }
+}
+
+/// The losses and hypergradients of one evaluated point.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Mean training cross-entropy at θ_T.
+    pub train_loss: f64,
+    /// Validation loss at θ_T.
+    pub val_loss: f64,
+    /// Validation accuracy at θ_T.
+    pub val_accuracy: f64,
+    /// Test loss and accuracy at θ_T, with a test set.
+    pub test: Option<(f64, f64)>,
+    /// Hypergradients of every block (`None` for a search, which has none).
+    pub grads: Option<Hypers>,
+}
+
+impl From<Hypergradient> for Evaluation {
+    fn from(h: Hypergradient) -> Self {
+        Evaluation {
+            train_loss: h.train_loss,
+            val_loss: h.val_loss,
+            val_accuracy: h.val_accuracy,
+            test: h.test,
+            grads: Some(h.grads),
+        }
+    }
+}
+
+/// One outer iteration (or search trial): the point tried and what came of it.
+#[derive(Debug, Clone)]
+pub struct Iteration {
+    /// 0 = the starting point.
+    pub iteration: usize,
+    /// Every block at this point.
+    pub hypers: Hypers,
+    /// `None` for a rejected (diverged) point.
+    pub result: Option<Evaluation>,
+    /// Wall time since the start, seconds.
+    pub seconds: f64,
+}
+
+impl Iteration {
+    /// Validation loss, `+∞` for a rejected point (so any accepted point is better).
+    pub fn val_loss(&self) -> f64 {
+        self.result.as_ref().map_or(f64::INFINITY, |r| r.val_loss)
     }
 }
 
@@ -57,10 +117,10 @@ pub struct Summary {
     /// Why it stopped.
     pub stop: StopReason,
     /// Iteration 0.
-    pub start: TuneRow,
-    /// The row with the lowest validation loss.
-    pub best: TuneRow,
-    /// Rows written (including iteration 0).
+    pub start: Iteration,
+    /// The iteration with the lowest validation loss.
+    pub best: Iteration,
+    /// Iterations reported (including iteration 0).
     pub rows: usize,
     /// Rejected outer steps.
     pub rejected: usize,
@@ -70,52 +130,70 @@ pub struct Summary {
     pub final_learning_rate: f64,
 }
 
-/// Hyperparameters of a row.
-pub fn row_hyperparams(row: &TuneRow) -> Hyperparams {
-    Hyperparams {
-        alpha: row.alpha,
-        gamma: row.gamma,
-        l2: row.l2,
-        init_scale: row.init_scale,
-    }
+/// Everything a tune needs besides the objective.
+#[derive(Debug, Clone, Copy)]
+pub struct Tune<'a> {
+    /// The parameter layout.
+    pub layout: &'a Layout,
+    /// Initial-weight noise ε.
+    pub eps: &'a [f64],
+    /// Inner steps T.
+    pub steps: usize,
+    /// The outer loop's settings (`tune` lists the blocks that move).
+    pub outer: &'a OuterConfig,
 }
 
-fn row(iteration: usize, h: &Hyperparams, result: Option<&Hypergradient>, seconds: f64) -> TuneRow {
-    TuneRow {
-        iteration,
-        alpha: h.alpha,
-        gamma: h.gamma,
-        l2: h.l2,
-        init_scale: h.init_scale,
-        train_loss: result.map(|r| r.train_loss),
-        val_loss: result.map(|r| r.val_loss),
-        val_accuracy: result.map(|r| r.val_accuracy),
-        d_alpha: result.map(|r| r.grads.alpha),
-        d_gamma: result.map(|r| r.grads.gamma),
-        d_l2: result.map(|r| r.grads.l2),
-        d_init_scale: result.map(|r| r.grads.init_scale),
-        seconds,
-        status: if result.is_some() {
-            Status::Ok
-        } else {
-            Status::Rejected
-        },
+impl Tune<'_> {
+    /// The hypergradient setup at `hypers`.
+    pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> Setup<'s> {
+        Setup {
+            hypers,
+            eps: self.eps,
+            layout: self.layout,
+            steps: self.steps,
+        }
     }
 }
 
 /// One evaluation: `Ok(None)` for a rejected (diverged) point.
-fn evaluate(
-    obj: &mut impl Objective,
-    eps: &[f64],
-    h: Hyperparams,
-    steps: usize,
-) -> Result<Option<Hypergradient>> {
-    match hypergradient(obj, eps, h, steps) {
+fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>> {
+    match hypergradient(obj, setup) {
         // hypergradient() already reports a non-finite loss or hypergradient as divergence.
-        Ok(r) => Ok(Some(r)),
+        Ok(r) => Ok(Some(r.into())),
         Err(e) if e.is_divergence() => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The tuned entries as one flat vector of warped coordinates.
+fn warped(h: &Hypers, tuned: &[Kind]) -> Vec<f64> {
+    tuned
+        .iter()
+        .flat_map(|&k| h.get(k).values.iter().map(move |&v| k.warp(v)))
+        .collect()
+}
+
+/// ∂f/∂u for the tuned entries, flat.
+fn warped_gradient(h: &Hypers, g: &Hypers, tuned: &[Kind]) -> Vec<f64> {
+    tuned
+        .iter()
+        .flat_map(|&k| {
+            let (v, d) = (&h.get(k).values, &g.get(k).values);
+            v.iter().zip(d).map(move |(&v, &d)| d * k.jacobian(v))
+        })
+        .collect()
+}
+
+/// The point `unwarp(u)` for the tuned entries, every other entry as in `h`.
+fn unwarped(h: &Hypers, u: &[f64], tuned: &[Kind]) -> Hypers {
+    let mut out = h.clone();
+    let mut it = u.iter();
+    for &k in tuned {
+        for v in &mut out.get_mut(k).values {
+            *v = k.unwarp(*it.next().expect("one coordinate per tuned entry"));
+        }
+    }
+    out
 }
 
 /// Run the outer loop from `start` for `outer.steps` iterations.
@@ -125,26 +203,31 @@ fn evaluate(
 /// observer's error (e.g. the output file became unwritable).
 pub fn run(
     obj: &mut impl Objective,
-    eps: &[f64],
-    start: Hyperparams,
-    inner_steps: usize,
-    outer: &OuterConfig,
+    cfg: Tune,
+    start: Hypers,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
 ) -> Result<Summary> {
     let clock = Instant::now();
+    let outer = cfg.outer;
     observer.on_start(outer.steps + 1)?;
-    let first = hypergradient(obj, eps, start, inner_steps)?;
-    let start_row = row(0, &start, Some(&first), clock.elapsed().as_secs_f64());
-    let mut best = start_row.clone();
-    observer.on_row(&start_row, &best)?;
+    let first: Evaluation = hypergradient(obj, cfg.setup(&start))?.into();
+    let start_it = Iteration {
+        iteration: 0,
+        hypers: start.clone(),
+        result: Some(first.clone()),
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    let mut best = start_it.clone();
+    observer.on_iteration(&start_it, &best)?;
 
     let tuned = &outer.tune;
     let mut good_h = start;
     let mut good = first;
-    let mut good_opt = OuterOptimizerState::new(outer.optimizer, tuned.len());
+    let mut good_opt = OuterOptimizerState::new(outer.optimizer, warped(&good_h, tuned).len());
     let mut lr = outer.learning_rate;
     let (mut rejected, mut clipped, mut in_a_row) = (0, 0, 0);
+    let mut rejected_delta: Option<Vec<f64>> = None;
     let mut rows = 1;
     let mut stop = StopReason::StepsDone;
     for k in 1..=outer.steps {
@@ -152,36 +235,51 @@ pub fn run(
             stop = StopReason::Interrupted;
             break;
         }
-        let grad_u: Vec<f64> = tuned
-            .iter()
-            .map(|&h| good.grads.get(h) * jacobian(h, good_h.get(h)))
-            .collect();
+        let grads = good
+            .grads
+            .as_ref()
+            .expect("tune evaluations carry hypergradients");
+        let grad_u = warped_gradient(&good_h, grads, tuned);
         let mut opt = good_opt.clone();
         let step = opt.step(&grad_u, lr);
         clipped += usize::from(step.clipped);
-        let mut h = good_h;
-        for (&which, d) in tuned.iter().zip(&step.delta) {
-            h.set(which, unwarp(which, warp(which, good_h.get(which)) + d));
-        }
-        let result = evaluate(obj, eps, h, inner_steps)?;
-        let r = row(k, &h, result.as_ref(), clock.elapsed().as_secs_f64());
+        // A retry halves the step just rejected (the optimizer's own proposal may be the
+        // same clipped step again).
+        let delta = match rejected_delta.take() {
+            Some(d) => d.iter().map(|d: &f64| 0.5 * d).collect(),
+            None => step.delta,
+        };
+        let u: Vec<f64> = warped(&good_h, tuned)
+            .iter()
+            .zip(&delta)
+            .map(|(u, d)| u + d)
+            .collect();
+        let h = unwarped(&good_h, &u, tuned);
+        let result = evaluate(obj, cfg.setup(&h))?;
+        let it = Iteration {
+            iteration: k,
+            hypers: h,
+            result,
+            seconds: clock.elapsed().as_secs_f64(),
+        };
         rows += 1;
-        match result {
+        match &it.result {
             Some(res) => {
                 in_a_row = 0;
-                if r.val_loss < best.val_loss {
-                    best = r.clone();
+                if res.val_loss < best.val_loss() {
+                    best = it.clone();
                 }
-                good_h = h;
-                good = res;
+                good_h = it.hypers.clone();
+                good = res.clone();
                 good_opt = opt;
-                observer.on_row(&r, &best)?;
+                observer.on_iteration(&it, &best)?;
             }
             None => {
                 rejected += 1;
                 in_a_row += 1;
                 lr *= 0.5;
-                observer.on_row(&r, &best)?;
+                rejected_delta = Some(delta);
+                observer.on_iteration(&it, &best)?;
                 if in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
                     stop = StopReason::TooManyRejections;
                     break;
@@ -191,7 +289,7 @@ pub fn run(
     }
     let summary = Summary {
         stop,
-        start: start_row,
+        start: start_it,
         best,
         rows,
         rejected,

@@ -19,7 +19,7 @@ pub const COMMANDS: [&str; 5] = [
 ];
 
 /// SPEC §4 `tune` header.
-pub const TUNE_HEADER: &str = "iteration,alpha,gamma,l2,init_scale,train_loss,val_loss,val_accuracy,d_alpha,d_gamma,d_l2,d_init_scale,seconds,status";
+pub const TUNE_HEADER: &str = "iteration,alpha,gamma,l2,init_scale,train_loss,val_loss,val_accuracy,test_loss,test_accuracy,d_alpha,d_gamma,d_l2,d_init_scale,seconds,status";
 /// SPEC §4 `verify-reversal` header.
 pub const VERIFY_HEADER: &str = "optimizer,arithmetic,alpha,gamma,steps,max_trace_error,theta0_error,info_bits_per_param_step,info_buffer_bytes,store_all_bytes";
 /// SPEC §4 `verify-reversal --per-step` header.

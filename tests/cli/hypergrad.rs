@@ -43,6 +43,7 @@ fn hypergrad_json_has_every_spec_field_with_its_type() {
             "val_loss",
             "val_accuracy",
             "hyperparameters",
+            "test_loss",
             "effective",
             "hypergradients",
             "reversal",

@@ -1,0 +1,272 @@
+//! # Hyperparameters: one registry of kinds, and blocks of entries
+//!
+//! Every hyperparameter is a **block** (SPEC §2.3): a [`Kind`] (α, γ, l2, init_scale), a
+//! shape — [`Per`] `all` / `layer` / `array` / `weight` and, for the schedulable kinds, `K`
+//! knots over the T steps — and its entries as one flat vector ([`Block`]). Everything that
+//! differs between kinds lives in one table, [`Kind::info`]: the config field, the warp the
+//! outer optimizer moves in, the valid range, the `search` range, which shapes are allowed
+//! and whether the block covers biases. Values, hypergradients, warps, CSV columns, JSON and
+//! `--best` all come from that table and from [`Block`]; adding a kind is one entry here plus
+//! its term in the adjoint.
+//!
+//! Warps (SPEC §2.4), with `J = dh/du` the Jacobian the outer optimizer needs:
+//!
+//! ```text
+//! log:    u = ln h              h = e^u              J = h
+//! logit:  u = ln(h/(1−h))       h = 1/(1+e^−u)       J = h·(1−h)
+//! ```
+
+pub mod block;
+pub mod spec;
+
+pub use block::{Block, Group, Hypers};
+pub use spec::Spec;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::show;
+
+/// The largest momentum γ accepted: the exact arithmetic represents γ as a rational n/2¹⁶,
+/// and 0.9999 is the largest value it represents faithfully.
+pub const MAX_GAMMA: f64 = 0.9999;
+/// Smallest γ the exact arithmetic represents, 1/2^16.
+pub const MIN_GAMMA: f64 = 1.0 / 65536.0;
+
+/// A kind of hyperparameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Learning rate α (`inner.alpha`).
+    Alpha,
+    /// Momentum γ (`inner.gamma`).
+    Gamma,
+    /// L2 penalty on the weights (`inner.l2`).
+    L2,
+    /// Initial weight scale (`model.init_scale`): θ₀ = init_scale ⊙ ε.
+    InitScale,
+}
+
+/// The shape of a block: which parameters share an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Per {
+    /// One value for every parameter.
+    #[default]
+    All,
+    /// One per layer: W_l and b_l share it.
+    Layer,
+    /// One per array W0, b0, W1, b1, … (Maclaurin et al.'s parameter groups).
+    Array,
+    /// One per weight entry (l2 only).
+    Weight,
+}
+
+impl Per {
+    /// Name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Per::All => "all",
+            Per::Layer => "layer",
+            Per::Array => "array",
+            Per::Weight => "weight",
+        }
+    }
+}
+
+/// How the outer optimizer sees a hyperparameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warp {
+    /// u = ln h.
+    Log,
+    /// u = logit h.
+    Logit,
+}
+
+/// Everything that distinguishes one kind from another.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// Name in configs, CSV headers and JSON.
+    pub name: &'static str,
+    /// Config section holding it (`inner` or `model`).
+    pub section: &'static str,
+    /// Warp of the outer optimizer.
+    pub warp: Warp,
+    /// Smallest valid value; `lower_open` says whether it is excluded.
+    pub lower: f64,
+    /// Whether `lower` itself is excluded.
+    pub lower_open: bool,
+    /// Largest valid value (included).
+    pub upper: f64,
+    /// Range `search` draws from (log-uniform for log warps, uniform otherwise).
+    pub search: (f64, f64),
+    /// May have knots (a schedule over the steps).
+    pub schedulable: bool,
+    /// Allowed shapes.
+    pub shapes: &'static [Per],
+    /// Covers weights only (biases unpenalised): `layer` and `array` are then the same.
+    pub weights_only: bool,
+}
+
+const ALPHA: Info = Info {
+    name: "alpha",
+    section: "inner",
+    warp: Warp::Log,
+    lower: 0.0,
+    lower_open: true,
+    upper: f64::MAX,
+    search: (1e-3, 10.0),
+    schedulable: true,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+};
+const GAMMA: Info = Info {
+    name: "gamma",
+    section: "inner",
+    warp: Warp::Logit,
+    lower: 0.0,
+    lower_open: true,
+    upper: MAX_GAMMA,
+    search: (MIN_GAMMA, MAX_GAMMA),
+    schedulable: true,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+};
+const L2: Info = Info {
+    name: "l2",
+    section: "inner",
+    warp: Warp::Log,
+    lower: 0.0,
+    lower_open: false,
+    upper: f64::MAX,
+    search: (1e-7, 1e-1),
+    schedulable: false,
+    shapes: &[Per::All, Per::Layer, Per::Array, Per::Weight],
+    weights_only: true,
+};
+const INIT_SCALE: Info = Info {
+    name: "init_scale",
+    section: "model",
+    warp: Warp::Log,
+    lower: 0.0,
+    lower_open: true,
+    upper: f64::MAX,
+    search: (0.05, 10.0),
+    schedulable: false,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+};
+
+impl Kind {
+    /// Every kind, in the order of SPEC §4.1's columns for momentum.
+    pub const ALL: [Kind; 4] = [Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale];
+
+    /// The registry entry.
+    pub fn info(self) -> &'static Info {
+        match self {
+            Kind::Alpha => &ALPHA,
+            Kind::Gamma => &GAMMA,
+            Kind::L2 => &L2,
+            Kind::InitScale => &INIT_SCALE,
+        }
+    }
+
+    /// Name as written in configs and CSV headers.
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// Dotted config field, e.g. `inner.gamma`.
+    pub fn field(self) -> String {
+        format!("{}.{}", self.info().section, self.info().name)
+    }
+
+    /// `Err(message)` unless `v` is a valid value (`must be in (0, 0.9999], got 1.2`).
+    pub fn check(self, v: f64) -> Result<(), String> {
+        let i = self.info();
+        let above = if i.lower_open {
+            v > i.lower
+        } else {
+            v >= i.lower
+        };
+        if v.is_finite() && above && v <= i.upper {
+            return Ok(());
+        }
+        let lo = if i.lower_open { "(" } else { "[" };
+        let hi = if i.upper.to_bits() == f64::MAX.to_bits() {
+            "∞)".to_owned()
+        } else {
+            format!("{}]", i.upper)
+        };
+        Err(format!("must be in {lo}{}, {hi}, got {}", i.lower, show(v)))
+    }
+
+    /// Hyperparameter → warped coordinate.
+    pub fn warp(self, h: f64) -> f64 {
+        match self.info().warp {
+            Warp::Log => h.ln(),
+            Warp::Logit => (h / (1.0 - h)).ln(),
+        }
+    }
+
+    /// Warped coordinate → hyperparameter, kept in the kind's valid range (γ within
+    /// [[`MIN_GAMMA`], [`MAX_GAMMA`]], the momenta the exact arithmetic represents).
+    pub fn unwarp(self, u: f64) -> f64 {
+        match self.info().warp {
+            Warp::Log => u.exp(),
+            Warp::Logit => (1.0 / (1.0 + (-u).exp())).clamp(MIN_GAMMA, self.info().upper),
+        }
+    }
+
+    /// `dh/du` at the value `h`.
+    pub fn jacobian(self, h: f64) -> f64 {
+        match self.info().warp {
+            Warp::Log => h,
+            Warp::Logit => h * (1.0 - h),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warp_round_trips_and_jacobian_matches() {
+        for (k, v) in [
+            (Kind::Alpha, 0.3),
+            (Kind::Gamma, 0.9),
+            (Kind::L2, 1e-3),
+            (Kind::InitScale, 2.0),
+        ] {
+            let u = k.warp(v);
+            assert!((k.unwarp(u) - v).abs() < 1e-12 * v.max(1.0));
+            let e = 1e-6;
+            let fd = (k.unwarp(u + e) - k.unwarp(u - e)) / (2.0 * e);
+            assert!((fd - k.jacobian(v)).abs() < 1e-8, "{k:?}");
+        }
+        assert!(Kind::Gamma.unwarp(50.0) <= MAX_GAMMA);
+        assert!(Kind::Gamma.unwarp(-800.0) >= MIN_GAMMA);
+    }
+
+    #[test]
+    fn names_match_serde() {
+        for k in Kind::ALL {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.name()));
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert!(Kind::Gamma.check(0.9999).is_ok());
+        let e = Kind::Gamma.check(1.2).unwrap_err();
+        assert_eq!(e, "must be in (0, 0.9999], got 1.2");
+        assert!(Kind::L2.check(0.0).is_ok());
+        assert!(Kind::Alpha.check(0.0).is_err());
+        assert!(Kind::Alpha.check(f64::INFINITY).is_err());
+        assert_eq!(
+            Kind::L2.check(-1.0).unwrap_err(),
+            "must be in [0, ∞), got -1"
+        );
+    }
+}

@@ -1,0 +1,417 @@
+//! # SGD with momentum: exact forward, exact undo, and the adjoint of one step
+//!
+//! Step t with α_t, γ_t taken per parameter array from [`Plan`] (γ_t = n_t/d everywhere in
+//! exact arithmetic, including `1−γ_t = (d−n_t)/d`):
+//!
+//! ```text
+//! g = ∇L_t(θ_t)                         f64, from the exact θ_t
+//! v ← (n_t/d)·v                         rational multiply, remainders → buffer
+//! v ← v − round((1−γ_t)·g)              exact integer subtraction
+//! θ ← θ + round(α_t·v)                  exact integer addition
+//! ```
+//!
+//! The undo runs the same lines backwards: `θ ← θ − round(α_t·v)`, then `g` recomputed at the
+//! bit-identical θ_t on the replayed batch, `v ← (d/n_t)·(v + round((1−γ_t)·g))` exactly.
+//!
+//! The adjoint of the step (Maclaurin et al. 2015, Algorithm 2, per array), with
+//! `dθ = ∂f/∂θ_{t+1}`, `dv = ∂f/∂v_{t+1}`:
+//!
+//! ```text
+//! dα_t += dθ · v_{t+1}              dv += α_t ⊙ dθ                      (through θ)
+//! dγ_t += dv · (v_t + g_t)          dθ −= H_t·((1−γ_t) ⊙ dv)
+//! dλ   −= (1−γ_t) ⊙ dv ⊙ θ_t        dv ← γ_t ⊙ dv                       (through v)
+//! ```
+//!
+//! (H_t is applied to `(1−γ_t) ⊙ dv`, not the other way round: with a γ per group the two
+//! differ, since `∂g_t/∂θ_t = H_t` mixes groups.)
+//!
+//! (`∂g_t/∂λ = θ_t` for the penalty `½Σλθ²`). The same two adjoint functions serve the exact
+//! reversal ([`Reversible::reverse_step`], states recovered by the undo) and the stored
+//! trajectory ([`Reversible::adjoint_step`], states read from memory).
+
+use super::plan::Plan;
+use super::{Reversible, diverged, overflow};
+use crate::error::Result;
+use crate::exact::{InfoBuffer, fixed};
+use crate::hyper::Hypers;
+use crate::model::{Layout, Objective};
+
+/// Fixed-point (θ, v) and the information buffer.
+#[derive(Debug, Clone)]
+pub struct ExactState {
+    /// θ in fixed point.
+    pub theta: Vec<i64>,
+    /// v in fixed point.
+    pub v: Vec<i64>,
+    /// Remainders of every `γ·v` so far.
+    pub buffer: InfoBuffer,
+}
+
+/// (θ_t, v_t) in f64, as the stored-trajectory path keeps them.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    theta: Vec<f64>,
+    v: Vec<f64>,
+}
+
+/// Exactly reversible SGD with momentum, with its scratch and adjoint vectors.
+#[derive(Debug, Clone)]
+pub struct ExactMomentum {
+    plan: Plan,
+    theta_f: Vec<f64>,
+    v_f: Vec<f64>,
+    v_next: Vec<f64>,
+    grad: Vec<f64>,
+    hv: Vec<f64>,
+    /// The direction of the Hessian-vector product, (1−γ_t) ⊙ dv.
+    u: Vec<f64>,
+    d_theta: Vec<f64>,
+    d_v: Vec<f64>,
+    d_lambda: Vec<f64>,
+}
+
+impl ExactMomentum {
+    /// The optimizer for `hypers`' α and γ blocks over `layout`, for `steps` steps.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        let n = layout.len();
+        let z = || vec![0.0; n];
+        ExactMomentum {
+            plan: Plan::new(hypers, layout, steps),
+            theta_f: z(),
+            v_f: z(),
+            v_next: z(),
+            grad: z(),
+            hv: z(),
+            u: z(),
+            d_theta: z(),
+            d_v: z(),
+            d_lambda: z(),
+        }
+    }
+
+    /// First half of the undo of step t: `θ_t = θ_{t+1} − round(α_t·v_{t+1})`; leaves θ_t
+    /// and v_{t+1} in f64 scratch.
+    fn undo_position(&mut self, s: &mut ExactState) {
+        let mut ok = true;
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let al = fixed::scaled(self.plan.alpha.of(a));
+            for i in r.clone() {
+                let vf = fixed::to_f64(s.v[i]);
+                self.v_next[i] = vf;
+                let (inc, ok1) = fixed::increment(al, vf);
+                let (theta, ok2) = fixed::checked_sum(s.theta[i], inc.wrapping_neg());
+                ok &= ok1 & ok2;
+                s.theta[i] = theta;
+                self.theta_f[i] = fixed::to_f64(theta);
+            }
+        }
+        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+    }
+
+    /// Second half, given `self.grad = ∇L_t(θ_t)`: `v_t = (d/n_t)·(v_{t+1} + round((1−γ_t)·g))`.
+    fn undo_velocity(&mut self, s: &mut ExactState) {
+        let mut ok = true;
+        // Decreasing order, as the information buffer's undo requires.
+        for (a, r) in self.plan.arrays.iter().enumerate().rev() {
+            let k = *self.plan.coder(a);
+            let c = fixed::scaled(k.rational().one_minus());
+            for i in r.clone().rev() {
+                let (inc, ok1) = fixed::increment(c, self.grad[i]);
+                let (v, ok2) = fixed::checked_sum(s.v[i], inc);
+                ok &= ok1 & ok2;
+                let v = s.buffer.unmul_at(i, v, &k);
+                s.v[i] = v;
+                self.v_f[i] = fixed::to_f64(v);
+            }
+        }
+        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+    }
+}
+
+/// Adjoint through `θ_{t+1} = θ_t + α_t·v_{t+1}`; leaves in `u` the direction
+/// `(1−γ_t) ⊙ dv` of the Hessian-vector product the velocity adjoint needs.
+fn adjoint_position(
+    plan: &mut Plan,
+    v_next: &[f64],
+    d_theta: &[f64],
+    d_v: &mut [f64],
+    u: &mut [f64],
+) {
+    for a in 0..plan.arrays.len() {
+        let r = plan.arrays[a].clone();
+        let al = plan.alpha.of(a);
+        let omg = plan.coder(a).rational().one_minus();
+        let mut s = 0.0;
+        for i in r {
+            s += d_theta[i] * v_next[i];
+            d_v[i] += al * d_theta[i];
+            u[i] = omg * d_v[i];
+        }
+        plan.alpha.add(a, s);
+    }
+}
+
+/// Adjoint through `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t(θ_t)`, given θ_t, v_t, g_t and
+/// `hv = H_t·((1−γ_t) ⊙ dv)`.
+#[allow(clippy::too_many_arguments)]
+fn adjoint_velocity(
+    plan: &mut Plan,
+    theta: &[f64],
+    v: &[f64],
+    g: &[f64],
+    hv: &[f64],
+    d_theta: &mut [f64],
+    d_v: &mut [f64],
+    d_lambda: &mut [f64],
+) {
+    for a in 0..plan.arrays.len() {
+        let r = plan.arrays[a].clone();
+        let rat = plan.coder(a).rational();
+        let (gamma, omg) = (rat.value(), rat.one_minus());
+        let mut s = 0.0;
+        for i in r {
+            let dv = d_v[i];
+            s += dv * (v[i] + g[i]);
+            d_theta[i] -= hv[i];
+            d_lambda[i] -= omg * dv * theta[i];
+            d_v[i] = gamma * dv;
+        }
+        plan.gamma.add(a, s);
+    }
+}
+
+impl Reversible for ExactMomentum {
+    type State = ExactState;
+    type Snapshot = Snapshot;
+
+    fn start(&mut self, theta0: &[f64]) -> Result<ExactState> {
+        let theta = fixed::from_f64_slice(theta0).map_err(|_| super::overflow_at_init())?;
+        let n = theta.len();
+        let mut buffer = InfoBuffer::new(n);
+        buffer.reserve_bits(self.plan.information_floor_bits() * n as f64);
+        Ok(ExactState {
+            v: vec![0; n],
+            theta,
+            buffer,
+        })
+    }
+
+    fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) -> Result<f64> {
+        self.plan.at(t);
+        fixed::to_f64_into(&s.theta, &mut self.theta_f);
+        let loss = obj.grad_into(t, &self.theta_f, &mut self.grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, self.plan.alpha.now[0]));
+        }
+        // One fused pass per element: v ← (n/d)·v − round((1−γ)·g), θ ← θ + round(α·v).
+        // The buffer sees elements in increasing order, as mul_at requires.
+        let (mut ok_v, mut ok_theta) = (true, true);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let k = *self.plan.coder(a);
+            let c = fixed::scaled(k.rational().one_minus());
+            let al = fixed::scaled(self.plan.alpha.of(a));
+            for i in r.clone() {
+                let v = s.buffer.mul_at(i, s.v[i], &k);
+                let (dec, ok1) = fixed::increment(c, self.grad[i]);
+                let (v, ok2) = fixed::checked_sum(v, dec.wrapping_neg());
+                ok_v &= ok1 & ok2;
+                s.v[i] = v;
+                let (inc, ok3) = fixed::increment(al, fixed::to_f64(v));
+                let (theta, ok4) = fixed::checked_sum(s.theta[i], inc);
+                ok_theta &= ok3 & ok4;
+                s.theta[i] = theta;
+            }
+        }
+        let alpha = self.plan.alpha.now[0];
+        if !ok_v {
+            return Err(overflow(t, "the velocity", alpha));
+        }
+        if !ok_theta {
+            return Err(overflow(t, "a weight", alpha));
+        }
+        Ok(loss)
+    }
+
+    fn theta_f64(&self, s: &ExactState) -> Vec<f64> {
+        s.theta.iter().map(|&x| fixed::to_f64(x)).collect()
+    }
+
+    fn theta_fixed<'s>(&self, s: &'s ExactState) -> &'s [i64] {
+        &s.theta
+    }
+
+    fn snapshot(&self, s: &ExactState) -> Snapshot {
+        let f = |x: &[i64]| x.iter().map(|&v| fixed::to_f64(v)).collect();
+        Snapshot {
+            theta: f(&s.theta),
+            v: f(&s.v),
+        }
+    }
+
+    fn buffer_bytes(&self, s: &ExactState) -> usize {
+        s.buffer.bytes()
+    }
+
+    fn at_start(&self, s: &ExactState, theta0: &[i64]) -> bool {
+        s.theta == theta0 && s.v.iter().all(|&v| v == 0) && s.buffer.is_empty_of_information()
+    }
+
+    fn information_floor_bits(&mut self) -> f64 {
+        self.plan.information_floor_bits()
+    }
+
+    fn state_vectors(&self) -> usize {
+        2
+    }
+
+    fn begin_adjoint(&mut self, d_theta: &[f64]) {
+        self.d_theta.copy_from_slice(d_theta);
+        self.d_v.fill(0.0);
+        self.d_lambda.fill(0.0);
+    }
+
+    fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) {
+        self.plan.at(t);
+        self.undo_position(s);
+        obj.grad_into(t, &self.theta_f, &mut self.grad);
+        self.undo_velocity(s);
+    }
+
+    fn reverse_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        s: &mut ExactState,
+        grads: &mut Hypers,
+    ) {
+        self.plan.at(t);
+        self.undo_position(s);
+        adjoint_position(
+            &mut self.plan,
+            &self.v_next,
+            &self.d_theta,
+            &mut self.d_v,
+            &mut self.u,
+        );
+        obj.grad_hvp_into(t, &self.theta_f, &self.u, &mut self.grad, &mut self.hv);
+        self.undo_velocity(s);
+        adjoint_velocity(
+            &mut self.plan,
+            &self.theta_f,
+            &self.v_f,
+            &self.grad,
+            &self.hv,
+            &mut self.d_theta,
+            &mut self.d_v,
+            &mut self.d_lambda,
+        );
+        self.plan.fold_step(t, grads);
+    }
+
+    fn adjoint_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        before: &Snapshot,
+        after: &Snapshot,
+        grads: &mut Hypers,
+    ) {
+        self.plan.at(t);
+        adjoint_position(
+            &mut self.plan,
+            &after.v,
+            &self.d_theta,
+            &mut self.d_v,
+            &mut self.u,
+        );
+        obj.grad_hvp_into(t, &before.theta, &self.u, &mut self.grad, &mut self.hv);
+        adjoint_velocity(
+            &mut self.plan,
+            &before.theta,
+            &before.v,
+            &self.grad,
+            &self.hv,
+            &mut self.d_theta,
+            &mut self.d_v,
+            &mut self.d_lambda,
+        );
+        self.plan.fold_step(t, grads);
+    }
+
+    fn d_theta(&self) -> &[f64] {
+        &self.d_theta
+    }
+
+    fn d_lambda(&self) -> &[f64] {
+        &self.d_lambda
+    }
+}
+
+/// SGD with momentum in f64 (the reference: `train` without `--exact`, `search`), with the
+/// configured γ_t (not its rational).
+#[derive(Debug, Clone)]
+pub struct FloatMomentum {
+    plan: Plan,
+    grad: Vec<f64>,
+}
+
+impl FloatMomentum {
+    /// The optimizer for `hypers`' α and γ blocks over `layout`, for `steps` steps.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        FloatMomentum {
+            plan: Plan::new(hypers, layout, steps),
+            grad: vec![0.0; layout.len()],
+        }
+    }
+
+    /// One step t: `v ← γ_t·v − (1−γ_t)·∇L_t(θ)`, `θ ← θ + α_t·v`. Returns `L_t(θ_t)`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Diverged`] if the loss is not finite.
+    pub fn step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: &mut [f64],
+        v: &mut [f64],
+    ) -> Result<f64> {
+        self.plan.at(t);
+        let loss = obj.grad_into(t, theta, &mut self.grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, self.plan.alpha.now[0]));
+        }
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma.of(a));
+            let omg = 1.0 - g;
+            for i in r.clone() {
+                v[i] = g * v[i] - omg * self.grad[i];
+                theta[i] += al * v[i];
+            }
+        }
+        Ok(loss)
+    }
+
+    /// Undo step t in f64: `θ ← θ − α_t·v`, `v ← (v + (1−γ_t)·∇L_t(θ))/γ_t`. Not exact.
+    pub fn reverse_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: &mut [f64],
+        v: &mut [f64],
+    ) {
+        self.plan.at(t);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let al = self.plan.alpha.of(a);
+            for i in r.clone() {
+                theta[i] -= al * v[i];
+            }
+        }
+        obj.grad_into(t, theta, &mut self.grad);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let g = self.plan.gamma.of(a);
+            for i in r.clone() {
+                v[i] = (v[i] + (1.0 - g) * self.grad[i]) / g;
+            }
+        }
+    }
+}
