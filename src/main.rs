@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            revgrad::note!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

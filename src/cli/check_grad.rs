@@ -46,7 +46,7 @@ pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
     exp.require_momentum()?;
     if exp.config.model.activation == crate::model::Activation::Relu {
-        eprintln!(
+        crate::note!(
             "note: relu has kinks at 0; where a pre-activation crosses one inside a finite-difference \
              step, the finite-difference column is not a derivative and may disagree"
         );

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<u8> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!(
+        crate::note!(
             "\ninterrupted: finishing the current outer iteration (Ctrl-C again to stop now)"
         );
     });
@@ -119,7 +119,7 @@ pub fn run(args: Args) -> Result<u8> {
     if !args.quiet {
         progress.println(summary_text(&summary).trim_end());
     } else {
-        eprint!("{}", summary_text(&summary));
+        crate::note!("{}", summary_text(&summary).trim_end());
     }
     Ok(if summary.stop == StopReason::Interrupted {
         130

@@ -108,7 +108,7 @@ pub fn run(args: Args) -> Result<()> {
                     Some(g) => format!("{method} {arithmetic}, alpha {alpha}, gamma {g}"),
                     None => format!("{method} {arithmetic}, alpha {alpha}"),
                 };
-                bar.suspend(|| eprintln!("warning: {run}: {e}; row skipped"));
+                bar.suspend(|| crate::note!("warning: {run}: {e}; row skipped"));
                 continue;
             }
             Err(e) => return Err(e),
