@@ -33,6 +33,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod exact;
+pub mod fsutil;
 pub mod hypergrad;
 pub mod model;
 pub mod optim;

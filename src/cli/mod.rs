@@ -5,6 +5,7 @@
 
 pub mod check_grad;
 pub mod hypergrad;
+pub mod outputs;
 pub mod train;
 pub mod tune;
 pub mod verify_reversal;
@@ -43,6 +44,11 @@ pub enum Command {
 /// # Errors
 /// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if !matches!(cli.command, Command::Tune(_)) {
+        // tune installs its own handler (finish the outer iteration, then stop); the other
+        // commands stop at once, without leaving a temporary `--save` file behind.
+        let _ = ctrlc::set_handler(|| crate::fsutil::exit_interrupted());
+    }
     match cli.command {
         Command::Tune(a) => tune::run(a),
         Command::Hypergrad(a) => hypergrad::run(a).map(|_| 0),

@@ -44,19 +44,8 @@ pub fn run(args: Args) -> Result<()> {
         InnerOptimizer::Momentum => Method::Momentum,
         InnerOptimizer::Sgd => Method::Sgd,
     };
-    if let Some(path) = &args.save {
-        // Fail before training, not after it, if the file cannot be written there.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(crate::Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "the folder does not exist"),
-            ));
-        }
-    }
+    // Fail before training, not after it, if the file cannot be written there.
+    crate::cli::outputs::check_outputs(&exp.config, None, &[("--save", args.save.as_deref())])?;
     let arithmetic = if args.exact {
         Arithmetic::Exact
     } else {

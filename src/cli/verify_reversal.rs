@@ -65,6 +65,7 @@ fn check_lists(args: &Args) -> Result<()> {
 pub fn run(args: Args) -> Result<()> {
     check_lists(&args)?;
     let exp = Experiment::load(&args.config)?;
+    crate::cli::outputs::check_outputs(&exp.config, args.output.as_deref(), &[])?;
     let output = Output::open(args.output.as_deref())?;
     let mut sink = if args.per_step {
         CsvSink::new::<ReversalStepRow>(output)?

@@ -170,7 +170,292 @@ fn check_grad_note_on_relu_does_not_panic() {
     }
 }
 
-#[allow(dead_code)]
-fn exists(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
+// ---------------------------------------------------------------------------------------
+// Class 2: `--best` and `train --save` write through links and refuse special files.
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(ok.success());
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Names of the files in `dir` starting with `.` (temporary files).
+fn hidden_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+#[test]
+fn best_and_save_write_through_a_symlink() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    std::fs::create_dir(dir.path("real")).expect("mkdir");
+    std::fs::write(dir.path("real/best.json"), "old").expect("write");
+    std::os::unix::fs::symlink("real/best.json", dir.path("best.json")).expect("symlink");
+    std::os::unix::fs::symlink("real/w.npz", dir.path("w.npz")).expect("symlink");
+    revgrad()
+        .args(["tune", p(&cfg), "--quiet", "--outer-steps", "1"])
+        .args(["--best", p(&dir.path("best.json"))])
+        .assert()
+        .success();
+    assert!(
+        dir.path("best.json")
+            .symlink_metadata()
+            .expect("link")
+            .is_symlink()
+    );
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path("real/best.json")).expect("read"))
+            .expect("the link's target holds the best config");
+    assert!(best["inner"]["alpha"].is_number());
+    revgrad()
+        .args(["train", p(&cfg), "--save", p(&dir.path("w.npz"))])
+        .assert()
+        .success();
+    assert!(
+        dir.path("w.npz")
+            .symlink_metadata()
+            .expect("link")
+            .is_symlink()
+    );
+    assert!(
+        dir.path("real/w.npz").is_file(),
+        "the dangling link's target is created"
+    );
+    assert!(hidden_files(&dir.path("real")).is_empty());
+}
+
+#[test]
+fn best_and_save_refuse_a_fifo_up_front() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let fifo = dir.path("fifo");
+    mkfifo(&fifo);
+    let out = revgrad()
+        .args(["tune", p(&cfg), "--quiet", "--best", p(&fifo)])
+        .assert()
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("fifo") && stderr.contains("is a FIFO"),
+        "{stderr}"
+    );
+    assert!(out.get_output().stdout.is_empty(), "refused before any row");
+    expect_exit(&["train", p(&cfg), "--save", p(&fifo)], 2, &["is a FIFO"]);
+    // Through a symlink too; and a folder is refused the same way.
+    std::os::unix::fs::symlink("fifo", dir.path("link")).expect("symlink");
+    expect_exit(
+        &["train", p(&cfg), "--save", p(&dir.path("link"))],
+        2,
+        &["is a FIFO"],
+    );
+    expect_exit(
+        &["train", p(&cfg), "--save", p(&dir.path(""))],
+        2,
+        &["is a folder"],
+    );
+    assert!(is_fifo(&fifo), "the FIFO is still there");
+    assert!(hidden_files(&dir.path("")).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 7: exit codes.
+
+#[test]
+fn closed_stdout_is_an_error_but_a_closed_pipe_is_not() {
+    let tiny = tiny_config();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" \"$@\" >&-",
+            revgrad_path(),
+            "train",
+            &tiny,
+        ])
+        .output()
+        .expect("spawn sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("standard output is closed"), "{stderr}");
+    // tune checks before it computes anything; with -o FILE a closed stdout does not matter.
+    let dir = Scratch::new();
+    let csv = dir.path("t.csv");
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "exec \"$0\" \"$@\" >&-",
+            revgrad_path(),
+            "tune",
+            &tiny,
+        ])
+        .args(["--outer-steps", "1", "-o", p(&csv)])
+        .output()
+        .expect("spawn sh");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        Table::parse(&std::fs::read(&csv).expect("csv")).rows.len(),
+        2
+    );
+    // A reader that went away: exit 0, as before.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let status = Command::new(revgrad_path())
+        .args(["train", &tiny])
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
+    assert_eq!(status.code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Class 9: outputs checked up front, never clobbering an input or another output.
+
+#[test]
+fn a_bad_best_path_fails_before_any_computation() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let out = revgrad()
+        .args(["tune", p(&cfg), "--quiet"])
+        .args(["--best", p(&dir.path("no/such/folder/best.json"))])
+        .assert()
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("best.json") && stderr.contains("folder"),
+        "{stderr}"
+    );
+    assert!(
+        out.get_output().stdout.is_empty(),
+        "no CSV row was computed"
+    );
+    expect_exit(
+        &["train", p(&cfg), "--save", p(&dir.path("no/such/w.npz"))],
+        2,
+        &["w.npz", "folder does not exist"],
+    );
+}
+
+#[test]
+fn outputs_may_not_name_an_input_or_each_other() {
+    let dir = Scratch::new();
+    let csv = dir.path("data.csv");
+    std::fs::copy(repo("tests/fixtures/tiny.csv"), &csv).expect("copy");
+    let cfg = dir.config(
+        "c.json",
+        &json!({ "data": { "train": "data.csv" }, "model": { "hidden": [4] },
+                 "inner": { "steps": 5, "batch_size": 4 }, "outer": { "steps": 1 } }),
+    );
+    let before = (
+        std::fs::read(&cfg).expect("read"),
+        std::fs::read(&csv).expect("read"),
+    );
+    // The same files spelled differently.
+    let cfg_alias = dir.path(".").join("c.json");
+    let csv_alias = dir.path("sub/../data.csv");
+    std::fs::create_dir(dir.path("sub")).expect("mkdir");
+    expect_exit(
+        &["tune", p(&cfg), "-o", p(&cfg_alias)],
+        2,
+        &["-o", "config file"],
+    );
+    expect_exit(
+        &["verify-reversal", p(&cfg), "-o", p(&csv_alias)],
+        2,
+        &["-o", "data.train file"],
+    );
+    expect_exit(
+        &["train", p(&cfg), "--save", p(&csv)],
+        2,
+        &["--save", "data.train file"],
+    );
+    expect_exit(
+        &["tune", p(&cfg), "--best", p(&cfg)],
+        2,
+        &["--best", "config file"],
+    );
+    // A hard link is the same file.
+    std::fs::hard_link(&csv, dir.path("hard.csv")).expect("hard link");
+    expect_exit(
+        &["tune", p(&cfg), "-o", p(&dir.path("hard.csv"))],
+        2,
+        &["data.train file"],
+    );
+    let out = dir.path("out.csv");
+    expect_exit(
+        &[
+            "tune",
+            p(&cfg),
+            "-o",
+            p(&out),
+            "--best",
+            p(&dir.path("./out.csv")),
+        ],
+        2,
+        &["-o and --best", "different files"],
+    );
+    assert!(!out.exists(), "nothing created");
+    assert_eq!(
+        (
+            std::fs::read(&cfg).expect("read"),
+            std::fs::read(&csv).expect("read")
+        ),
+        before,
+        "inputs untouched"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_tune_like_ctrl_c_and_leaves_no_temporary_file() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::Duration;
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let best = dir.path("best.json");
+    for signals in [1, 2] {
+        let mut child = Command::new(revgrad_path())
+            .args(["tune", p(&cfg), "--quiet", "--outer-steps", "100000"])
+            .args(["--best", p(&best)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn revgrad");
+        let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut out = String::new();
+        for _ in 0..2 {
+            reader.read_line(&mut out).expect("header and first row");
+        }
+        for _ in 0..signals {
+            let killed = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(killed.success());
+        }
+        reader.read_to_string(&mut out).expect("rest of stdout");
+        let status = crate::common::wait_with_deadline(&mut child, Duration::from_secs(60));
+        let stderr = crate::common::read_stderr(&mut child);
+        assert_eq!(status.code(), Some(130), "{signals} SIGTERM: {stderr}");
+        assert!(out.ends_with('\n'), "last row complete: {out:?}");
+        Table::parse(out.as_bytes());
+        assert!(
+            hidden_files(&dir.path("")).is_empty(),
+            "no .best.json.tmp-PID left"
+        );
+        let text = std::fs::read_to_string(&best).expect("--best written");
+        serde_json::from_str::<serde_json::Value>(&text).expect("--best is complete JSON");
+    }
 }
