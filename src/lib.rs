@@ -35,6 +35,7 @@ pub mod data;
 pub mod exact;
 pub mod fsutil;
 pub mod hypergrad;
+pub mod memory;
 pub mod model;
 pub mod optim;
 pub mod problem;

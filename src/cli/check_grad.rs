@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<()> {
     if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
         return Err(Error::Usage(format!(
             "--tolerance must be finite and > 0, got {}",
-            args.tolerance
+            crate::error::show(args.tolerance)
         )));
     }
     let exp = Experiment::load(&args.config)?;
@@ -54,6 +54,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut problem = exp.problem();
     let eps = exp.init_noise(problem.layout())?;
     let hp = exp.hyperparams();
+    crate::memory::ensure_fits(
+        crate::hypergrad::store_all_bytes(problem.layout().len(), exp.steps()),
+        "check-grad's stored trajectory (inner.steps × parameters × 16 bytes)",
+    )?;
     let rev = hypergradient(&mut problem, &eps, hp, exp.steps())?;
     let (stored, _) = hypergradient_stored(&mut problem, &eps, hp, exp.steps())?;
     let fd = finite_differences(&mut problem, &eps, hp, exp.steps())?;

@@ -22,6 +22,10 @@ pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Refuse runs estimated to need more memory than this (e.g. 4G, 512M; default: the
+    /// REVGRAD_MEMORY_LIMIT variable, else half of the physical memory).
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 /// Subcommands.
@@ -44,6 +48,9 @@ pub enum Command {
 /// # Errors
 /// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if let Some(limit) = &cli.memory_limit {
+        crate::memory::set_limit(limit)?;
+    }
     if !matches!(cli.command, Command::Tune(_)) {
         // tune installs its own handler (finish the outer iteration, then stop); the other
         // commands stop at once, without leaving a temporary `--save` file behind.
