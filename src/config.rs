@@ -183,6 +183,8 @@ impl Config {
     /// unknown fields (with the dotted path), and out-of-range values or missing files (the
     /// first one found).
     pub fn from_json_str(text: &str, file: &Path) -> Result<Config> {
+        // Editors on Windows save UTF-8 with a byte order mark; the CSV reader accepts it too.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // serde accepts a JSON array for a struct; a config is an object.
         let first = text.trim_start().chars().next();
         if first.is_some() && first != Some('{') {

@@ -56,6 +56,19 @@ pub fn run(args: Args) -> Result<()> {
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = problem.train_metrics(&theta);
     let (val_loss, val_accuracy) = problem.validation_metrics(&theta);
+    // Training checks each batch loss; θ_T can still be too large for the full-set losses.
+    for (what, loss) in [("training", train_loss), ("validation", val_loss)] {
+        if !loss.is_finite() {
+            return Err(crate::Error::Diverged {
+                step: exp.steps(),
+                what: format!("{what} loss is {loss} at the trained weights"),
+                hint: format!(
+                    "the inner run diverged; try a smaller inner.alpha (now {})",
+                    crate::error::show(hp.alpha)
+                ),
+            });
+        }
+    }
     if let Some(path) = &args.save {
         crate::model::npz::write_params(path, problem.layout(), &theta)?;
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use indicatif::ProgressBar;
 
-use crate::error::Result;
+use crate::error::{Error, Result, show};
 use crate::optim::verify::{ReversalReport, verify_reversal};
 use crate::optim::{Arithmetic, Method};
 use crate::problem::Experiment;
@@ -38,8 +38,9 @@ pub struct Args {
 
 fn check_lists(args: &Args) -> Result<()> {
     let bad = |what: &str, v: f64, allowed: &str| {
-        crate::Error::Usage(format!(
-            "--{what}: {v} is not allowed; each value must be {allowed}"
+        Error::Usage(format!(
+            "--{what}: {} is not allowed; each value must be {allowed}",
+            show(v)
         ))
     };
     for &a in &args.alphas {
@@ -53,7 +54,7 @@ fn check_lists(args: &Args) -> Result<()> {
         }
     }
     if args.steps == 0 {
-        return Err(crate::Error::Usage("--steps must be at least 1".into()));
+        return Err(Error::Usage("--steps must be at least 1".into()));
     }
     Ok(())
 }
@@ -90,6 +91,8 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
+    let total = runs.len();
+    let mut completed = 0;
     for (method, arithmetic, alpha, gamma) in runs {
         bar.inc(1);
         let g = gamma.unwrap_or(hp.gamma);
@@ -106,14 +109,19 @@ pub fn run(args: Args) -> Result<()> {
             Ok(r) => r,
             Err(e) if e.is_divergence() => {
                 let run = match gamma {
-                    Some(g) => format!("{method} {arithmetic}, alpha {alpha}, gamma {g}"),
-                    None => format!("{method} {arithmetic}, alpha {alpha}"),
+                    Some(g) => format!(
+                        "{method} {arithmetic}, alpha {}, gamma {}",
+                        show(alpha),
+                        show(g)
+                    ),
+                    None => format!("{method} {arithmetic}, alpha {}", show(alpha)),
                 };
                 bar.suspend(|| crate::note!("warning: {run}: {e}; row skipped"));
                 continue;
             }
             Err(e) => return Err(e),
         };
+        completed += 1;
         if args.per_step {
             for &(step, trace_error) in &report.per_step {
                 sink.write(&ReversalStepRow {
@@ -140,5 +148,11 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if completed == 0 {
+        return Err(Error::NoResult(format!(
+            "verify-reversal: all {total} runs diverged, so the CSV has no rows; try smaller \
+             --alphas"
+        )));
+    }
     Ok(())
 }
