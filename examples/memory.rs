@@ -17,6 +17,7 @@
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 10000
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- stored 10000
 //! ```
+#![allow(clippy::disallowed_macros)] // a measuring tool, run by hand on a terminal
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -161,6 +160,8 @@ impl Config {
     /// unknown fields (with the dotted path), and out-of-range values or missing files (the
     /// first one found).
     pub fn from_json_str(text: &str, file: &Path) -> Result<Config> {
+        // Editors on Windows save UTF-8 with a byte order mark; the CSV reader accepts it too.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // serde accepts a JSON array for a struct; a config is an object.
         let first = text.trim_start().chars().next();
         if first.is_some() && first != Some('{') {
@@ -196,12 +197,13 @@ impl Config {
     }
 
     /// Writes [`Config::to_json_pretty`] to `path` atomically: a temporary file in the same
-    /// folder, then a rename, so readers never see a half-written config.
+    /// folder, then a rename, so readers never see a half-written config (through a
+    /// symbolic link; special files are refused, see [`crate::fsutil`]).
     ///
     /// # Errors
     /// [`Error::Io`] naming the file that could not be written or renamed.
     pub fn write_atomic(&self, path: &Path) -> Result<()> {
-        write_file_atomic(path, self.to_json_pretty().as_bytes())
+        crate::fsutil::write_atomic(path, self.to_json_pretty().as_bytes())
     }
 
     /// The config entry of a block.
@@ -229,31 +231,6 @@ impl Config {
     pub fn kinds(&self) -> Vec<Kind> {
         vec![Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale]
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
-pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// A temporary file name in the same folder as `path` (so the rename stays on one
-/// filesystem): `.NAME.tmp-PID`.
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "revgrad".to_owned());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 fn absolute(p: &Path) -> PathBuf {

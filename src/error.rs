@@ -64,6 +64,9 @@ pub enum Error {
     /// `check-grad` found hypergradients that disagree beyond tolerance.
     #[error("{0}")]
     CheckFailed(String),
+    /// A command produced no result at all (every `verify-reversal` run diverged).
+    #[error("{0}")]
+    NoResult(String),
 }
 
 /// A number as people read it in messages: shortest form in ordinary ranges, scientific
@@ -76,8 +79,9 @@ pub fn show(v: f64) -> String {
     }
 }
 
-/// At most 40 characters of user text, for messages.
-pub fn clip(s: &str) -> String {
+/// User text (a CSV cell, a column name, a flag's value) as echoed in messages: at most 40
+/// characters, so a 1 MB cell does not become a 1 MB message.
+pub fn shorten(s: &str) -> String {
     if s.chars().count() <= 40 {
         s.to_owned()
     } else {
@@ -94,7 +98,10 @@ impl Error {
         match self {
             Error::Config { .. } | Error::Data { .. } | Error::Usage(_) => 2,
             Error::Io { .. } => 2,
-            Error::Diverged { .. } | Error::Overflow { .. } | Error::CheckFailed(_) => 1,
+            Error::Diverged { .. }
+            | Error::Overflow { .. }
+            | Error::CheckFailed(_)
+            | Error::NoResult(_) => 1,
         }
     }
 

@@ -161,6 +161,21 @@ impl Context {
 /// about ten of them).
 pub const MAX_PARAMETERS: usize = 50_000_000;
 
+/// Bytes a run needs, roughly: the two workspaces (a batch and a 256-row evaluation chunk,
+/// about 14 arrays of `rows × Σ layer widths` f64 each), about 10 parameter-sized f64
+/// vectors (θ, v, gradients, adjoints, scratch), and the data. Saturates rather than wraps.
+pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Data) -> u64 {
+    let sizes: Vec<u128> = sizes.iter().map(|&s| s as u128).collect();
+    let width: u128 = sizes.iter().sum();
+    let params: u128 = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+    let rows = (config.inner.batch_size + EVAL_CHUNK) as u128;
+    let workspace = rows * width * 14 * 8;
+    let vectors = 10 * params * 8;
+    let values = |d: &crate::data::Dataset| (d.x.len() + d.y.len()) as u128 * 8;
+    let data = values(&data.train) + values(&data.validation);
+    u64::try_from(workspace + vectors + data).unwrap_or(u64::MAX)
+}
+
 /// A loaded experiment: the validated config and its data, from which problems, the
 /// initial-weight noise and the starting hyperparameters are built.
 #[derive(Debug, Clone)]
@@ -194,7 +209,11 @@ impl Experiment {
             w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
         });
         match params {
-            Some(p) if p <= MAX_PARAMETERS => Ok(Experiment { config, data }),
+            Some(p) if p <= MAX_PARAMETERS => {
+                let what = format!("{}: this model and batch size", config.file.display());
+                crate::memory::ensure_fits(estimate_bytes(&sizes, &config, &data), &what)?;
+                Ok(Experiment { config, data })
+            }
             _ => Err(crate::Error::config(
                 &config.file,
                 "model.hidden",

@@ -48,13 +48,13 @@ pub fn run(args: Args) -> Result<()> {
     if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
         return Err(Error::Usage(format!(
             "--tolerance must be finite and > 0, got {}",
-            args.tolerance
+            crate::error::show(args.tolerance)
         )));
     }
     let exp = Experiment::load(&args.config)?;
     exp.require_momentum()?;
     if exp.config.model.activation == crate::model::Activation::Relu {
-        eprintln!(
+        crate::note!(
             "note: relu has kinks at 0; where a pre-activation crosses one inside a finite-difference \
              step, the finite-difference column is not a derivative and may disagree"
         );
@@ -62,6 +62,10 @@ pub fn run(args: Args) -> Result<()> {
     let mut run = exp.prepare()?;
     let hypers = run.hypers.clone();
     let setup = run.ctx.setup(&hypers);
+    crate::memory::ensure_fits(
+        crate::hypergrad::store_all_bytes(run.ctx.layout.len(), run.ctx.steps, 2),
+        "check-grad's stored trajectory (inner.steps × parameters × 16 bytes)",
+    )?;
     let rev = hypergradient(&mut run.problem, setup)?;
     let (stored, _) = hypergradient_stored(&mut run.problem, setup)?;
     let mut failures = Vec::new();

@@ -5,6 +5,7 @@
 
 pub mod check_grad;
 pub mod hypergrad;
+pub mod outputs;
 pub mod train;
 pub mod tune;
 pub mod verify_reversal;
@@ -21,6 +22,10 @@ pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+    /// Refuse runs estimated to need more memory than this (e.g. 4G, 512M; default: the
+    /// REVGRAD_MEMORY_LIMIT variable, else half of the physical memory).
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 /// Subcommands.
@@ -43,6 +48,14 @@ pub enum Command {
 /// # Errors
 /// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if let Some(limit) = &cli.memory_limit {
+        crate::memory::set_limit(limit)?;
+    }
+    if !matches!(cli.command, Command::Tune(_)) {
+        // tune installs its own handler (finish the outer iteration, then stop); the other
+        // commands stop at once, without leaving a temporary `--save` file behind.
+        let _ = ctrlc::set_handler(|| crate::fsutil::exit_interrupted());
+    }
     match cli.command {
         Command::Tune(a) => tune::run(a),
         Command::Hypergrad(a) => hypergrad::run(a).map(|_| 0),

@@ -39,19 +39,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);
     let (theta0, lambda) = (setup.theta0(), setup.lambda());
-    if let Some(path) = &args.save {
-        // Fail before training, not after it, if the file cannot be written there.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => std::path::Path::new("."),
-        };
-        if !dir.is_dir() {
-            return Err(crate::Error::io(
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "the folder does not exist"),
-            ));
-        }
-    }
+    // Fail before training, not after it, if the file cannot be written there.
+    crate::cli::outputs::check_outputs(&exp.config, None, &[("--save", args.save.as_deref())])?;
     let arithmetic = if args.exact {
         Arithmetic::Exact
     } else {
@@ -70,6 +59,19 @@ pub fn run(args: Args) -> Result<()> {
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = run.problem.train_metrics(&theta);
     let (val_loss, val_accuracy) = run.problem.validation_metrics(&theta);
+    // Training checks each batch loss; θ_T can still be too large for the full-set losses.
+    for (what, loss) in [("training", train_loss), ("validation", val_loss)] {
+        if !loss.is_finite() {
+            return Err(crate::Error::Diverged {
+                step: exp.steps(),
+                what: format!("{what} loss is {loss} at the trained weights"),
+                hint: format!(
+                    "the inner run diverged; try a smaller inner.alpha (now {})",
+                    crate::error::show(run.hypers.get(crate::hyper::Kind::Alpha).mean())
+                ),
+            });
+        }
+    }
     if let Some(path) = &args.save {
         crate::model::npz::write_params(path, &run.ctx.layout, &theta)?;
     }

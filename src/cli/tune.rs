@@ -92,6 +92,14 @@ fn summary_text(s: &Summary) -> String {
 pub fn run(args: Args) -> Result<u8> {
     let mut exp = Experiment::load(&args.config)?;
     exp.require_momentum()?;
+    crate::cli::outputs::check_outputs(
+        &exp.config,
+        args.output.as_deref(),
+        &[
+            ("--best", args.best.as_deref()),
+            ("--hypers-out", args.hypers_out.as_deref()),
+        ],
+    )?;
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
     }
@@ -117,9 +125,9 @@ pub fn run(args: Args) -> Result<u8> {
     // Second: stop at once (every written row is already flushed).
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            crate::fsutil::exit_interrupted();
         }
-        eprintln!(
+        crate::note!(
             "\ninterrupted: finishing the current outer iteration (Ctrl-C again to stop now)"
         );
     });
@@ -150,7 +158,7 @@ pub fn run(args: Args) -> Result<u8> {
     if !args.quiet {
         progress.println(summary_text(&summary).trim_end());
     } else {
-        eprint!("{}", summary_text(&summary));
+        crate::note!("{}", summary_text(&summary).trim_end());
     }
     Ok(if summary.stop == StopReason::Interrupted {
         130

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use indicatif::ProgressBar;
 
 use crate::config::InnerOptimizer as Method;
-use crate::error::Result;
+use crate::error::{Error, Result, show};
 use crate::hyper::{Kind, MAX_GAMMA};
 use crate::model::Penalized;
 use crate::optim::Arithmetic;
@@ -41,8 +41,9 @@ pub struct Args {
 
 fn check_lists(args: &Args) -> Result<()> {
     let bad = |what: &str, v: f64, allowed: &str| {
-        crate::Error::Usage(format!(
-            "--{what}: {v} is not allowed; each value must be {allowed}"
+        Error::Usage(format!(
+            "--{what}: {} is not allowed; each value must be {allowed}",
+            show(v)
         ))
     };
     for &a in &args.alphas {
@@ -56,7 +57,7 @@ fn check_lists(args: &Args) -> Result<()> {
         }
     }
     if args.steps == 0 {
-        return Err(crate::Error::Usage("--steps must be at least 1".into()));
+        return Err(Error::Usage("--steps must be at least 1".into()));
     }
     Ok(())
 }
@@ -68,6 +69,7 @@ fn check_lists(args: &Args) -> Result<()> {
 pub fn run(args: Args) -> Result<()> {
     check_lists(&args)?;
     let exp = Experiment::load(&args.config)?;
+    crate::cli::outputs::check_outputs(&exp.config, args.output.as_deref(), &[])?;
     let output = Output::open(args.output.as_deref())?;
     let mut sink = if args.per_step {
         CsvSink::new::<ReversalStepRow>(output)?
@@ -93,6 +95,8 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         ProgressBar::hidden()
     };
+    let total = runs.len();
+    let mut completed = 0;
     for (method, arithmetic, alpha, gamma) in runs {
         bar.inc(1);
         let g = gamma.unwrap_or(config_gamma);
@@ -109,14 +113,19 @@ pub fn run(args: Args) -> Result<()> {
             Ok(r) => r,
             Err(e) if e.is_divergence() => {
                 let run = match gamma {
-                    Some(g) => format!("{method} {arithmetic}, alpha {alpha}, gamma {g}"),
-                    None => format!("{method} {arithmetic}, alpha {alpha}"),
+                    Some(g) => format!(
+                        "{method} {arithmetic}, alpha {}, gamma {}",
+                        show(alpha),
+                        show(g)
+                    ),
+                    None => format!("{method} {arithmetic}, alpha {}", show(alpha)),
                 };
-                bar.suspend(|| eprintln!("warning: {run}: {e}; row skipped"));
+                bar.suspend(|| crate::note!("warning: {run}: {e}; row skipped"));
                 continue;
             }
             Err(e) => return Err(e),
         };
+        completed += 1;
         if args.per_step {
             for &(step, trace_error) in &report.per_step {
                 sink.write(&ReversalStepRow {
@@ -143,5 +152,11 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    if completed == 0 {
+        return Err(Error::NoResult(format!(
+            "verify-reversal: all {total} runs diverged, so the CSV has no rows; try smaller \
+             --alphas"
+        )));
+    }
     Ok(())
 }

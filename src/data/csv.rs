@@ -19,7 +19,7 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::Dataset;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, shorten};
 
 /// Labels must be below this: a class index this large is almost surely a wrong column.
 pub const MAX_LABEL: usize = 100_000;
@@ -85,7 +85,10 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
                     return Err(Error::data(
                         path,
                         Some(header_line),
-                        format!("the label column \"{name}\" appears more than once"),
+                        format!(
+                            "the label column \"{}\" appears more than once",
+                            shorten(name)
+                        ),
                     ));
                 }
                 (None, _) => {
@@ -93,7 +96,8 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
                         path,
                         Some(header_line),
                         format!(
-                            "no column named \"{name}\" (data.label_column); the header has {}",
+                            "no column named \"{}\" (data.label_column); the header has {}",
+                            shorten(name),
                             brief_columns(&names)
                         ),
                     ));
@@ -210,7 +214,7 @@ fn parse_feature(path: &Path, line: usize, column: &str, cell: &str) -> Result<f
         return Err(Error::data(
             path,
             Some(line),
-            format!("column \"{column}\" is empty, expected a number"),
+            format!("column \"{}\" is empty, expected a number", shorten(column)),
         ));
     }
     match cell.parse::<f64>() {
@@ -218,12 +222,20 @@ fn parse_feature(path: &Path, line: usize, column: &str, cell: &str) -> Result<f
         Ok(_) => Err(Error::data(
             path,
             Some(line),
-            format!("column \"{column}\" is {cell}, expected a finite number"),
+            format!(
+                "column \"{}\" is {}, expected a finite number",
+                shorten(column),
+                shorten(cell)
+            ),
         )),
         Err(_) => Err(Error::data(
             path,
             Some(line),
-            format!("column \"{column}\" is not a number: \"{}\"", shorten(cell)),
+            format!(
+                "column \"{}\" is not a number: \"{}\"",
+                shorten(column),
+                shorten(cell)
+            ),
         )),
     }
 }
@@ -234,8 +246,9 @@ fn parse_label(path: &Path, line: usize, column: &str, cell: &str) -> Result<usi
             path,
             Some(line),
             format!(
-                "label column \"{column}\" is \"{}\", expected a non-negative integer class \
+                "label column \"{}\" is \"{}\", expected a non-negative integer class \
                  (0, 1, 2, …)",
+                shorten(column),
                 shorten(cell)
             ),
         )
@@ -261,18 +274,9 @@ fn parse_label(path: &Path, line: usize, column: &str, cell: &str) -> Result<usi
     Ok(label)
 }
 
-/// At most 40 characters of a cell, for messages.
-fn shorten(s: &str) -> String {
-    if s.chars().count() <= 40 {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    }
-}
-
 /// The header's columns, briefly: all of them if few, else the first and last three.
 fn brief_columns(names: &[String]) -> String {
-    let q = |n: &String| format!("\"{n}\"");
+    let q = |n: &String| format!("\"{}\"", shorten(n));
     if names.len() <= 8 {
         names.iter().map(q).collect::<Vec<_>>().join(", ")
     } else {

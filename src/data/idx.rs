@@ -96,6 +96,16 @@ pub fn read(images: &Path) -> Result<Dataset> {
     if n == 0 {
         return Err(Error::data(images, None, "has no images"));
     }
+    if rows == 0 || cols == 0 {
+        return Err(Error::data(
+            images,
+            None,
+            format!(
+                "images of {rows}×{cols} pixels have no features; each image needs at least \
+                 one row and one column"
+            ),
+        ));
+    }
     let d = rows * cols;
     let pixels = &img[16..];
     let labels_bytes = &lab[8..];
@@ -317,5 +327,17 @@ pub(crate) mod tests {
             "{msg}"
         );
         assert!(msg.contains("has 3 images"), "{msg}");
+    }
+
+    #[test]
+    fn zero_rows_or_columns_rejected() {
+        for (rows, cols) in [(0, 28), (28, 0), (0, 0)] {
+            let msg = read_err(
+                images_bytes(2, rows, cols, |_| 0),
+                Some(labels_bytes(&[0, 1])),
+            );
+            assert!(msg.contains("m-idx3-ubyte: images of"), "{msg}");
+            assert!(msg.contains("no features"), "{msg}");
+        }
     }
 }

@@ -156,7 +156,7 @@ pub fn load(config: &Config) -> Result<Data> {
             }
             if val.label_name != train.label_name {
                 let show = |l: &Option<String>| match l {
-                    Some(n) => format!("label column \"{n}\""),
+                    Some(n) => format!("label column \"{}\"", crate::error::shorten(n)),
                     None => "IDX labels".to_owned(),
                 };
                 return Err(Error::data(

@@ -87,7 +87,7 @@ pub fn scaled(s: f64) -> f64 {
 #[inline(always)]
 pub fn checked_sum(x: i64, inc: i64) -> (i64, bool) {
     let y = x.wrapping_add(inc);
-    (y, y.abs() <= LIMIT)
+    (y, y.unsigned_abs() <= LIMIT as u64)
 }
 
 /// `x ← x + round(s·a · 2^F)` elementwise. Returns `false` if any increment or result left

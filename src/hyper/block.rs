@@ -446,7 +446,7 @@ impl Block {
             {
                 return wrong(
                     field,
-                    format!("an unknown array \"{}\"", crate::error::clip(extra)),
+                    format!("an unknown array \"{}\"", crate::error::shorten(extra)),
                 );
             }
             return Ok(out);

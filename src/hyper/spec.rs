@@ -84,7 +84,7 @@ impl Spec {
                         format!(
                             "must be one of {}, got \"{}\"",
                             allowed(info.shapes),
-                            crate::error::clip(s)
+                            crate::error::shorten(s)
                         ),
                     );
                 }

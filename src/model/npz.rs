@@ -20,7 +20,6 @@ use std::path::Path;
 use ndarray::{ArrayD, ArrayView1, ArrayView2};
 use ndarray_npy::{NpzReader, NpzWriter, ReadNpyError, ReadNpzError};
 
-use crate::config::temp_path;
 use crate::error::{Error, Result};
 use crate::model::Layout;
 
@@ -124,10 +123,11 @@ fn array_error(path: &Path, key: &str, e: ReadNpzError) -> Error {
 
 /// Writes `theta` (flat, in `layout` order) as `W0, b0, …` float64 arrays to an
 /// uncompressed `.npz` file that `numpy.load` reads. Writes a temporary file in the same
-/// folder, then renames it.
+/// folder, then renames it (through a symbolic link; special files are refused, see
+/// [`crate::fsutil`]).
 ///
 /// # Errors
-/// [`Error::Io`] naming the file if it cannot be written or renamed.
+/// [`Error::Io`] naming the file if it is a special file or cannot be written or renamed.
 ///
 /// # Panics
 /// If `theta.len() != layout.len()` (a programmer error).
@@ -138,16 +138,10 @@ pub fn write_params(path: &Path, layout: &Layout, theta: &[f64]) -> Result<()> {
         layout.len(),
         "parameter vector does not match the layout"
     );
-    let tmp = temp_path(path);
-    let result = write_to(&tmp, layout, theta).and_then(|()| std::fs::rename(&tmp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::fsutil::write_atomic_with(path, |file| write_to(file, layout, theta))
 }
 
-fn write_to(tmp: &Path, layout: &Layout, theta: &[f64]) -> std::io::Result<()> {
-    let file = File::create(tmp)?;
+fn write_to(file: &mut File, layout: &Layout, theta: &[f64]) -> std::io::Result<()> {
     let mut npz = NpzWriter::new(BufWriter::new(file));
     for l in 0..layout.n_layers() {
         let w = ArrayView2::from_shape(layout.w_shape(l), &theta[layout.w_range(l)])
@@ -158,9 +152,8 @@ fn write_to(tmp: &Path, layout: &Layout, theta: &[f64]) -> std::io::Result<()> {
         npz.add_array(format!("b{l}"), &b)
             .map_err(std::io::Error::other)?;
     }
-    let writer = npz.finish().map_err(std::io::Error::other)?;
-    let file = writer.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    let mut writer = npz.finish().map_err(std::io::Error::other)?;
+    std::io::Write::flush(&mut writer)
 }
 
 #[cfg(test)]

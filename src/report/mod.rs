@@ -6,4 +6,5 @@
 pub mod progress;
 pub mod rows;
 pub mod sink;
+pub mod stderr;
 pub mod table;

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -25,14 +26,41 @@ pub struct Output {
     name: PathBuf,
 }
 
+/// Set by the binary when fd 1 was closed at start (see [`set_stdout_closed`]).
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout was closed when the process started (`revgrad … >&-`). The Rust
+/// runtime reopens a closed stdout on /dev/null before `main`, so without this, data would
+/// vanish with exit 0; the binary sees the descriptor before the runtime does and says so
+/// here.
+pub fn set_stdout_closed(closed: bool) {
+    STDOUT_CLOSED.store(closed, Ordering::Relaxed);
+}
+
+/// An error if stdout was closed at start: a closed stdout (EBADF) is an error, unlike a
+/// closed pipe (EPIPE), which is a reader that stopped reading.
+///
+/// # Errors
+/// [`Error::Io`] naming `<stdout>`.
+pub fn check_stdout() -> Result<()> {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return Err(Error::io(
+            "<stdout>",
+            io::Error::other("standard output is closed; redirect it or give -o FILE"),
+        ));
+    }
+    Ok(())
+}
+
 impl Output {
     /// stdout, or the file at `path` (created now).
     ///
     /// # Errors
-    /// [`Error::Io`] naming the file if it cannot be created.
+    /// [`Error::Io`] naming the file if it cannot be created, or naming `<stdout>` if stdout
+    /// was closed at start.
     pub fn open(path: Option<&Path>) -> Result<Self> {
         match path {
-            None => Ok(Output {
+            None => check_stdout().map(|()| Output {
                 writer: Box::new(io::stdout()),
                 name: PathBuf::from("<stdout>"),
             }),

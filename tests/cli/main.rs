@@ -11,6 +11,7 @@ mod check_grad;
 mod errors;
 mod help;
 mod hypergrad;
+mod robust;
 mod train;
 mod tune;
 mod verify_reversal;

@@ -1,0 +1,108 @@
+//! # Output paths, checked before any computation
+//!
+//! Every command that writes files calls [`check_outputs`] once, right after the config is
+//! loaded, so a bad path fails in milliseconds instead of after the first inner run, and no
+//! output can destroy an input or another output:
+//!
+//! - the stream output (`-o FILE`, or stdout without it) is checked for a closed stdout;
+//! - replaced outputs (`tune --best`, `train --save`) must not be special files or folders,
+//!   and their folder must take a new file ([`crate::fsutil::check_replaceable`]); nothing is
+//!   created or truncated yet;
+//! - no output may be the config file, a data file (IDX labels included) or
+//!   `model.init_file`, and no two outputs may be the same file (compared by device and
+//!   inode when both exist, else by canonical path).
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Checks a command's outputs against each other and against its inputs (see the module
+/// docs). `stream` is `-o FILE` (`None`: stdout); `replaced` lists `(flag, path)` for files
+/// written by replacement.
+///
+/// # Errors
+/// [`Error::Usage`] when an output names an input or another output; [`Error::Io`] for a
+/// closed stdout, a special file, or a folder that is missing or not writable.
+pub fn check_outputs(
+    config: &Config,
+    stream: Option<&Path>,
+    replaced: &[(&str, Option<&Path>)],
+) -> Result<()> {
+    if stream.is_none() {
+        crate::report::sink::check_stdout()?;
+    }
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    if let Some(p) = stream {
+        outputs.push(("-o", p));
+    }
+    for &(flag, path) in replaced {
+        if let Some(p) = path {
+            crate::fsutil::check_replaceable(p)?;
+            outputs.push((flag, p));
+        }
+    }
+    let inputs = inputs(config);
+    for (k, &(flag, out)) in outputs.iter().enumerate() {
+        if let Some((what, _)) = inputs.iter().find(|(_, i)| same_file(out, i)) {
+            return Err(Error::Usage(format!(
+                "{flag} {} is the {what}; writing it would destroy it, give another file",
+                out.display()
+            )));
+        }
+        if let Some(&(other, _)) = outputs[..k].iter().find(|(_, o)| same_file(out, o)) {
+            return Err(Error::Usage(format!(
+                "{other} and {flag} both name {}; give them different files",
+                out.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The files a run reads, each with what it is.
+fn inputs(config: &Config) -> Vec<(&'static str, PathBuf)> {
+    let mut inputs = vec![("config file", config.file.clone())];
+    let d = &config.data;
+    for (what, path) in [
+        ("data.train file", Some(&d.train)),
+        ("data.validation file", d.validation.as_ref()),
+    ] {
+        if let Some(p) = path {
+            inputs.push((what, p.clone()));
+            for labels in crate::data::idx::labels_paths(p) {
+                inputs.push(("IDX labels file", labels));
+            }
+        }
+    }
+    if let Some(p) = &config.model.init_file {
+        inputs.push(("model.init_file", p.clone()));
+    }
+    inputs
+}
+
+/// Whether `a` and `b` name the same file: the same device and inode when both exist
+/// (symbolic and hard links included), else the same canonical path.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        (Err(_), Err(_)) => canonical(a) == canonical(b),
+        _ => false,
+    }
+}
+
+/// `path` made absolute with links resolved as far as it exists: the canonical folder
+/// joined with the file name (or the symbolic link's target, for a dangling link).
+fn canonical(path: &Path) -> PathBuf {
+    let path = crate::fsutil::resolve_target(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::canonicalize(dir) {
+        Ok(d) => d.join(name),
+        Err(_) => std::path::absolute(&path).unwrap_or(path),
+    }
+}
