@@ -6,6 +6,7 @@
 pub mod check_grad;
 pub mod hypergrad;
 pub mod outputs;
+pub mod search;
 pub mod train;
 pub mod tune;
 pub mod verify_reversal;
@@ -33,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Outer meta-gradient descent; one CSV row per outer iteration.
     Tune(tune::Args),
+    /// The baseline: seeded random search over outer.tune, float training per trial, the
+    /// same CSV columns as tune.
+    Search(search::Args),
     /// One exact forward run and its exact reversal: losses, hypergradients, memory.
     Hypergrad(hypergrad::Args),
     /// The inner loop alone (float64, or exact with --exact).
@@ -51,13 +55,14 @@ pub fn run(cli: Cli) -> Result<u8> {
     if let Some(limit) = &cli.memory_limit {
         crate::memory::set_limit(limit)?;
     }
-    if !matches!(cli.command, Command::Tune(_)) {
-        // tune installs its own handler (finish the outer iteration, then stop); the other
+    if !matches!(cli.command, Command::Tune(_) | Command::Search(_)) {
+        // tune and search install their own handler (finish the outer iteration, then stop); the other
         // commands stop at once, without leaving a temporary `--save` file behind.
         let _ = ctrlc::set_handler(|| crate::fsutil::exit_interrupted());
     }
     match cli.command {
         Command::Tune(a) => tune::run(a),
+        Command::Search(a) => search::run(a),
         Command::Hypergrad(a) => hypergrad::run(a).map(|_| 0),
         Command::Train(a) => train::run(a).map(|_| 0),
         Command::VerifyReversal(a) => verify_reversal::run(a).map(|_| 0),

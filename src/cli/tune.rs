@@ -58,9 +58,10 @@ pub(crate) fn describe(it: &Iteration) -> String {
     t
 }
 
-fn summary_text(s: &Summary) -> String {
+/// The end-of-run summary for people; `command` is `tune` or `search`.
+pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
     let mut t = format!(
-        "revgrad tune: {} ({} rows, {} rejected)\n  start:     {}\n  best (#{:>3}): {}\n",
+        "revgrad {command}: {} ({} rows, {} rejected)\n  start:     {}\n  best (#{:>3}): {}\n",
         s.stop.text(),
         s.rows,
         s.rejected,
@@ -119,18 +120,7 @@ pub fn run(args: Args) -> Result<u8> {
         .map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
     let mut progress = Progress::new(args.quiet);
 
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupt);
-    // First Ctrl-C: finish the current outer iteration, then stop with a valid CSV.
-    // Second: stop at once (every written row is already flushed).
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            crate::fsutil::exit_interrupted();
-        }
-        crate::note!(
-            "\ninterrupted: finishing the current outer iteration (Ctrl-C again to stop now)"
-        );
-    });
+    let interrupt = interrupt_flag();
 
     let summary = {
         let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
@@ -155,14 +145,34 @@ pub fn run(args: Args) -> Result<u8> {
             &interrupt,
         )?
     };
-    if !args.quiet {
-        progress.println(summary_text(&summary).trim_end());
-    } else {
-        crate::note!("{}", summary_text(&summary).trim_end());
-    }
-    Ok(if summary.stop == StopReason::Interrupted {
+    Ok(finish(
+        &progress,
+        &summary_text("tune", &summary),
+        summary.stop,
+    ))
+}
+
+/// A flag set by the first Ctrl-C (or SIGTERM): the outer loop finishes its iteration and
+/// stops with valid outputs. The second stops at once (every written row is flushed).
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            crate::fsutil::exit_interrupted();
+        }
+        crate::note!("\ninterrupted: finishing the current iteration (Ctrl-C again to stop now)");
+    });
+    interrupt
+}
+
+/// Prints the summary on stderr (above the bar when there is one); the exit code: 130 if
+/// interrupted, else 0.
+pub(crate) fn finish(progress: &Progress, text: &str, stop: StopReason) -> u8 {
+    progress.println(text.trim_end());
+    if stop == StopReason::Interrupted {
         130
     } else {
         0
-    })
+    }
 }

@@ -23,6 +23,7 @@
 
 pub mod adam;
 pub mod observer;
+pub mod search;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;

@@ -1,0 +1,89 @@
+//! `revgrad search CONFIG [--trials N] [--seconds S] [-o FILE] [--best FILE] [--quiet]`:
+//! the random-search baseline, with `tune`'s CSV columns (gradient cells empty).
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::problem::Experiment;
+use crate::report::progress::Progress;
+use crate::report::sink::{BestConfigWriter, Output, TuneCsv};
+use crate::tune::Observer;
+use crate::tune::observer::Observers;
+use crate::tune::search::{Search, run as search_run};
+
+use super::tune::{finish, interrupt_flag, summary_text};
+
+/// Arguments of `revgrad search`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Experiment config (JSON); the blocks in outer.tune are searched, each as one scalar.
+    pub config: PathBuf,
+    /// Trials after the starting point [outer.steps, so as many rows as `tune`].
+    #[arg(long, value_name = "N")]
+    pub trials: Option<usize>,
+    /// Start no trial after this many seconds (the trials limit still applies).
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    /// Write the CSV here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write a complete config with the best hyperparameters found here.
+    #[arg(long, value_name = "FILE")]
+    pub best: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Run `revgrad search`; returns exit code 130 if interrupted.
+///
+/// # Errors
+/// Usage, config and data errors (exit 2); output errors.
+pub fn run(args: Args) -> Result<u8> {
+    if args.trials == Some(0) {
+        return Err(Error::Usage("--trials must be at least 1, got 0".into()));
+    }
+    if let Some(s) = args.seconds
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(Error::Usage(format!(
+            "--seconds must be finite and > 0, got {}",
+            crate::error::show(s)
+        )));
+    }
+    let exp = Experiment::load(&args.config)?;
+    crate::cli::outputs::check_outputs(
+        &exp.config,
+        args.output.as_deref(),
+        &[("--best", args.best.as_deref())],
+    )?;
+    let mut run = exp.prepare()?;
+    let kinds: Vec<_> = run.hypers.kinds().collect();
+    let mut csv = TuneCsv::new(Output::open(args.output.as_deref())?, &kinds)?;
+    let mut best = args
+        .best
+        .clone()
+        .map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
+    let mut progress = Progress::new(args.quiet);
+    let interrupt = interrupt_flag();
+    let summary = {
+        let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
+        if let Some(b) = best.as_mut() {
+            observers.push(b);
+        }
+        let cfg = Search {
+            setup: run.ctx.setup(&run.hypers),
+            method: exp.config.inner.optimizer,
+            tune: &exp.config.outer.tune,
+            trials: args.trials.unwrap_or(exp.config.outer.steps),
+            seconds: args.seconds,
+            seed: exp.config.seed,
+        };
+        search_run(&mut run.problem, cfg, &mut Observers(observers), &interrupt)?
+    };
+    Ok(finish(
+        &progress,
+        &summary_text("search", &summary),
+        summary.stop,
+    ))
+}

@@ -1,0 +1,178 @@
+//! # Random search: the baseline a user would otherwise run
+//!
+//! Seeded random search over the blocks listed in `outer.tune`, each drawn as **one
+//! scalar** (every entry of the block set to it) from SPEC §2.4's range — log-uniform for
+//! log-warped kinds, uniform for logit-warped ones — and evaluated by float64 training.
+//! Iteration 0 is the configured starting point, as in `tune`, so the two CSVs compare row
+//! for row. A diverging trial is a `rejected` iteration, never an error. The search stops
+//! after `trials` trials or when the time budget is used, whichever comes first.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ndarray_rand::rand::rngs::StdRng;
+use ndarray_rand::rand::{Rng, SeedableRng};
+
+use super::{Evaluation, Iteration, Observer, StopReason, Summary};
+use crate::config::InnerOptimizer;
+use crate::error::Result;
+use crate::hyper::{Hypers, Kind, Warp};
+use crate::hypergrad::Setup;
+use crate::model::{Objective, Penalized};
+use crate::optim::{Arithmetic, train};
+
+/// What a search needs besides the objective.
+#[derive(Debug, Clone, Copy)]
+pub struct Search<'a> {
+    /// Layout, ε and T, at the starting blocks.
+    pub setup: Setup<'a>,
+    /// The inner optimizer.
+    pub method: InnerOptimizer,
+    /// The blocks drawn.
+    pub tune: &'a [Kind],
+    /// Trials after the starting point.
+    pub trials: usize,
+    /// Time budget in seconds (no new trial starts after it).
+    pub seconds: Option<f64>,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+/// One value of `kind` from its search range.
+pub fn draw(kind: Kind, rng: &mut StdRng) -> f64 {
+    let (lo, hi) = kind.info().search;
+    match kind.info().warp {
+        Warp::Log => (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp(),
+        // Uniform on (lo, hi]: 1 − U lies in (0, 1].
+        Warp::Logit => lo + (1.0 - rng.random::<f64>()) * (hi - lo),
+    }
+}
+
+/// Float64 training at `setup.hypers` and the losses at θ_T; `Ok(None)` if it diverged.
+fn evaluate(
+    obj: &mut impl Objective,
+    setup: Setup,
+    method: InnerOptimizer,
+) -> Result<Option<Evaluation>> {
+    let lambda = setup.lambda();
+    let theta = match train(
+        &mut Penalized::new(obj, &lambda),
+        setup.layout,
+        &setup.theta0(),
+        setup.hypers,
+        setup.steps,
+        method,
+        Arithmetic::Float,
+    ) {
+        Ok(t) => t,
+        Err(e) if e.is_divergence() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut g = vec![0.0; obj.dim()];
+    let (val_loss, val_accuracy) = obj.validation_grad_into(&theta, &mut g);
+    let train_loss = obj.train_loss(&theta);
+    let test = obj.test_metrics(&theta);
+    let finite =
+        val_loss.is_finite() && train_loss.is_finite() && test.is_none_or(|(l, _)| l.is_finite());
+    Ok(finite.then_some(Evaluation {
+        train_loss,
+        val_loss,
+        val_accuracy,
+        test,
+        grads: None,
+    }))
+}
+
+/// Run the search.
+///
+/// # Errors
+/// An observer's error (e.g. the output file became unwritable); an error other than
+/// divergence from a trial (none is expected).
+pub fn run(
+    obj: &mut impl Objective,
+    cfg: Search,
+    observer: &mut dyn Observer,
+    interrupt: &AtomicBool,
+) -> Result<Summary> {
+    let clock = Instant::now();
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_5ea2c4);
+    observer.on_start(cfg.trials + 1)?;
+    let point = |h: Hypers, k: usize, obj: &mut _| -> Result<Iteration> {
+        let result = evaluate(
+            obj,
+            Setup {
+                hypers: &h,
+                ..cfg.setup
+            },
+            cfg.method,
+        )?;
+        Ok(Iteration {
+            iteration: k,
+            hypers: h,
+            result,
+            seconds: clock.elapsed().as_secs_f64(),
+        })
+    };
+    let start = point(cfg.setup.hypers.clone(), 0, obj)?;
+    let mut best = start.clone();
+    observer.on_iteration(&start, &best)?;
+    let (mut rows, mut rejected) = (1, usize::from(start.result.is_none()));
+    let mut stop = StopReason::StepsDone;
+    for k in 1..=cfg.trials {
+        if interrupt.load(Ordering::SeqCst) {
+            stop = StopReason::Interrupted;
+            break;
+        }
+        if cfg
+            .seconds
+            .is_some_and(|s| clock.elapsed().as_secs_f64() >= s)
+        {
+            stop = StopReason::TimeUp;
+            break;
+        }
+        let mut h = cfg.setup.hypers.clone();
+        for &kind in cfg.tune {
+            let v = draw(kind, &mut rng);
+            h.get_mut(kind).values.fill(v);
+        }
+        let it = point(h, k, obj)?;
+        rows += 1;
+        rejected += usize::from(it.result.is_none());
+        if it.val_loss() < best.val_loss() {
+            best = it.clone();
+        }
+        observer.on_iteration(&it, &best)?;
+    }
+    let summary = Summary {
+        stop,
+        start,
+        best,
+        rows,
+        rejected,
+        clipped: 0,
+        final_learning_rate: 0.0,
+    };
+    observer.on_finish(&summary)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_stay_in_their_ranges() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for kind in Kind::ALL {
+            let (lo, hi) = kind.info().search;
+            for _ in 0..1000 {
+                let v = draw(kind, &mut rng);
+                assert!(
+                    v >= lo * (1.0 - 1e-12) && v <= hi * (1.0 + 1e-12),
+                    "{kind:?} {v}"
+                );
+                assert!(kind.check(v).is_ok(), "{kind:?} {v}");
+            }
+        }
+    }
+}
