@@ -91,13 +91,6 @@ fn read_file(path: &Path, label_column: Option<&str>) -> Result<Loaded> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name.ends_with(".gz") {
-        return Err(Error::data(
-            path,
-            None,
-            "compressed files are not read; decompress it first (gunzip)",
-        ));
-    }
     if name.contains("idx3") {
         let dataset = idx::read(path)?;
         return Ok(Loaded {
@@ -111,6 +104,14 @@ fn read_file(path: &Path, label_column: Option<&str>) -> Result<Loaded> {
             None,
             "this is an IDX labels file; give the images file (its name with idx3), \
              the labels are found next to it",
+        ));
+    }
+    if name.ends_with(".gz") {
+        return Err(Error::data(
+            path,
+            None,
+            "compressed CSV files are not read; decompress it first (gunzip), or give an \
+             IDX file (gzip IDX files, …idx3….gz, are read as they are)",
         ));
     }
     if path.extension().is_some_and(|e| e == "idx") {
