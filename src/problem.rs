@@ -78,6 +78,16 @@ impl<'a> Problem<'a> {
             .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
     }
 
+    /// Mean cross-entropy and accuracy on the test set; `None` without one. Reported only:
+    /// nothing is tuned on it.
+    pub fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+        let d = self.data.test.as_ref()?;
+        Some(
+            self.mlp
+                .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws),
+        )
+    }
+
     fn load_batch(&mut self, step: usize) {
         self.schedule.rows_into(step, &mut self.rows);
         let d = &self.data.train;
@@ -154,7 +164,7 @@ pub const MAX_PARAMETERS: usize = 50_000_000;
 pub struct Experiment {
     /// The validated config.
     pub config: crate::config::Config,
-    /// Training and validation sets, standardised.
+    /// Training, validation and test sets, standardised.
     pub data: Data,
 }
 

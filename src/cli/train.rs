@@ -67,6 +67,7 @@ pub fn run(args: Args) -> Result<()> {
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = problem.train_metrics(&theta);
     let (val_loss, val_accuracy) = problem.validation_metrics(&theta);
+    let test = problem.test_metrics(&theta);
     if let Some(path) = &args.save {
         crate::model::npz::write_params(path, problem.layout(), &theta)?;
     }
@@ -77,17 +78,23 @@ pub fn run(args: Args) -> Result<()> {
         train_accuracy,
         val_loss,
         val_accuracy,
+        test_loss: test.map(|t| t.0),
+        test_accuracy: test.map(|t| t.1),
         seconds,
     };
     let text = if args.json {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
         let arith = if args.exact { "exact" } else { "float64" };
-        render(&[
+        let mut rows = vec![
             vec!["".into(), "loss".into(), "accuracy".into()],
             vec!["train".into(), num(train_loss), num(train_accuracy)],
             vec!["validation".into(), num(val_loss), num(val_accuracy)],
-        ]) + &format!("{} steps in {arith}, {seconds:.2} s\n", exp.steps())
+        ];
+        if let Some((loss, accuracy)) = test {
+            rows.push(vec!["test".into(), num(loss), num(accuracy)]);
+        }
+        render(&rows) + &format!("{} steps in {arith}, {seconds:.2} s\n", exp.steps())
     };
     Output::open(None)?.write_all(&text)
 }
