@@ -243,24 +243,23 @@ pub fn load(config: &Config) -> Result<Data> {
             y: Vec::new(),
         },
     );
-    let (mut val_set, mut test_set) = (None, None);
+    let (mut held_val, mut held_test) = (None, None);
     if n_val + n_test > 0 {
         let s = split::split(n, n_val, n_test, config.seed);
         let pick = |rows: &[usize]| (!rows.is_empty()).then(|| train_set.select(rows));
-        (val_set, test_set) = (pick(&s.validation), pick(&s.test));
+        (held_val, held_test) = (pick(&s.validation), pick(&s.test));
         train_set.retain_rows(&s.train);
     }
     // Where each set's rows come from, for messages.
     let val_file = d.validation.as_deref().unwrap_or(&d.train);
     let test_file = d.test.as_deref().unwrap_or(&d.train);
-    let mut val_set = match (val_set.take(), validation) {
-        (Some(v), _) => v,
-        (None, Some(v)) => v.dataset,
+    let mut val_set = match (validation, held_val) {
+        (Some(v), _) => v.dataset,
+        (None, Some(v)) => v,
+        // `split::sizes` holds out at least one row when there is no validation file.
         (None, None) => unreachable!("a validation set is read or held out"),
     };
-    if let Some(t) = test {
-        test_set = Some(t.dataset);
-    }
+    let mut test_set = test.map(|t| t.dataset).or(held_test);
 
     let max_label = [Some(&train_set), Some(&val_set), test_set.as_ref()]
         .into_iter()
