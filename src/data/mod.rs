@@ -858,6 +858,30 @@ mod tests {
     }
 
     #[test]
+    fn csv_column_of_1e308_loads_finite() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            "1e308,1,0",
+            "-1e308,2,1",
+            "5e307,3,0",
+            "1.7e308,4,1",
+            "-3e307,5,0",
+        ];
+        let text = format!("big,small,label\n{}\n", rows.join("\n"));
+        std::fs::write(dir.path().join("t.csv"), text).unwrap();
+        let c = config_in(dir.path(), r#"{"train": "t.csv"}"#, r#"{"batch_size": 1}"#);
+        let d = load(&c).unwrap();
+        assert!(
+            d.train
+                .x
+                .iter()
+                .chain(&d.validation.x)
+                .all(|v| v.is_finite())
+        );
+        assert!(d.train.x.column(0).iter().any(|v| v.abs() > 0.1));
+    }
+
+    #[test]
     fn standardize_is_bitwise_the_plain_formula_in_ordinary_ranges() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut tr = csv::read(&root.join("data/digits.csv"), None)
