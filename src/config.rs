@@ -57,6 +57,18 @@ pub struct DataConfig {
     pub validation: Option<PathBuf>,
     /// Fraction of the training rows held out when `validation` is `None`; in (0, 1).
     pub validation_fraction: f64,
+    /// Test file in the same format; `None` holds out `test_fraction` of `train` (no test
+    /// set when that is 0). Only reported, never used for tuning.
+    #[serde(serialize_with = "ser_opt_path")]
+    pub test: Option<PathBuf>,
+    /// Fraction of the training rows held out as the test set when `test` is `None`; in
+    /// [0, 1), and `validation_fraction + test_fraction < 1` when both are held out.
+    pub test_fraction: f64,
+    /// Use only the first `limit` rows of `train` (before any split); ≥ 1.
+    pub limit: Option<usize>,
+    /// Fraction of the training rows (after the splits) whose label is replaced by a
+    /// different class drawn from `seed`; in [0, 1).
+    pub label_noise: f64,
     /// Name of the CSV label column; `None` means the last column (ignored for IDX files,
     /// whose labels are a separate file).
     pub label_column: Option<String>,
@@ -188,6 +200,7 @@ impl Config {
         let mut abs = self.clone();
         abs.data.train = absolute(&abs.data.train);
         abs.data.validation = abs.data.validation.as_deref().map(absolute);
+        abs.data.test = abs.data.test.as_deref().map(absolute);
         abs.model.init_file = abs.model.init_file.as_deref().map(absolute);
         // Only strings (paths go through `to_string_lossy`), numbers, booleans and lists:
         // serialisation cannot fail.
@@ -298,6 +311,10 @@ struct RawDataConfig {
     train: Option<PathBuf>,
     validation: Option<PathBuf>,
     validation_fraction: f64,
+    test: Option<PathBuf>,
+    test_fraction: f64,
+    limit: Option<usize>,
+    label_noise: f64,
     label_column: Option<String>,
     standardize: bool,
 }
@@ -308,6 +325,10 @@ impl Default for RawDataConfig {
             train: None,
             validation: None,
             validation_fraction: 0.2,
+            test: None,
+            test_fraction: 0.0,
+            limit: None,
+            label_noise: 0.0,
             label_column: None,
             standardize: true,
         }
@@ -434,6 +455,49 @@ impl RawConfig {
                 format!("must be in (0, 1), got {}", show(vf)),
             ));
         }
+        let tf = data.test_fraction;
+        if !(tf.is_finite() && (0.0..1.0).contains(&tf)) {
+            return Err(err(
+                "data.test_fraction",
+                format!("must be in [0, 1), got {}", show(tf)),
+            ));
+        }
+        if data.test.is_some() && tf > 0.0 {
+            return Err(err(
+                "data.test_fraction",
+                format!(
+                    "must be 0 when data.test names a test file (the test set is that file), \
+                     got {}",
+                    show(tf)
+                ),
+            ));
+        }
+        if data.validation.is_none() && vf + tf >= 1.0 {
+            return Err(err(
+                "data.test_fraction",
+                format!(
+                    "plus data.validation_fraction must be < 1 (both are held out of the \
+                     training rows), got {} + {} = {}",
+                    show(tf),
+                    show(vf),
+                    show(tf + vf)
+                ),
+            ));
+        }
+        if data.limit == Some(0) {
+            return Err(err(
+                "data.limit",
+                "must be >= 1 (the number of rows of data.train to use), or null for all, got 0"
+                    .to_owned(),
+            ));
+        }
+        let noise = data.label_noise;
+        if !(noise.is_finite() && (0.0..1.0).contains(&noise)) {
+            return Err(err(
+                "data.label_noise",
+                format!("must be in [0, 1), got {}", show(noise)),
+            ));
+        }
 
         // outer
         if !(outer.learning_rate.is_finite() && outer.learning_rate > 0.0) {
@@ -494,6 +558,10 @@ impl RawConfig {
             .validation
             .map(|p| resolve(file, base, "data.validation", &p))
             .transpose()?;
+        let test = data
+            .test
+            .map(|p| resolve(file, base, "data.test", &p))
+            .transpose()?;
         let init_file = model
             .init_file
             .map(|p| resolve(file, base, "model.init_file", &p))
@@ -506,6 +574,10 @@ impl RawConfig {
                 train,
                 validation,
                 validation_fraction: vf,
+                test,
+                test_fraction: tf,
+                limit: data.limit,
+                label_noise: noise,
                 label_column: data.label_column,
                 standardize: data.standardize,
             },
@@ -612,6 +684,10 @@ mod tests {
     "train": "../tiny.csv",
     "validation": null,
     "validation_fraction": 0.2,
+    "test": null,
+    "test_fraction": 0.0,
+    "limit": null,
+    "label_noise": 0.0,
     "label_column": "label",
     "standardize": true
   },
@@ -643,6 +719,10 @@ mod tests {
         assert_eq!(c.seed, 0);
         assert_eq!(c.data.validation, None);
         assert_eq!(c.data.validation_fraction.to_bits(), 0.2f64.to_bits());
+        assert_eq!(c.data.test, None);
+        assert_eq!(c.data.test_fraction.to_bits(), 0.0f64.to_bits());
+        assert_eq!(c.data.limit, None);
+        assert_eq!(c.data.label_noise.to_bits(), 0.0f64.to_bits());
         assert_eq!(c.data.label_column, None);
         assert!(c.data.standardize);
         assert_eq!(c.model.hidden, vec![50]);
@@ -810,6 +890,67 @@ mod tests {
             "data.validation_fraction",
             &["got 0"],
         );
+    }
+
+    #[test]
+    fn test_fraction_range_and_sum() {
+        assert_err(
+            &with("data", "test_fraction", "-0.1"),
+            "data.test_fraction",
+            &["must be in [0, 1), got -0.1"],
+        );
+        assert_err(
+            &with("data", "test_fraction", "1"),
+            "data.test_fraction",
+            &["got 1"],
+        );
+        assert_err(
+            &with("data", "test_fraction", "0.8"),
+            "data.test_fraction",
+            &["plus data.validation_fraction must be < 1", "0.8 + 0.2 = 1"],
+        );
+        let c = parse(&with("data", "test_fraction", "0.3")).unwrap();
+        assert_eq!(c.data.test_fraction.to_bits(), 0.3f64.to_bits());
+        // With a validation file only the test fraction is held out.
+        let c = parse(
+            r#"{"data": {"train": "../tiny.csv", "validation": "../tiny.csv",
+                "test_fraction": 0.9}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.data.test_fraction.to_bits(), 0.9f64.to_bits());
+        assert_err(
+            r#"{"data": {"train": "../tiny.csv", "test": "../tiny.csv", "test_fraction": 0.1}}"#,
+            "data.test_fraction",
+            &["must be 0 when data.test names a test file"],
+        );
+        assert_err(
+            r#"{"data": {"train": "../tiny.csv", "test": "../gone.csv"}}"#,
+            "data.test",
+            &["file not found", "gone.csv"],
+        );
+    }
+
+    #[test]
+    fn limit_and_label_noise_ranges() {
+        assert_err(
+            &with("data", "limit", "0"),
+            "data.limit",
+            &[">= 1", "got 0"],
+        );
+        assert_err(&with("data", "limit", "-5"), "data.limit", &["-5"]);
+        assert_eq!(
+            parse(&with("data", "limit", "7")).unwrap().data.limit,
+            Some(7)
+        );
+        for bad in ["1", "1.5", "-0.01"] {
+            assert_err(
+                &with("data", "label_noise", bad),
+                "data.label_noise",
+                &["must be in [0, 1)", &format!("got {bad}")],
+            );
+        }
+        let c = parse(&with("data", "label_noise", "0.25")).unwrap();
+        assert_eq!(c.data.label_noise.to_bits(), 0.25f64.to_bits());
     }
 
     #[test]
@@ -995,6 +1136,16 @@ mod tests {
             a.data.validation_fraction.to_bits(),
             b.data.validation_fraction.to_bits()
         );
+        assert_eq!(
+            a.data.test.as_ref().map(|p| fs::canonicalize(p).unwrap()),
+            b.data.test.as_ref().map(|p| fs::canonicalize(p).unwrap())
+        );
+        assert_eq!(
+            a.data.test_fraction.to_bits(),
+            b.data.test_fraction.to_bits()
+        );
+        assert_eq!(a.data.limit, b.data.limit);
+        assert_eq!(a.data.label_noise.to_bits(), b.data.label_noise.to_bits());
         assert_eq!(a.data.label_column, b.data.label_column);
         assert_eq!(a.data.standardize, b.data.standardize);
         assert_eq!(a.model.hidden, b.model.hidden);
@@ -1020,6 +1171,7 @@ mod tests {
     fn json_round_trip_with_absolute_paths() {
         let mut c = parse(
             r#"{"seed": 7, "data": {"train": "../tiny.csv", "validation": "../tiny.csv",
+                "test": "../tiny.csv", "limit": 12, "label_noise": 0.125,
                 "label_column": "label", "standardize": false},
                 "model": {"hidden": [], "activation": "softplus"},
                 "inner": {"optimizer": "sgd", "shuffle": false, "batch_size": 3, "l2": 0.5},
@@ -1039,6 +1191,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let train = v["data"]["train"].as_str().unwrap();
         assert!(Path::new(train).is_absolute(), "{train}");
+        let test = v["data"]["test"].as_str().unwrap();
+        assert!(Path::new(test).is_absolute(), "{test}");
         assert!(v.get("file").is_none());
         // Read it back from another folder: absolute paths still resolve.
         let dir = tempfile::tempdir().unwrap();
@@ -1049,5 +1203,9 @@ mod tests {
         assert_eq!(back.file, out);
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A held-out test fraction round-trips too.
+        let c = parse(&with("data", "test_fraction", "0.15")).unwrap();
+        let back = Config::from_json_str(&c.to_json_pretty(), &out).unwrap();
+        assert_same(&c, &back);
     }
 }

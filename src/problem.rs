@@ -76,6 +76,16 @@ impl<'a> Problem<'a> {
             .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
     }
 
+    /// Mean cross-entropy and accuracy on the test set; `None` without one. Reported only:
+    /// nothing is tuned on it.
+    pub fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+        let d = self.data.test.as_ref()?;
+        Some(
+            self.mlp
+                .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws),
+        )
+    }
+
     fn load_batch(&mut self, step: usize) {
         self.schedule.rows_into(step, &mut self.rows);
         let d = &self.data.train;
@@ -120,6 +130,10 @@ impl Objective for Problem<'_> {
 
     fn train_loss(&mut self, theta: &[f64]) -> f64 {
         self.train_metrics(theta).0
+    }
+
+    fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+        Problem::test_metrics(self, theta)
     }
 }
 
@@ -182,7 +196,7 @@ pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Da
 pub struct Experiment {
     /// The validated config.
     pub config: crate::config::Config,
-    /// Training and validation sets, standardised.
+    /// Training, validation and test sets, standardised.
     pub data: Data,
 }
 

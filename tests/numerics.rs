@@ -34,6 +34,8 @@ fn blobs(n_train: usize, n_val: usize, d: usize, k: usize, seed: u64) -> Data {
         validation,
         n_features: d,
         n_classes: k,
+        test: None,
+        flipped: Vec::new(),
     }
 }
 

@@ -59,6 +59,7 @@ pub fn run(args: Args) -> Result<()> {
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = run.problem.train_metrics(&theta);
     let (val_loss, val_accuracy) = run.problem.validation_metrics(&theta);
+    let test = run.problem.test_metrics(&theta);
     // Training checks each batch loss; θ_T can still be too large for the full-set losses.
     for (what, loss) in [("training", train_loss), ("validation", val_loss)] {
         if !loss.is_finite() {
@@ -82,17 +83,23 @@ pub fn run(args: Args) -> Result<()> {
         train_accuracy,
         val_loss,
         val_accuracy,
+        test_loss: test.map(|t| t.0),
+        test_accuracy: test.map(|t| t.1),
         seconds,
     };
     let text = if args.json {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
         let arith = if args.exact { "exact" } else { "float64" };
-        render(&[
+        let mut rows = vec![
             vec!["".into(), "loss".into(), "accuracy".into()],
             vec!["train".into(), num(train_loss), num(train_accuracy)],
             vec!["validation".into(), num(val_loss), num(val_accuracy)],
-        ]) + &format!("{} steps in {arith}, {seconds:.2} s\n", exp.steps())
+        ];
+        if let Some((loss, accuracy)) = test {
+            rows.push(vec!["test".into(), num(loss), num(accuracy)]);
+        }
+        render(&rows) + &format!("{} steps in {arith}, {seconds:.2} s\n", exp.steps())
     };
     Output::open(None)?.write_all(&text)
 }

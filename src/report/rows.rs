@@ -281,6 +281,10 @@ pub struct TrainJson {
     pub val_loss: f64,
     /// Validation accuracy at θ_T.
     pub val_accuracy: f64,
+    /// Test loss at θ_T; `null` without a test set.
+    pub test_loss: Option<f64>,
+    /// Test accuracy at θ_T; `null` without a test set.
+    pub test_accuracy: Option<f64>,
     /// Wall time, seconds.
     pub seconds: f64,
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod check_grad;
+mod data;
 mod errors;
 mod help;
 mod hypergrad;
