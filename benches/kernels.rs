@@ -100,7 +100,7 @@ fn kernels(c: &mut Criterion) {
     let mut p = exp.problem();
     let layout = p.layout().clone();
     let (theta, _, lambda) = start(&exp, &layout);
-    let mut problem = Penalized::new(&mut p, &lambda);
+    let mut problem = Penalized::new(&mut p, lambda.clone());
     let n = problem.dim();
     let u = init_noise(&layout, SEED + 1);
     let mut grad = vec![0.0; n];
@@ -129,7 +129,7 @@ fn steps(c: &mut Criterion) {
     let mut p = exp.problem();
     let layout = p.layout().clone();
     let (theta0, hypers, lambda) = start(&exp, &layout);
-    let mut problem = Penalized::new(&mut p, &lambda);
+    let mut problem = Penalized::new(&mut p, lambda.clone());
     let n = problem.dim();
     let steps = WARM_STEPS + 100_000;
 
@@ -207,7 +207,7 @@ fn hypergradients(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(18));
     group.bench_function(BenchmarkId::new("float_train", HYPER_STEPS), |b| {
         let mut float = FloatMomentum::new(&hypers, &layout, HYPER_STEPS);
-        let mut pen = Penalized::new(&mut problem, &lambda);
+        let mut pen = Penalized::new(&mut problem, lambda.clone());
         b.iter(|| {
             let (mut theta, mut v) = (theta0.clone(), vec![0.0; n]);
             for t in 0..HYPER_STEPS {

@@ -107,6 +107,9 @@ pub struct InnerConfig {
     pub gamma: Spec,
     /// L2 penalty ½·Σ l2_e·w_e² on the weights (a block, ≥ 0).
     pub l2: Spec,
+    /// One loss weight c_i ∈ (0, 1) per training row; `None` = every weight 1, at no cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example_weight: Option<Spec>,
 }
 
 /// The `outer` section: gradient descent on the validation loss.
@@ -219,30 +222,37 @@ impl Config {
         crate::fsutil::write_atomic(path, self.to_json_pretty().as_bytes())
     }
 
-    /// The config entry of a block.
-    pub fn spec(&self, kind: Kind) -> &Spec {
+    /// The config entry of a block, if the config has it (every run has all but
+    /// example_weight).
+    pub fn spec(&self, kind: Kind) -> Option<&Spec> {
         match kind {
-            Kind::Alpha => &self.inner.alpha,
-            Kind::Gamma => &self.inner.gamma,
-            Kind::L2 => &self.inner.l2,
-            Kind::InitScale => &self.model.init_scale,
+            Kind::Alpha => Some(&self.inner.alpha),
+            Kind::Gamma => Some(&self.inner.gamma),
+            Kind::L2 => Some(&self.inner.l2),
+            Kind::InitScale => Some(&self.model.init_scale),
+            Kind::ExampleWeight => self.inner.example_weight.as_ref(),
         }
     }
 
-    /// The config entry of a block, mutably (`--best` writes the tuned values here).
-    pub fn spec_mut(&mut self, kind: Kind) -> &mut Spec {
+    /// Sets the config entry of a block (`--best` writes the tuned values here).
+    pub fn set_spec(&mut self, kind: Kind, spec: Spec) {
         match kind {
-            Kind::Alpha => &mut self.inner.alpha,
-            Kind::Gamma => &mut self.inner.gamma,
-            Kind::L2 => &mut self.inner.l2,
-            Kind::InitScale => &mut self.model.init_scale,
+            Kind::Alpha => self.inner.alpha = spec,
+            Kind::Gamma => self.inner.gamma = spec,
+            Kind::L2 => self.inner.l2 = spec,
+            Kind::InitScale => self.model.init_scale = spec,
+            Kind::ExampleWeight => self.inner.example_weight = Some(spec),
         }
     }
 
-    /// The blocks of the configured optimizer, then l2 and init_scale: the run's kinds in
-    /// SPEC §4.1's column order.
+    /// The blocks of the configured optimizer, then l2 and init_scale, then example_weight
+    /// when the config has it: the run's kinds in SPEC §4.1's column order.
     pub fn kinds(&self) -> Vec<Kind> {
-        vec![Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale]
+        let mut k = vec![Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale];
+        if self.inner.example_weight.is_some() {
+            k.push(Kind::ExampleWeight);
+        }
+        k
     }
 }
 
@@ -365,6 +375,7 @@ struct RawInnerConfig {
     alpha: serde_json::Value,
     gamma: serde_json::Value,
     l2: serde_json::Value,
+    example_weight: Option<serde_json::Value>,
 }
 
 impl Default for RawInnerConfig {
@@ -377,6 +388,7 @@ impl Default for RawInnerConfig {
             alpha: 0.1.into(),
             gamma: 0.9.into(),
             l2: 0.0.into(),
+            example_weight: None,
         }
     }
 }
@@ -435,6 +447,11 @@ impl RawConfig {
         let gamma = block(Kind::Gamma, &inner.gamma)?;
         let l2 = block(Kind::L2, &inner.l2)?;
         let init_scale = block(Kind::InitScale, &model.init_scale)?;
+        let example_weight = inner
+            .example_weight
+            .as_ref()
+            .map(|v| block(Kind::ExampleWeight, v))
+            .transpose()?;
 
         // model
         if let Some(i) = model.hidden.iter().position(|&h| h < 1) {
@@ -526,6 +543,14 @@ impl RawConfig {
             }
         }
 
+        if outer.tune.contains(&Kind::ExampleWeight) && example_weight.is_none() {
+            return Err(err(
+                "outer.tune",
+                "lists \"example_weight\", but inner.example_weight is not set; give it \
+                 (e.g. {\"init\": 0.9}) to tune one weight per training row"
+                    .to_owned(),
+            ));
+        }
         if outer.tune.contains(&Kind::L2) && l2.init.is_some_and(|v| v <= 0.0) {
             return Err(err(
                 if l2.is_scalar() {
@@ -595,6 +620,7 @@ impl RawConfig {
                 alpha,
                 gamma,
                 l2,
+                example_weight,
             },
             outer: OuterConfig {
                 steps: outer.steps,
@@ -731,10 +757,11 @@ mod tests {
         assert_eq!(c.inner.optimizer, InnerOptimizer::Momentum);
         assert_eq!((c.inner.steps, c.inner.batch_size), (200, 100));
         assert!(c.inner.shuffle);
-        assert_eq!(c.spec(Kind::Alpha), &Spec::scalar(0.1));
-        assert_eq!(c.spec(Kind::Gamma), &Spec::scalar(0.9));
-        assert_eq!(c.spec(Kind::L2), &Spec::scalar(0.0));
-        assert_eq!(c.spec(Kind::InitScale), &Spec::scalar(1.0));
+        assert_eq!(c.spec(Kind::Alpha), Some(&Spec::scalar(0.1)));
+        assert_eq!(c.spec(Kind::Gamma), Some(&Spec::scalar(0.9)));
+        assert_eq!(c.spec(Kind::L2), Some(&Spec::scalar(0.0)));
+        assert_eq!(c.spec(Kind::InitScale), Some(&Spec::scalar(1.0)));
+        assert_eq!(c.spec(Kind::ExampleWeight), None);
         assert_eq!(c.outer.steps, 30);
         assert_eq!(c.outer.optimizer, OuterOptimizer::Adam);
         assert_eq!(c.outer.learning_rate.to_bits(), 0.1f64.to_bits());
@@ -1178,15 +1205,27 @@ mod tests {
                 "outer": {"optimizer": "sgd", "tune": ["init_scale", "l2"]}}"#,
         )
         .unwrap();
-        *c.spec_mut(Kind::Alpha) = Spec::scalar(0.123_456_789_012_345_67);
-        *c.spec_mut(Kind::Gamma) = Spec::scalar(0.9000091552734375);
-        *c.spec_mut(Kind::L2) = Spec::scalar(1e-5);
-        *c.spec_mut(Kind::InitScale) = Spec {
-            per: crate::hyper::Per::Layer,
-            knots: 1,
-            init: None,
-            values: Some(serde_json::json!([0.3, 0.5])),
-        };
+        c.set_spec(Kind::Alpha, Spec::scalar(0.123_456_789_012_345_67));
+        c.set_spec(Kind::Gamma, Spec::scalar(0.9000091552734375));
+        c.set_spec(Kind::L2, Spec::scalar(1e-5));
+        c.set_spec(
+            Kind::ExampleWeight,
+            Spec {
+                per: crate::hyper::Per::Row,
+                knots: 1,
+                init: None,
+                values: Some(serde_json::json!([0.5, 0.25])),
+            },
+        );
+        c.set_spec(
+            Kind::InitScale,
+            Spec {
+                per: crate::hyper::Per::Layer,
+                knots: 1,
+                init: None,
+                values: Some(serde_json::json!([0.3, 0.5])),
+            },
+        );
         let text = c.to_json_pretty();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let train = v["data"]["train"].as_str().unwrap();

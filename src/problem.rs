@@ -20,6 +20,7 @@ pub struct Problem<'a> {
     data: &'a Data,
     schedule: BatchSchedule,
     rows: Vec<usize>,
+    row_weights: Option<Vec<f64>>,
     batch_ws: Workspace,
     eval_ws: Workspace,
     scratch: Vec<f64>,
@@ -48,6 +49,7 @@ impl<'a> Problem<'a> {
             data,
             schedule: BatchSchedule::new(data.train.y.len(), batch_size, shuffle, seed),
             rows: Vec::with_capacity(batch_size),
+            row_weights: None,
             scratch: vec![0.0; n],
         }
     }
@@ -90,6 +92,7 @@ impl<'a> Problem<'a> {
         self.schedule.rows_into(step, &mut self.rows);
         let d = &self.data.train;
         self.batch_ws.gather(d.x.view(), &d.y, &self.rows);
+        self.batch_ws.weigh(self.row_weights.as_deref(), &self.rows);
     }
 }
 
@@ -134,6 +137,21 @@ impl Objective for Problem<'_> {
 
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         Problem::test_metrics(self, theta)
+    }
+
+    fn set_row_weights(&mut self, weights: Option<&[f64]>) {
+        match (weights, self.row_weights.as_mut()) {
+            (None, _) => self.row_weights = None,
+            (Some(w), Some(mine)) if mine.len() == w.len() => mine.copy_from_slice(w),
+            (Some(w), _) => self.row_weights = Some(w.to_vec()),
+        }
+    }
+
+    fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
+        let s = scale / self.rows.len() as f64;
+        for (&r, &t) in self.rows.iter().zip(self.batch_ws.row_tangents()) {
+            out[r] += s * t;
+        }
     }
 }
 
@@ -295,8 +313,9 @@ impl Experiment {
             .config
             .kinds()
             .into_iter()
-            .map(|k| {
-                Block::from_spec(k, self.config.spec(k), layout, &k.field())
+            .filter_map(|k| self.config.spec(k).map(|s| (k, s)))
+            .map(|(k, spec)| {
+                Block::from_spec(k, spec, layout, self.data.train.len(), &k.field())
                     .map_err(|(f, m)| crate::Error::config(&self.config.file, f, m))
             })
             .collect::<crate::Result<_>>()?;

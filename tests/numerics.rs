@@ -12,7 +12,7 @@ use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::finite_diff::{estimate, probes};
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
-use revgrad::model::{Activation, Layout, Objective, Penalized, init_noise};
+use revgrad::model::{Activation, Layout, Objective, init_noise};
 use revgrad::optim::{Arithmetic, ExactMomentum, FloatMomentum, Reversible, train};
 use revgrad::problem::Problem;
 
@@ -77,8 +77,7 @@ fn assert_exact_reversal(
     let h = h(&layout);
     let eps = init_noise(&layout, seed);
     let su = setup(&h, &eps, &layout, steps);
-    let lambda = su.lambda();
-    let mut obj = Penalized::new(&mut p, &lambda);
+    let mut obj = su.objective(&mut p);
     let mut opt = ExactMomentum::new(&h, &layout, steps);
     let mut s = opt.start(&su.theta0()).unwrap();
     let start = s.clone();
@@ -246,7 +245,7 @@ fn reversal_matches_finite_differences_on_every_block_shape() {
         for h in [scalar(&layout, 0.2, 0.8, 0.02, 1.0), shaped(&layout, 3)] {
             let su = setup(&h, &eps, &layout, 60);
             let rev = hypergradient(&mut p, su).unwrap();
-            for kind in Kind::ALL {
+            for kind in h.kinds() {
                 for probe in probes(&h, kind, 3, 1, 5) {
                     let a = probe.predicted(&rev.grads);
                     let fd = estimate(&mut p, su, &probe).unwrap();
@@ -291,9 +290,8 @@ fn with(h: &Hypers, b: Block) -> Hypers {
 
 /// θ_T of an exact run.
 fn exact_theta(p: &mut Problem, su: Setup) -> Vec<f64> {
-    let lambda = su.lambda();
     train(
-        &mut Penalized::new(p, &lambda),
+        &mut su.objective(p),
         su.layout,
         &su.theta0(),
         su.hypers,
@@ -342,7 +340,7 @@ fn blocks_of_equal_entries_reproduce_the_scalar_run() {
             "{what}: θ_T differs from the scalar run"
         );
         let g2 = hypergradient(&mut p, su).unwrap().grads;
-        for k in Kind::ALL {
+        for k in base.kinds() {
             let (s, entries) = (g.get(k).values[0], g2.get(k).values.iter().sum::<f64>());
             assert!(
                 rel(s, entries, 1e-12) < 1e-10,
@@ -517,4 +515,137 @@ fn fixed_point_overflow_is_an_error_with_the_step() {
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("inner.alpha"), "{err}");
     assert!(p.dim() > 0);
+}
+
+/// `shaped` plus one example weight per training row, all different.
+fn with_example_weights(l: &Layout, rows: usize, seed: u64) -> Hypers {
+    let mut h = shaped(l, seed);
+    let mut c = Block::rows(Kind::ExampleWeight, rows, 0.5);
+    let mut rng = StdRng::seed_from_u64(seed + 1);
+    for v in &mut c.values {
+        *v = rng.random_range(0.2..0.95);
+    }
+    h.blocks.push(c);
+    h
+}
+
+#[test]
+fn example_weights_reverse_exactly_and_match_the_stored_trajectory() {
+    let data = blobs(40, 20, 3, 3, 23);
+    let mut p = Problem::new(&data, &[5], Activation::Tanh, 8, true, 3);
+    let l = p.layout().clone();
+    let eps = init_noise(&l, 3);
+    let h = with_example_weights(&l, data.train.len(), 4);
+    let su = setup(&h, &eps, &l, 120);
+    let rev = hypergradient(&mut p, su).unwrap();
+    assert!(rev.exact);
+    let (stored, _) = hypergradient_stored(&mut p, su).unwrap();
+    let (a, b) = (
+        &rev.grads.get(Kind::ExampleWeight).values,
+        &stored.get(Kind::ExampleWeight).values,
+    );
+    assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    assert!(
+        a.iter().any(|&g| g != 0.0),
+        "every row's hypergradient is 0"
+    );
+    // Finite differences on sampled rows and a random direction over all of them.
+    for probe in probes(&h, Kind::ExampleWeight, 4, 1, 9) {
+        let pred = probe.predicted(&rev.grads);
+        let fd = estimate(&mut p, su, &probe).unwrap();
+        let e = rel(pred, fd.value, 1e-9);
+        assert!(
+            e < 1e-4 || (pred - fd.value).abs() <= 3.0 * fd.error,
+            "{}: reversal {pred} vs finite differences {} ± {} (rel {e:e})",
+            probe.label,
+            fd.value,
+            fd.error
+        );
+    }
+}
+
+#[test]
+fn a_row_no_batch_visits_has_hypergradient_exactly_zero() {
+    // 40 training rows, batches of 8 in file order, 3 steps: rows 24..39 are never used.
+    let data = blobs(40, 20, 3, 3, 29);
+    let mut p = Problem::new(&data, &[4], Activation::Softplus, 8, false, 1);
+    let l = p.layout().clone();
+    let eps = init_noise(&l, 1);
+    let h = with_example_weights(&l, data.train.len(), 2);
+    let g = hypergradient(&mut p, setup(&h, &eps, &l, 3)).unwrap().grads;
+    let c = &g.get(Kind::ExampleWeight).values;
+    assert!(
+        c[..24].iter().all(|&v| v != 0.0),
+        "visited rows: {:?}",
+        &c[..24]
+    );
+    assert!(c[24..].iter().all(|&v| v.to_bits() == 0f64.to_bits()));
+}
+
+/// The training loss with every cross-entropy scaled by `c`, written independently of the
+/// example-weight code path (the reference for equal weights).
+struct Scaled<'a, 'd> {
+    inner: &'a mut Problem<'d>,
+    c: f64,
+}
+
+impl Objective for Scaled<'_, '_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
+        let l = self.inner.grad_into(step, theta, grad);
+        grad.iter_mut().for_each(|g| *g *= self.c);
+        l * self.c
+    }
+    fn grad_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        u: &[f64],
+        grad: &mut [f64],
+        hu: &mut [f64],
+    ) -> f64 {
+        let l = self.inner.grad_hvp_into(step, theta, u, grad, hu);
+        grad.iter_mut().for_each(|g| *g *= self.c);
+        hu.iter_mut().for_each(|h| *h *= self.c);
+        l * self.c
+    }
+    fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
+        self.inner.validation_grad_into(theta, grad)
+    }
+    fn train_loss(&mut self, theta: &[f64]) -> f64 {
+        self.inner.train_loss(theta)
+    }
+    fn set_row_weights(&mut self, weights: Option<&[f64]>) {
+        self.inner.set_row_weights(weights)
+    }
+}
+
+#[test]
+fn equal_example_weights_match_a_scaled_cross_entropy() {
+    let data = blobs(40, 20, 3, 3, 31);
+    let mut p = Problem::new(&data, &[5], Activation::Tanh, 8, true, 5);
+    let l = p.layout().clone();
+    let eps = init_noise(&l, 5);
+    let c = 0.37;
+    let base = scalar(&l, 0.3, 0.8, 0.01, 1.0);
+    let mut weighted = base.clone();
+    weighted
+        .blocks
+        .push(Block::rows(Kind::ExampleWeight, data.train.len(), c));
+    let a = hypergradient(&mut p, setup(&weighted, &eps, &l, 60)).unwrap();
+    let b = hypergradient(&mut Scaled { inner: &mut p, c }, setup(&base, &eps, &l, 60)).unwrap();
+    // c·(p − y)/B and ((p − y)/B)·c round differently in the last bit, and 60 steps of
+    // fixed-point training carry that difference through; a wrong weighting is off by O(1).
+    assert!(
+        rel(a.val_loss, b.val_loss, 1e-12) < 1e-9,
+        "{} vs {}",
+        a.val_loss,
+        b.val_loss
+    );
+    for k in base.kinds() {
+        let (x, y) = (a.grads.get(k).values[0], b.grads.get(k).values[0]);
+        assert!(rel(x, y, 1e-12) < 1e-7, "d_{}: {x} vs {y}", k.name());
+    }
 }

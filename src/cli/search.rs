@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::hyper::Kind;
 use crate::problem::Experiment;
 use crate::report::progress::Progress;
 use crate::report::sink::{BestConfigWriter, Output, TuneCsv};
@@ -52,6 +53,15 @@ pub fn run(args: Args) -> Result<u8> {
         )));
     }
     let exp = Experiment::load(&args.config)?;
+    if exp.config.outer.tune.contains(&Kind::ExampleWeight) {
+        return Err(Error::config(
+            &exp.config.file,
+            "outer.tune",
+            "lists \"example_weight\", which search cannot draw: one weight shared by every \
+             row only rescales the loss, and one per row is thousands of dimensions (SPEC \
+             §2.4); use `revgrad tune`, or remove it from outer.tune",
+        ));
+    }
     crate::cli::outputs::check_outputs(
         &exp.config,
         args.output.as_deref(),

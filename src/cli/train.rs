@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::model::Penalized;
 use crate::optim::{Arithmetic, train};
 use crate::problem::Experiment;
 use crate::report::rows::TrainJson;
@@ -38,7 +37,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);
-    let (theta0, lambda) = (setup.theta0(), setup.lambda());
+    let theta0 = setup.theta0();
     // Fail before training, not after it, if the file cannot be written there.
     crate::cli::outputs::check_outputs(&exp.config, None, &[("--save", args.save.as_deref())])?;
     let arithmetic = if args.exact {
@@ -48,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let clock = Instant::now();
     let theta = train(
-        &mut Penalized::new(&mut run.problem, &lambda),
+        &mut run.ctx.setup(&run.hypers).objective(&mut run.problem),
         &run.ctx.layout,
         &theta0,
         &run.hypers,

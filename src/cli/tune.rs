@@ -145,11 +145,30 @@ pub fn run(args: Args) -> Result<u8> {
             &interrupt,
         )?
     };
-    Ok(finish(
-        &progress,
-        &summary_text("tune", &summary),
-        summary.stop,
-    ))
+    let mut text = summary_text("tune", &summary);
+    text += &cleaning_text(&exp.data.flipped, &summary);
+    Ok(finish(&progress, &text, summary.stop))
+}
+
+/// With flipped labels and tuned example weights: how well `weight < 0.5` finds the flipped
+/// rows, at the start and at the best row.
+fn cleaning_text(flipped: &[crate::data::noise::FlippedLabel], s: &Summary) -> String {
+    use crate::report::cleaning::{FLAG_BELOW, detection};
+    let rows: Vec<usize> = flipped.iter().map(|f| f.row).collect();
+    let weights = |it: &crate::tune::Iteration| {
+        it.hypers
+            .find(crate::hyper::Kind::ExampleWeight)
+            .map(|b| detection(&b.values, &rows, FLAG_BELOW))
+    };
+    match (rows.is_empty(), weights(&s.start), weights(&s.best)) {
+        (false, Some(a), Some(b)) => format!(
+            "  label noise: {} of the training labels were flipped; rows with weight < {FLAG_BELOW} \
+             flagged: {} at the start (F1 {:.3}), {} at the best row: precision {:.3}, \
+             recall {:.3}, F1 {:.3}\n",
+            b.flipped, a.flagged, a.f1, b.flagged, b.precision, b.recall, b.f1
+        ),
+        _ => String::new(),
+    }
 }
 
 /// A flag set by the first Ctrl-C (or SIGTERM): the outer loop finishes its iteration and

@@ -10,7 +10,6 @@ use indicatif::ProgressBar;
 use crate::config::InnerOptimizer as Method;
 use crate::error::{Error, Result, show};
 use crate::hyper::{Kind, MAX_GAMMA};
-use crate::model::Penalized;
 use crate::optim::Arithmetic;
 use crate::optim::verify::{ReversalReport, verify_reversal};
 use crate::problem::Experiment;
@@ -78,9 +77,9 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);
-    let (theta0, lambda) = (setup.theta0(), setup.lambda());
+    let theta0 = setup.theta0();
     let config_gamma = run.hypers.get(Kind::Gamma).mean();
-    let mut problem = Penalized::new(&mut run.problem, &lambda);
+    let mut problem = run.ctx.setup(&run.hypers).objective(&mut run.problem);
     let mut runs = Vec::new();
     for &alpha in &args.alphas {
         runs.push((Method::Sgd, Arithmetic::Float, alpha, None));

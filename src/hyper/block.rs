@@ -67,7 +67,12 @@ pub fn n_arrays(layout: &Layout) -> usize {
 }
 
 impl Block {
-    /// A block of `kind` shaped `per` with `knots` knots over `layout`, every entry `value`.
+    /// A block of `kind` shaped `per` with `knots` knots over `layout`, every entry `value`
+    /// (`per: row` blocks come from [`Block::rows`]).
+    ///
+    /// # Panics
+    /// For `Per::Row` (a programming error).
+    #[track_caller]
     pub fn filled(kind: Kind, per: Per, knots: usize, layout: &Layout, value: f64) -> Self {
         let weights_only = kind.info().weights_only;
         let layers = layout.n_layers();
@@ -88,6 +93,7 @@ impl Block {
             Per::Array | Per::Weight if weights_only => (0..layers)
                 .map(|l| group(format!("W{l}"), vec![2 * l]))
                 .collect(),
+            Per::Row => panic!("per-row blocks are built by Block::rows"),
             Per::Array | Per::Weight => (0..n_arrays(layout))
                 .map(|a| {
                     let name = if a % 2 == 0 { "W" } else { "b" };
@@ -123,26 +129,43 @@ impl Block {
         }
     }
 
+    /// A per-row block (example weights) of `rows` entries, every entry `value`.
+    pub fn rows(kind: Kind, rows: usize, value: f64) -> Self {
+        Block {
+            kind,
+            per: Per::Row,
+            knots: 1,
+            groups: vec![Group {
+                name: "all".into(),
+                arrays: Vec::new(),
+            }],
+            array_group: Vec::new(),
+            group_len: vec![rows],
+            values: vec![value; rows],
+        }
+    }
+
     /// One value for everything.
     pub fn scalar(kind: Kind, layout: &Layout, value: f64) -> Self {
         Self::filled(kind, Per::All, 1, layout, value)
     }
 
-    /// The block a config entry describes, over `layout`. `Err((field, message))` names the
-    /// offending dotted field under `field` (`inner.gamma.values[3][1] must be in …`).
+    /// The block a config entry describes, over `layout` and `rows` training rows.
+    /// `Err((field, message))` names the offending dotted field under `field`
+    /// (`inner.gamma.values[3][1] must be in …`).
     pub fn from_spec(
         kind: Kind,
         spec: &Spec,
         layout: &Layout,
+        rows: usize,
         field: &str,
     ) -> Result<Self, (String, String)> {
-        let mut b = Self::filled(
-            kind,
-            spec.per,
-            spec.knots,
-            layout,
-            spec.init.unwrap_or(f64::NAN),
-        );
+        let init = spec.init.unwrap_or(f64::NAN);
+        let mut b = if spec.per == Per::Row {
+            Self::rows(kind, rows, init)
+        } else {
+            Self::filled(kind, spec.per, spec.knots, layout, init)
+        };
         if let Some(v) = &spec.values {
             b.values = b.parse_values(v, &format!("{field}.values"), layout)?;
         }
@@ -196,7 +219,7 @@ impl Block {
 
     /// `(group name, knot, index within the group)` of entry `e`, for `--hypers-out`.
     pub fn entry(&self, e: usize) -> (&str, usize, Option<usize>) {
-        if self.per == Per::Weight {
+        if matches!(self.per, Per::Weight | Per::Row) {
             let mut rest = e;
             for (g, &n) in self.group_len.iter().enumerate() {
                 if rest < n {
@@ -212,7 +235,7 @@ impl Block {
 
     /// The entries of group `g` (every knot, or every weight of the group).
     pub fn group_entries(&self, g: usize) -> Vec<usize> {
-        if self.per == Per::Weight {
+        if matches!(self.per, Per::Weight | Per::Row) {
             let start: usize = self.group_len[..g].iter().sum();
             (start..start + self.group_len[g]).collect()
         } else {
@@ -331,6 +354,9 @@ impl Block {
     /// weight.
     pub fn nest(&self, values: &[f64], layout: &Layout, nest_knots: bool) -> Value {
         let ng = self.groups.len();
+        if self.per == Per::Row {
+            return Value::from(values.to_vec());
+        }
         if self.per == Per::Weight {
             let mut m = Map::new();
             let mut next = 0;
@@ -451,6 +477,9 @@ impl Block {
             }
             return Ok(out);
         }
+        if self.per == Per::Row {
+            return list(v, self.values.len(), field);
+        }
         let Some(outer) = v.as_array() else {
             return wrong(field, kind_of(v).to_owned());
         };
@@ -471,7 +500,13 @@ impl Block {
     /// The shape `values` must have, for messages.
     fn expected_shape(&self, layout: &Layout) -> String {
         let names: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
-        if self.per == Per::Weight {
+        if self.per == Per::Row {
+            format!(
+                "a list of {} values, one per training row (the rows left for training after \
+                 the validation and test splits, in file order)",
+                self.values.len()
+            )
+        } else if self.per == Per::Weight {
             let shapes: Vec<String> = self
                 .groups
                 .iter()
@@ -503,6 +538,16 @@ pub struct Hypers {
 }
 
 impl Hypers {
+    /// The block of `kind`, if the run has one.
+    pub fn find(&self, kind: Kind) -> Option<&Block> {
+        self.blocks.iter().find(|b| b.kind == kind)
+    }
+
+    /// The block of `kind`, mutably, if the run has one.
+    pub fn find_mut(&mut self, kind: Kind) -> Option<&mut Block> {
+        self.blocks.iter_mut().find(|b| b.kind == kind)
+    }
+
     /// The block of `kind`.
     ///
     /// # Panics
@@ -654,32 +699,40 @@ mod tests {
             Kind::Gamma,
             &spec(json!([[0.5, 0.6, 0.7, 0.8], [0.9, 0.9, 0.9, 0.9]])),
             &l,
+            0,
             "inner.gamma",
         )
         .unwrap();
         assert_eq!(b.values[4].to_bits(), 0.9f64.to_bits());
         assert_eq!(
-            Block::from_spec(Kind::Gamma, &b.to_spec(&l), &l, "g").unwrap(),
+            Block::from_spec(Kind::Gamma, &b.to_spec(&l), &l, 0, "g").unwrap(),
             b
         );
         let e = Block::from_spec(
             Kind::Gamma,
             &spec(json!([[0.5, 0.6, 0.7, 0.8], [0.9, 1.2, 0.9, 0.9]])),
             &l,
+            0,
             "inner.gamma",
         )
         .unwrap_err();
         assert_eq!(e.0, "inner.gamma.values[1][1]");
         assert_eq!(e.1, "must be in (0, 0.9999], got 1.2");
-        let e = Block::from_spec(Kind::Gamma, &spec(json!([[0.5, 0.6]])), &l, "inner.gamma")
-            .unwrap_err();
+        let e = Block::from_spec(
+            Kind::Gamma,
+            &spec(json!([[0.5, 0.6]])),
+            &l,
+            0,
+            "inner.gamma",
+        )
+        .unwrap_err();
         assert!(
             e.1.contains("a list of 2 knots, each a list of 4 values (W0, b0, W1, b1)"),
             "{}",
             e.1
         );
         let w = Block::filled(Kind::L2, Per::Weight, 1, &l, 0.01);
-        let back = Block::from_spec(Kind::L2, &w.to_spec(&l), &l, "inner.l2").unwrap();
+        let back = Block::from_spec(Kind::L2, &w.to_spec(&l), &l, 0, "inner.l2").unwrap();
         assert_eq!(back, w);
     }
 }

@@ -44,6 +44,8 @@ pub enum Kind {
     L2,
     /// Initial weight scale (`model.init_scale`): θ₀ = init_scale ⊙ ε.
     InitScale,
+    /// One loss weight c_i ∈ (0, 1) per training row (`inner.example_weight`).
+    ExampleWeight,
 }
 
 /// The shape of a block: which parameters share an entry.
@@ -59,6 +61,8 @@ pub enum Per {
     Array,
     /// One per weight entry (l2 only).
     Weight,
+    /// One per training row (example_weight, which has no other shape).
+    Row,
 }
 
 impl Per {
@@ -69,6 +73,7 @@ impl Per {
             Per::Layer => "layer",
             Per::Array => "array",
             Per::Weight => "weight",
+            Per::Row => "row",
         }
     }
 }
@@ -95,8 +100,10 @@ pub struct Info {
     pub lower: f64,
     /// Whether `lower` itself is excluded.
     pub lower_open: bool,
-    /// Largest valid value (included).
+    /// Largest valid value; `upper_open` says whether it is excluded.
     pub upper: f64,
+    /// Whether `upper` itself is excluded.
+    pub upper_open: bool,
     /// Range `search` draws from (log-uniform for log warps, uniform otherwise).
     pub search: (f64, f64),
     /// May have knots (a schedule over the steps).
@@ -114,6 +121,7 @@ const ALPHA: Info = Info {
     lower: 0.0,
     lower_open: true,
     upper: f64::MAX,
+    upper_open: false,
     search: (1e-3, 10.0),
     schedulable: true,
     shapes: &[Per::All, Per::Layer, Per::Array],
@@ -126,6 +134,7 @@ const GAMMA: Info = Info {
     lower: 0.0,
     lower_open: true,
     upper: MAX_GAMMA,
+    upper_open: false,
     search: (MIN_GAMMA, MAX_GAMMA),
     schedulable: true,
     shapes: &[Per::All, Per::Layer, Per::Array],
@@ -138,6 +147,7 @@ const L2: Info = Info {
     lower: 0.0,
     lower_open: false,
     upper: f64::MAX,
+    upper_open: false,
     search: (1e-7, 1e-1),
     schedulable: false,
     shapes: &[Per::All, Per::Layer, Per::Array, Per::Weight],
@@ -150,15 +160,36 @@ const INIT_SCALE: Info = Info {
     lower: 0.0,
     lower_open: true,
     upper: f64::MAX,
+    upper_open: false,
     search: (0.05, 10.0),
     schedulable: false,
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
 };
+const EXAMPLE_WEIGHT: Info = Info {
+    name: "example_weight",
+    section: "inner",
+    warp: Warp::Logit,
+    lower: 0.0,
+    lower_open: true,
+    upper: 1.0,
+    upper_open: true,
+    // Not searched: one shared weight only rescales the loss (SPEC §2.4).
+    search: (f64::NAN, f64::NAN),
+    schedulable: false,
+    shapes: &[Per::Row],
+    weights_only: false,
+};
 
 impl Kind {
     /// Every kind, in the order of SPEC §4.1's columns for momentum.
-    pub const ALL: [Kind; 4] = [Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale];
+    pub const ALL: [Kind; 5] = [
+        Kind::Alpha,
+        Kind::Gamma,
+        Kind::L2,
+        Kind::InitScale,
+        Kind::ExampleWeight,
+    ];
 
     /// The registry entry.
     pub fn info(self) -> &'static Info {
@@ -167,6 +198,7 @@ impl Kind {
             Kind::Gamma => &GAMMA,
             Kind::L2 => &L2,
             Kind::InitScale => &INIT_SCALE,
+            Kind::ExampleWeight => &EXAMPLE_WEIGHT,
         }
     }
 
@@ -188,12 +220,19 @@ impl Kind {
         } else {
             v >= i.lower
         };
-        if v.is_finite() && above && v <= i.upper {
+        let below = if i.upper_open {
+            v < i.upper
+        } else {
+            v <= i.upper
+        };
+        if v.is_finite() && above && below {
             return Ok(());
         }
         let lo = if i.lower_open { "(" } else { "[" };
         let hi = if i.upper.to_bits() == f64::MAX.to_bits() {
             "∞)".to_owned()
+        } else if i.upper_open {
+            format!("{})", i.upper)
         } else {
             format!("{}]", i.upper)
         };
@@ -209,11 +248,20 @@ impl Kind {
     }
 
     /// Warped coordinate → hyperparameter, kept in the kind's valid range (γ within
-    /// [[`MIN_GAMMA`], [`MAX_GAMMA`]], the momenta the exact arithmetic represents).
+    /// [[`MIN_GAMMA`], [`MAX_GAMMA`]], the momenta the exact arithmetic represents; logit
+    /// kinds strictly inside (0, 1)).
     pub fn unwarp(self, u: f64) -> f64 {
         match self.info().warp {
             Warp::Log => u.exp(),
-            Warp::Logit => (1.0 / (1.0 + (-u).exp())).clamp(MIN_GAMMA, self.info().upper),
+            Warp::Logit => {
+                let h = 1.0 / (1.0 + (-u).exp());
+                match self {
+                    Kind::Gamma => h.clamp(MIN_GAMMA, MAX_GAMMA),
+                    // Kept strictly inside (0, 1): a weight of exactly 0 or 1 has an
+                    // infinite warped coordinate and would never move again.
+                    _ => h.clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON / 2.0),
+                }
+            }
         }
     }
 
@@ -262,6 +310,11 @@ mod tests {
         let e = Kind::Gamma.check(1.2).unwrap_err();
         assert_eq!(e, "must be in (0, 0.9999], got 1.2");
         assert!(Kind::L2.check(0.0).is_ok());
+        assert_eq!(
+            Kind::ExampleWeight.check(1.0).unwrap_err(),
+            "must be in (0, 1), got 1"
+        );
+        assert!(Kind::ExampleWeight.check(0.999).is_ok());
         assert!(Kind::Alpha.check(0.0).is_err());
         assert!(Kind::Alpha.check(f64::INFINITY).is_err());
         assert_eq!(

@@ -49,9 +49,14 @@ impl Spec {
     ) -> Result<Spec, (String, String)> {
         let info = kind.info();
         let err = |f: &str, m: String| Err((f.to_owned(), m));
+        // example_weight has one shape only, one entry per training row.
+        let default_per = info.shapes[0];
         if let Some(x) = v.as_f64() {
             kind.check(x).map_err(|m| (field.to_owned(), m))?;
-            return Ok(Spec::scalar(x));
+            return Ok(Spec {
+                per: default_per,
+                ..Spec::scalar(x)
+            });
         }
         let Some(obj) = v.as_object() else {
             return err(
@@ -72,12 +77,13 @@ impl Spec {
             }
         }
         let per = match obj.get("per") {
-            None => Per::All,
+            None => default_per,
             Some(Value::String(s)) => match s.as_str() {
                 "all" => Per::All,
                 "layer" => Per::Layer,
                 "array" => Per::Array,
                 "weight" => Per::Weight,
+                "row" => Per::Row,
                 _ => {
                     return err(
                         &format!("{field}.per"),
@@ -224,6 +230,19 @@ mod tests {
         assert_eq!((s.per, s.knots, s.init), (Per::Array, 10, Some(0.02)));
         let s = parse(Kind::L2, json!({"per": "weight", "init": 1e-4})).unwrap();
         assert_eq!(s.per, Per::Weight);
+    }
+
+    #[test]
+    fn example_weights_are_per_row() {
+        let s = parse(Kind::ExampleWeight, json!(0.9)).unwrap();
+        assert_eq!((s.per, s.init), (Per::Row, Some(0.9)));
+        let s = parse(Kind::ExampleWeight, json!({"init": 0.5})).unwrap();
+        assert_eq!(s.per, Per::Row);
+        assert!(parse(Kind::ExampleWeight, json!({"per": "layer", "init": 0.5})).is_err());
+        assert_eq!(
+            parse(Kind::ExampleWeight, json!(1.0)).unwrap_err().1,
+            "must be in (0, 1), got 1"
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::Setup;
 use crate::error::Result;
 use crate::exact::rational::DEN;
 use crate::hyper::{Hypers, Kind, MAX_GAMMA};
-use crate::model::{Objective, Penalized};
+use crate::model::Objective;
 use crate::optim::{ExactMomentum, Reversible};
 
 /// Relative step for α, l2 and init_scale.
@@ -68,8 +68,7 @@ pub struct Estimate {
 /// # Errors
 /// As the exact forward run.
 pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
-    let lambda = setup.lambda();
-    let mut obj = Penalized::new(obj, &lambda);
+    let mut obj = setup.objective(obj);
     let mut opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
     let mut s = opt.start(&setup.theta0())?;
     for t in 0..setup.steps {

@@ -26,7 +26,7 @@ pub mod stored;
 
 use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
-use crate::model::Layout;
+use crate::model::{Layout, Objective, Penalized};
 use crate::optim::Reversible;
 
 /// What a hypergradient is taken of: the blocks, θ₀'s noise ε, the layout and T.
@@ -52,6 +52,17 @@ impl Setup<'_> {
     /// The per-parameter penalty λ (the l2 block expanded; 0 on biases).
     pub fn lambda(&self) -> Vec<f64> {
         self.hypers.get(Kind::L2).per_parameter(self.layout)
+    }
+
+    /// `obj` as this run trains it: its rows weighted by the example_weight block (every
+    /// weight 1 without one) and penalised by λ.
+    pub fn objective<'o, O: Objective + ?Sized>(&self, obj: &'o mut O) -> Penalized<'o, O> {
+        obj.set_row_weights(
+            self.hypers
+                .find(Kind::ExampleWeight)
+                .map(|b| b.values.as_slice()),
+        );
+        Penalized::new(obj, self.lambda())
     }
 
     /// The rational γ each γ entry stands for in exact arithmetic, same shape.

@@ -12,7 +12,7 @@ use super::{Setup, store_all_bytes};
 use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::hyper::{Block, Hypers, Kind};
-use crate::model::{Objective, Penalized};
+use crate::model::Objective;
 use crate::optim::{ExactMomentum, Reversible};
 
 /// Everything one exact forward run and its reversal produce.
@@ -83,8 +83,7 @@ pub fn reverse_with<O: Reversible>(
     setup: Setup,
 ) -> Result<Hypergradient> {
     let steps = setup.steps;
-    let lambda = setup.lambda();
-    let mut obj = Penalized::new(obj, &lambda);
+    let mut obj = setup.objective(obj);
     let n = obj.dim();
     let start = Instant::now();
     let theta0 = setup.theta0();

@@ -8,7 +8,7 @@
 use super::Setup;
 use crate::error::Result;
 use crate::hyper::Hypers;
-use crate::model::{Objective, Penalized};
+use crate::model::Objective;
 use crate::optim::{ExactMomentum, Reversible};
 
 /// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact momentum trajectory.
@@ -29,8 +29,7 @@ pub fn stored_with<O: Reversible>(
     obj: &mut impl Objective,
     setup: Setup,
 ) -> Result<(Hypers, f64)> {
-    let lambda = setup.lambda();
-    let mut obj = Penalized::new(obj, &lambda);
+    let mut obj = setup.objective(obj);
     let mut state = opt.start(&setup.theta0())?;
     let mut snaps = Vec::with_capacity(setup.steps + 1);
     snaps.push(opt.snapshot(&state));

@@ -6,13 +6,13 @@
 //! ```text
 //! a₀ = X
 //! z_l = a_{l−1}·W_l + b_l          a_l = act(z_l)  (hidden layers; the last z is the logits)
-//! p = softmax(z_L)                 L = −(1/B)·Σ_i log p_{i,y_i}
+//! p = softmax(z_L)                 L = (1/B)·Σ_i c_i·CE_i,   CE_i = −log p_{i,y_i}
 //! ```
 //!
 //! Backprop, with `δ_l = ∂L/∂z_l`:
 //!
 //! ```text
-//! δ_L = (p − onehot(y))/B
+//! δ_L = c ⊙ (p − onehot(y))/B        (row weights c_i; 1 unless example weights are set)
 //! ∂L/∂W_l = a_{l−1}ᵀ·δ_l              ∂L/∂b_l = Σ_rows δ_l
 //! δ_{l−1} = (δ_l·W_lᵀ) ⊙ act'(z_{l−1})
 //! ```
@@ -24,7 +24,8 @@
 //! ```text
 //! R{a₀} = 0
 //! R{z_l} = R{a_{l−1}}·W_l + a_{l−1}·U_l + c_l            R{a_l} = act'(z_l) ⊙ R{z_l}
-//! R{δ_L} = p ⊙ (R{z_L} − rowsum(p ⊙ R{z_L})) / B
+//! R{δ_L} = c ⊙ p ⊙ (R{z_L} − rowsum(p ⊙ R{z_L})) / B
+//! R{CE_i} = Σ_k (p_ik − onehot_ik)·R{z_L,ik}          (⟨u, ∇_θ CE_i⟩, one number per row)
 //! R{∂L/∂W_l} = R{a_{l−1}}ᵀ·δ_l + a_{l−1}ᵀ·R{δ_l}    R{∂L/∂b_l} = Σ_rows R{δ_l}
 //! R{δ_{l−1}} = (R{δ_l}·W_lᵀ + δ_l·U_lᵀ) ⊙ act'(z_{l−1}) + (δ_l·W_lᵀ) ⊙ act''(z_{l−1}) ⊙ R{z_{l−1}}
 //! ```
@@ -72,6 +73,11 @@ pub struct Workspace {
     delta: Vec<Array2<f64>>,
     /// δ_l·W_lᵀ before the activation derivative, for l ≥ 1 at index l−1 (shape of z_{l−1}).
     back: Vec<Array2<f64>>,
+    /// Per-row loss weights c_i of the current batch, when `weighted`.
+    weight: Vec<f64>,
+    weighted: bool,
+    /// R{CE_i} of the last R-pass, per batch row.
+    rce: Vec<f64>,
     /// R-operator counterparts.
     rz: Vec<Array2<f64>>,
     ra: Vec<Array2<f64>>,
@@ -94,6 +100,9 @@ impl Workspace {
             rows: 0,
             x: Array2::zeros((capacity, sizes[0])),
             labels: vec![0; capacity],
+            weight: vec![1.0; capacity],
+            weighted: false,
+            rce: vec![0.0; capacity],
             z: per_layer(&out),
             a: per_layer(&out),
             d1: per_layer(&out),
@@ -120,16 +129,34 @@ impl Workspace {
     pub fn gather(&mut self, x: ArrayView2<f64>, y: &[usize], rows: &[usize]) {
         assert!(rows.len() <= self.capacity, "batch larger than workspace");
         self.rows = rows.len();
+        self.weighted = false;
         for (i, &r) in rows.iter().enumerate() {
             self.x.row_mut(i).assign(&x.row(r));
             self.labels[i] = y[r];
         }
     }
 
+    /// Weights the current batch's rows: row `i` of the batch gets `weights[rows[i]]`
+    /// (`None`: every weight 1, computed without the multiply).
+    pub fn weigh(&mut self, weights: Option<&[f64]>, rows: &[usize]) {
+        self.weighted = weights.is_some();
+        if let Some(w) = weights {
+            for (i, &r) in rows.iter().enumerate() {
+                self.weight[i] = w[r];
+            }
+        }
+    }
+
+    /// `R{CE_i} = ⟨u, ∇_θ CE_i⟩` of the last [`Mlp::grad_hvp_into`], per batch row.
+    pub fn row_tangents(&self) -> &[f64] {
+        &self.rce[..self.rows]
+    }
+
     /// Use the contiguous rows `start..start+len` of `(x, y)` as the current batch.
     pub fn gather_range(&mut self, x: ArrayView2<f64>, y: &[usize], start: usize, len: usize) {
         assert!(len <= self.capacity, "batch larger than workspace");
         self.rows = len;
+        self.weighted = false;
         self.x
             .slice_mut(s![..len, ..])
             .assign(&x.slice(s![start..start + len, ..]));
@@ -240,7 +267,8 @@ impl Mlp {
                 *pk /= sum;
             }
             let y = ws.labels[i];
-            loss -= z[y] - m - sum.ln();
+            let ce = -(z[y] - m - sum.ln());
+            loss += if ws.weighted { ws.weight[i] * ce } else { ce };
             if arg == y {
                 correct += 1;
             }
@@ -260,7 +288,14 @@ impl Mlp {
             for i in 0..n {
                 d[[i, ws.labels[i]]] -= 1.0;
             }
-            d.mapv_inplace(|v| v * inv_n);
+            if ws.weighted {
+                for (i, mut row) in d.outer_iter_mut().enumerate() {
+                    let c = ws.weight[i] * inv_n;
+                    row.mapv_inplace(|v| v * c);
+                }
+            } else {
+                d.mapv_inplace(|v| v * inv_n);
+            }
         }
         for l in (0..nl).rev() {
             let (wr, br) = (self.layout.w_range(l), self.layout.b_range(l));
@@ -338,15 +373,21 @@ impl Mlp {
                     .for_each(|ra, &rz, &d1| *ra = d1 * rz);
             }
         }
-        // R{δ_L} = p ⊙ (R z − rowsum(p ⊙ R z)) / B.
+        // R{δ_L} = c ⊙ p ⊙ (R z − rowsum(p ⊙ R z)) / B, and R{CE_i} = rowsum(p ⊙ R z) − R z_{y_i}.
         let inv_n = 1.0 / n as f64;
         for i in 0..n {
             let p = ws.a[top].row(i);
             let rz = ws.rz[top].row(i);
             let dot: f64 = p.iter().zip(rz.iter()).map(|(p, r)| p * r).sum();
+            ws.rce[i] = dot - rz[ws.labels[i]];
+            let c = if ws.weighted {
+                ws.weight[i] * inv_n
+            } else {
+                inv_n
+            };
             let mut rd = ws.rdelta[top].row_mut(i);
             for ((rd, &p), &r) in rd.iter_mut().zip(p.iter()).zip(rz.iter()) {
-                *rd = p * (r - dot) * inv_n;
+                *rd = p * (r - dot) * c;
             }
         }
         // R backward.

@@ -43,6 +43,17 @@ pub trait Objective {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);
     /// Mean loss over the whole training set, without the penalty (for reports).
     fn train_loss(&mut self, theta: &[f64]) -> f64;
+    /// Per-training-row loss weights c (the example_weight block; `None` = every weight 1):
+    /// the batch loss becomes `(1/B)·Σ c_i·CE_i`. Objectives without rows ignore it.
+    fn set_row_weights(&mut self, weights: Option<&[f64]>) {
+        let _ = weights;
+    }
+    /// `out[row] += scale·⟨u, ∂∇L_t/∂c_row⟩` for the rows of the batch of the last
+    /// [`Objective::grad_hvp_into`] (with its `u`): `∂∇L_t/∂c_i = ∇CE_i/B`, a forward-mode
+    /// quantity the Hessian-vector pass already has.
+    fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
+        let _ = (scale, out);
+    }
     /// Mean loss and accuracy on the test set, if there is one (for reports; never tuned on).
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         let _ = theta;

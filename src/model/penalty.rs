@@ -14,13 +14,13 @@ use super::Objective;
 /// An objective plus `½·Σ λ_i·θ_i²`.
 pub struct Penalized<'a, O: ?Sized> {
     inner: &'a mut O,
-    lambda: &'a [f64],
+    lambda: Vec<f64>,
     active: bool,
 }
 
 impl<'a, O: Objective + ?Sized> Penalized<'a, O> {
     /// `inner` penalised by the per-parameter `lambda` (length `inner.dim()`).
-    pub fn new(inner: &'a mut O, lambda: &'a [f64]) -> Self {
+    pub fn new(inner: &'a mut O, lambda: Vec<f64>) -> Self {
         let active = lambda.iter().any(|&l| l != 0.0);
         Penalized {
             inner,
@@ -31,7 +31,7 @@ impl<'a, O: Objective + ?Sized> Penalized<'a, O> {
 
     /// The per-parameter penalty λ.
     pub fn lambda(&self) -> &[f64] {
-        self.lambda
+        &self.lambda
     }
 }
 
@@ -53,7 +53,7 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
     fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
         let loss = self.inner.grad_into(step, theta, grad);
         if self.active {
-            loss + add_penalty(self.lambda, theta, grad)
+            loss + add_penalty(&self.lambda, theta, grad)
         } else {
             loss
         }
@@ -69,8 +69,8 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
     ) -> f64 {
         let loss = self.inner.grad_hvp_into(step, theta, u, grad, hu);
         if self.active {
-            add_penalty(self.lambda, u, hu);
-            loss + add_penalty(self.lambda, theta, grad)
+            add_penalty(&self.lambda, u, hu);
+            loss + add_penalty(&self.lambda, theta, grad)
         } else {
             loss
         }
@@ -86,5 +86,13 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
 
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         self.inner.test_metrics(theta)
+    }
+
+    fn set_row_weights(&mut self, weights: Option<&[f64]>) {
+        self.inner.set_row_weights(weights)
+    }
+
+    fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
+        self.inner.add_row_tangents(scale, out)
     }
 }

@@ -20,6 +20,7 @@
 //! dα_t += dθ · v_{t+1}              dv += α_t ⊙ dθ                      (through θ)
 //! dγ_t += dv · (v_t + g_t)          dθ −= H_t·((1−γ_t) ⊙ dv)
 //! dλ   −= (1−γ_t) ⊙ dv ⊙ θ_t        dv ← γ_t ⊙ dv                       (through v)
+//! dc_i −= ⟨(1−γ_t) ⊙ dv, ∇CE_i(θ_t)⟩/B   for the rows i of batch t  (example weights)
 //! ```
 //!
 //! (H_t is applied to `(1−γ_t) ⊙ dv`, not the other way round: with a γ per group the two
@@ -33,7 +34,7 @@ use super::plan::Plan;
 use super::{Reversible, diverged, overflow};
 use crate::error::Result;
 use crate::exact::{InfoBuffer, fixed};
-use crate::hyper::Hypers;
+use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective};
 
 /// Fixed-point (θ, v) and the information buffer.
@@ -180,6 +181,15 @@ fn adjoint_velocity(
     }
 }
 
+/// Through `g_t = Σ_i c_i·∇CE_i/B + …` in `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t`:
+/// `dc_i −= ⟨(1−γ_t) ⊙ dv, ∇CE_i⟩/B` for the rows of batch t — the directional derivatives
+/// along the Hessian-vector product's own direction u, which that pass already computed.
+fn add_example_weight_gradient(obj: &impl Objective, grads: &mut Hypers) {
+    if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
+        obj.add_row_tangents(-1.0, &mut b.values);
+    }
+}
+
 impl Reversible for ExactMomentum {
     type State = ExactState;
     type Snapshot = Snapshot;
@@ -294,6 +304,7 @@ impl Reversible for ExactMomentum {
             &mut self.u,
         );
         obj.grad_hvp_into(t, &self.theta_f, &self.u, &mut self.grad, &mut self.hv);
+        add_example_weight_gradient(obj, grads);
         self.undo_velocity(s);
         adjoint_velocity(
             &mut self.plan,
@@ -325,6 +336,7 @@ impl Reversible for ExactMomentum {
             &mut self.u,
         );
         obj.grad_hvp_into(t, &before.theta, &self.u, &mut self.grad, &mut self.hv);
+        add_example_weight_gradient(obj, grads);
         adjoint_velocity(
             &mut self.plan,
             &before.theta,

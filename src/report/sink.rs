@@ -221,7 +221,7 @@ impl Observer for BestConfigWriter {
             return Ok(());
         }
         for b in &best.hypers.blocks {
-            *self.config.spec_mut(b.kind()) = b.to_spec(&self.layout);
+            self.config.set_spec(b.kind(), b.to_spec(&self.layout));
         }
         self.config.write_atomic(&self.path)
     }

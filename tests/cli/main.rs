@@ -8,6 +8,7 @@
 mod common;
 
 mod check_grad;
+mod cleaning;
 mod data;
 mod errors;
 mod help;
