@@ -7,12 +7,14 @@
 
 mod common;
 
+mod blocks;
 mod check_grad;
 mod data;
 mod errors;
 mod help;
 mod hypergrad;
 mod robust;
+
 mod train;
 mod tune;
 mod verify_reversal;
