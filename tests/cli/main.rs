@@ -14,7 +14,7 @@ mod errors;
 mod help;
 mod hypergrad;
 mod robust;
-
+mod search;
 mod train;
 mod tune;
 mod verify_reversal;
