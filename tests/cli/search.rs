@@ -347,7 +347,7 @@ fn search_stops_when_the_time_budget_is_used() {
     let t = Table::parse(&output.stdout);
     let n = t.rows.len();
     // 1000 trials of 50 steps take seconds; 0.05 s leaves room for a few dozen at most.
-    assert!(n >= 1 && n < 1001, "{n} rows");
+    assert!((1..1001).contains(&n), "{n} rows");
     check_search_csv(&output.stdout, n);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("time budget"), "summary: {stderr}");
@@ -407,6 +407,12 @@ fn search_logs_diverging_trials_as_rejected_and_goes_on() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("rejected"), "summary: {stderr}");
+    // A search has no outer learning rate to halve (that line is tune's).
+    assert!(
+        !stderr.contains("learning rate"),
+        "search summary talks of tune's learning rate: {stderr}"
+    );
 }
 
 #[test]
