@@ -20,10 +20,10 @@ pub struct Args {
     /// Experiment config (JSON); the blocks in outer.tune are searched, each as one scalar.
     pub config: PathBuf,
     /// Trials after the starting point [outer.steps, so as many rows as `tune`].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub trials: Option<usize>,
     /// Start no trial after this many seconds (the trials limit still applies).
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub seconds: Option<f64>,
     /// Write the CSV here instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]

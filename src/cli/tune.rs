@@ -77,7 +77,7 @@ pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
             crate::tune::adam::MAX_STEP
         );
     }
-    if s.rejected > 0 {
+    if s.rejected > 0 && command == "tune" {
         t += &format!(
             "  outer learning rate halved {} time(s), now {:e}\n",
             s.rejected, s.final_learning_rate

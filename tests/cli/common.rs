@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 /// Every subcommand.
-pub const COMMANDS: [&str; 5] = [
+pub const COMMANDS: [&str; 6] = [
     "tune",
+    "search",
     "hypergrad",
     "train",
     "verify-reversal",

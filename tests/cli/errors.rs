@@ -7,7 +7,7 @@ use crate::common::{
 };
 
 /// Runs `revgrad ARGS`, expects exit 2 and every `needle` in stderr; returns stderr.
-fn expect_exit_2(args: &[&str], needles: &[&str]) -> String {
+pub(crate) fn expect_exit_2(args: &[&str], needles: &[&str]) -> String {
     let assert = revgrad().args(args).assert().failure().code(2);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert_user_error_text(stderr.as_bytes());

@@ -15,8 +15,21 @@ fn top_level_help_lists_every_command() {
 
 #[test]
 fn every_subcommand_help_exits_0_and_names_its_flags() {
-    let cases: [(&str, &[&str]); 5] = [
-        ("tune", &["--output", "--outer-steps", "--best", "--quiet"]),
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "tune",
+            &[
+                "--output",
+                "--outer-steps",
+                "--best",
+                "--hypers-out",
+                "--quiet",
+            ],
+        ),
+        (
+            "search",
+            &["--trials", "--seconds", "--output", "--best", "--quiet"],
+        ),
         ("hypergrad", &["--json"]),
         ("train", &["--exact", "--save", "--json"]),
         (

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod blocks;
 mod check_grad;
 mod cleaning;
 mod data;
@@ -14,6 +15,7 @@ mod errors;
 mod help;
 mod hypergrad;
 mod robust;
+mod search;
 mod train;
 mod tune;
 mod verify_reversal;
