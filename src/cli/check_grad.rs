@@ -11,7 +11,9 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::hypergrad::finite_diff::{estimate, probes};
+use crate::hypergrad::finite_diff::{
+    EXPLAINED, Verdict, estimate, probes, relative_error, verdict,
+};
 use crate::hypergrad::reverse::hypergradient;
 use crate::hypergrad::stored::hypergradient_stored;
 use crate::problem::Experiment;
@@ -22,8 +24,6 @@ use crate::report::table::{num, render};
 pub const PROBED_ENTRIES: usize = 3;
 /// Random directions probed per block with more than one entry.
 pub const PROBED_DIRECTIONS: usize = 2;
-/// A disagreement up to this many times the finite differences' error estimate is explained.
-pub const EXPLAINED: f64 = 3.0;
 
 /// Arguments of `revgrad check-grad`.
 #[derive(Debug, clap::Args)]
@@ -33,11 +33,6 @@ pub struct Args {
     /// Allowed relative disagreement with finite differences.
     #[arg(long, default_value_t = 1e-4)]
     pub tolerance: f64,
-}
-
-/// `|a − b| / max(|a|, |b|, floor)`.
-pub fn relative_error(a: f64, b: f64, floor: f64) -> f64 {
-    (a - b).abs() / a.abs().max(b.abs()).max(floor)
 }
 
 /// Run `revgrad check-grad`.
@@ -109,12 +104,11 @@ pub fn run(args: Args) -> Result<()> {
             let predicted = p.predicted(&rev.grads);
             let fd = estimate(&mut run.problem, setup, &p)?;
             let rel = relative_error(predicted, fd.value, 1e-12);
-            let verdict = if rel <= args.tolerance {
-                "ok"
-            } else if (predicted - fd.value).abs() <= EXPLAINED * fd.error {
-                "within fd error"
-            } else {
-                failures.push(format!(
+            let verdict = match verdict(predicted, fd, args.tolerance) {
+                Verdict::Ok => "ok",
+                Verdict::Explained => "within fd error",
+                Verdict::Fail => {
+                    failures.push(format!(
                     "d_{} {}: reversal {predicted:e} and finite differences {:e} differ by {rel:e} \
                      (relative), beyond the tolerance {:e} and {EXPLAINED}× the finite differences' \
                      error estimate {:e}",
@@ -124,7 +118,8 @@ pub fn run(args: Args) -> Result<()> {
                     args.tolerance,
                     fd.error
                 ));
-                "FAIL"
+                    "FAIL"
+                }
             };
             rows.push(vec![
                 kind.name().to_string(),

@@ -11,8 +11,9 @@
 //!
 //! The error estimate is what makes a disagreement explainable: fixed-point quantisation
 //! and γ's rounding to n/2^16 add noise to `g` that no step size removes, and it shows up as
-//! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·max(|h_e|, floor)` for α, l2 (floor
-//! 10⁻³, so l2 = 0 gets a real step) and init_scale; for γ a whole number of quanta 2^−16
+//! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·|h_e|` for α, init_scale and example
+//! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
+//! penalty get a step above the fixed-point rounding); for γ a whole number of quanta 2^−16
 //! (at most 8, fewer near 0 or 1), so a constant γ moves between exact rationals.
 
 use ndarray_rand::rand::rngs::StdRng;
@@ -87,7 +88,10 @@ fn step(kind: Kind, h: f64) -> f64 {
                 (n.saturating_sub(1)).min(((MAX_GAMMA * DEN as f64) as u64).saturating_sub(n));
             (room / 4).min(GAMMA_QUANTA) as f64 / DEN as f64
         }
-        Kind::L2 => REL_STEP * h.abs().max(1e-3),
+        // One per-weight penalty moves the validation loss by ~1e-8 per unit: a step of
+        // 1e-6 changes f by less than the fixed-point rounding does. 3e-4 is well above it
+        // (and still far from where the Richardson error estimate grows).
+        Kind::L2 => REL_STEP * h.abs().max(0.3),
         _ => REL_STEP * h.abs(),
     }
 }
@@ -181,4 +185,50 @@ pub fn estimate(obj: &mut impl Objective, setup: Setup, probe: &Probe) -> Result
         value: r1,
         error: (r1 - r2).abs(),
     })
+}
+
+/// How a probe's reversal value compares with its finite-difference estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the relative tolerance.
+    Ok,
+    /// Beyond the tolerance but within [`EXPLAINED`] times the estimate's own error.
+    Explained,
+    /// Neither: a disagreement the finite differences cannot explain.
+    Fail,
+}
+
+/// A disagreement up to this many times the finite differences' error estimate is explained.
+pub const EXPLAINED: f64 = 3.0;
+
+/// `|a − b| / max(|a|, |b|, floor)`.
+pub fn relative_error(a: f64, b: f64, floor: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(floor)
+}
+
+/// The verdict on `predicted` (from the reversal) against `fd` at relative `tolerance`.
+pub fn verdict(predicted: f64, fd: Estimate, tolerance: f64) -> Verdict {
+    if relative_error(predicted, fd.value, 1e-12) <= tolerance {
+        Verdict::Ok
+    } else if (predicted - fd.value).abs() <= EXPLAINED * fd.error {
+        Verdict::Explained
+    } else {
+        Verdict::Fail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts() {
+        let fd = |value, error| Estimate { value, error };
+        assert_eq!(verdict(1.0, fd(1.0 + 1e-6, 0.0), 1e-4), Verdict::Ok);
+        assert_eq!(verdict(1.0, fd(1.01, 0.004), 1e-4), Verdict::Explained);
+        assert_eq!(verdict(1.0, fd(1.01, 0.003), 1e-4), Verdict::Fail);
+        assert_eq!(verdict(1.0, fd(f64::NAN, 0.0), 1e-4), Verdict::Fail);
+        // A zero derivative compares absolutely, through the floor.
+        assert_eq!(verdict(0.0, fd(1e-17, 0.0), 1e-4), Verdict::Ok);
+    }
 }

@@ -543,7 +543,6 @@ fn check_grad_stored_trajectory_matches_every_per_weight_entry() {
 /// 8.6e-3) and check-grad exits 1, although central differences with a 3e-4 step
 /// (30%) agree with the reversal to 2e-5. Un-ignore when check-grad is fixed.
 #[test]
-#[ignore = "check-grad reports a false FAIL on per-weight l2 entries (finite-difference noise)"]
 fn check_grad_on_per_weight_l2_exits_0() {
     let (code, text) = check_grad_on(&check_grad_config(), ALL_ENTRIES);
     assert_eq!(code, Some(0), "{text}");
