@@ -465,10 +465,11 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
             &mut p,
             &layout,
             &theta0,
-            InnerOptimizer::Momentum,
+            revgrad::optim::verify::Method::Momentum,
             arith,
             alpha,
             gamma,
+            (0.999, 1e-8),
             steps,
         )
         .unwrap()

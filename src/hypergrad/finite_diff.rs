@@ -12,21 +12,27 @@
 //! The error estimate is what makes a disagreement explainable: fixed-point quantisation
 //! and γ's rounding to n/2^16 add noise to `g` that no step size removes, and it shows up as
 //! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·max(|h_e|, floor)` for α, l2 (floor
-//! 10⁻³, so l2 = 0 gets a real step) and init_scale; for γ a whole number of quanta 2^−16
-//! (at most 8, fewer near 0 or 1), so a constant γ moves between exact rationals.
+//! 10⁻³, so l2 = 0 gets a real step) and init_scale; `δ_e = 0.05·ε_e` for Adam's ε, whose
+//! effect is tiny; for γ, β₁ and β₂ a whole number of quanta 2^−16 (at most 8, fewer near 0
+//! or 1), so a constant decay moves between exact rationals.
 
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
 use super::Setup;
+use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::exact::rational::DEN;
 use crate::hyper::{Hypers, Kind, MAX_GAMMA};
 use crate::model::{Objective, Penalized};
-use crate::optim::{ExactMomentum, Reversible};
+use crate::optim::{ExactAdam, ExactMomentum, Reversible};
 
 /// Relative step for α, l2 and init_scale.
 pub const REL_STEP: f64 = 1e-3;
+/// Relative step for ε: its effect on the loss is tiny (it matters only where √ŝ is
+/// comparable), so a 10⁻³ step would be swamped by θ's fixed-point quantisation; 5% keeps
+/// the Richardson estimate's O(δ⁴) error far below its quantisation noise.
+pub const EPS_REL_STEP: f64 = 0.05;
 /// Most quanta of 2^−16 in a γ step.
 pub const GAMMA_QUANTA: u64 = 8;
 
@@ -68,9 +74,16 @@ pub struct Estimate {
 /// # Errors
 /// As the exact forward run.
 pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
+    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
+    match setup.optimizer() {
+        InnerOptimizer::Adam => val_loss_with(ExactAdam::new(h, l, t), obj, setup),
+        _ => val_loss_with(ExactMomentum::new(h, l, t), obj, setup),
+    }
+}
+
+fn val_loss_with<O: Reversible>(mut opt: O, obj: &mut impl Objective, setup: Setup) -> Result<f64> {
     let lambda = setup.lambda();
     let mut obj = Penalized::new(obj, &lambda);
-    let mut opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
     let mut s = opt.start(&setup.theta0())?;
     for t in 0..setup.steps {
         opt.step(&mut obj, t, &mut s)?;
@@ -82,13 +95,14 @@ pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
 /// The step of entry value `h` of `kind` in a probe (its sign and size along δ).
 fn step(kind: Kind, h: f64) -> f64 {
     match kind {
-        Kind::Gamma => {
+        Kind::Gamma | Kind::Beta1 | Kind::Beta2 => {
             let n = (h * DEN as f64).ceil() as u64;
             let room =
                 (n.saturating_sub(1)).min(((MAX_GAMMA * DEN as f64) as u64).saturating_sub(n));
             (room / 4).min(GAMMA_QUANTA) as f64 / DEN as f64
         }
         Kind::L2 => REL_STEP * h.abs().max(1e-3),
+        Kind::Eps => EPS_REL_STEP * h.abs(),
         _ => REL_STEP * h.abs(),
     }
 }
