@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adam;
 mod check_grad;
 mod errors;
 mod help;
