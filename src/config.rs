@@ -103,8 +103,14 @@ pub struct InnerConfig {
     pub shuffle: bool,
     /// Learning rate α (a block, > 0).
     pub alpha: Spec,
-    /// Momentum γ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]).
+    /// Momentum γ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by Adam.
     pub gamma: Spec,
+    /// Adam's β₁ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by momentum.
+    pub beta1: Spec,
+    /// Adam's β₂ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by momentum.
+    pub beta2: Spec,
+    /// Adam's ε (a block, > 0); ignored by momentum.
+    pub eps: Spec,
     /// L2 penalty ½·Σ l2_e·w_e² on the weights (a block, ≥ 0).
     pub l2: Spec,
     /// One loss weight c_i ∈ (0, 1) per training row; `None` = every weight 1, at no cost.
@@ -134,6 +140,19 @@ pub enum InnerOptimizer {
     Momentum,
     /// Plain SGD (no momentum): float training and verify-reversal only.
     Sgd,
+    /// Adam (SPEC §3.4): α, β₁, β₂, ε.
+    Adam,
+}
+
+impl InnerOptimizer {
+    /// The optimizer's own blocks, in SPEC §4.1's column order (plain SGD has momentum's,
+    /// so its configs stay valid for the commands that need momentum).
+    pub fn kinds(self) -> &'static [Kind] {
+        match self {
+            InnerOptimizer::Momentum | InnerOptimizer::Sgd => &[Kind::Alpha, Kind::Gamma],
+            InnerOptimizer::Adam => &[Kind::Alpha, Kind::Beta1, Kind::Beta2, Kind::Eps],
+        }
+    }
 }
 
 impl std::fmt::Display for InnerOptimizer {
@@ -141,6 +160,7 @@ impl std::fmt::Display for InnerOptimizer {
         f.write_str(match self {
             InnerOptimizer::Momentum => "momentum",
             InnerOptimizer::Sgd => "sgd",
+            InnerOptimizer::Adam => "adam",
         })
     }
 }
@@ -228,6 +248,9 @@ impl Config {
         match kind {
             Kind::Alpha => Some(&self.inner.alpha),
             Kind::Gamma => Some(&self.inner.gamma),
+            Kind::Beta1 => Some(&self.inner.beta1),
+            Kind::Beta2 => Some(&self.inner.beta2),
+            Kind::Eps => Some(&self.inner.eps),
             Kind::L2 => Some(&self.inner.l2),
             Kind::InitScale => Some(&self.model.init_scale),
             Kind::ExampleWeight => self.inner.example_weight.as_ref(),
@@ -239,6 +262,9 @@ impl Config {
         match kind {
             Kind::Alpha => self.inner.alpha = spec,
             Kind::Gamma => self.inner.gamma = spec,
+            Kind::Beta1 => self.inner.beta1 = spec,
+            Kind::Beta2 => self.inner.beta2 = spec,
+            Kind::Eps => self.inner.eps = spec,
             Kind::L2 => self.inner.l2 = spec,
             Kind::InitScale => self.model.init_scale = spec,
             Kind::ExampleWeight => self.inner.example_weight = Some(spec),
@@ -248,7 +274,8 @@ impl Config {
     /// The blocks of the configured optimizer, then l2 and init_scale, then example_weight
     /// when the config has it: the run's kinds in SPEC §4.1's column order.
     pub fn kinds(&self) -> Vec<Kind> {
-        let mut k = vec![Kind::Alpha, Kind::Gamma, Kind::L2, Kind::InitScale];
+        let mut k = self.inner.optimizer.kinds().to_vec();
+        k.extend([Kind::L2, Kind::InitScale]);
         if self.inner.example_weight.is_some() {
             k.push(Kind::ExampleWeight);
         }
@@ -374,6 +401,9 @@ struct RawInnerConfig {
     shuffle: bool,
     alpha: serde_json::Value,
     gamma: serde_json::Value,
+    beta1: serde_json::Value,
+    beta2: serde_json::Value,
+    eps: serde_json::Value,
     l2: serde_json::Value,
     example_weight: Option<serde_json::Value>,
 }
@@ -387,6 +417,9 @@ impl Default for RawInnerConfig {
             shuffle: true,
             alpha: 0.1.into(),
             gamma: 0.9.into(),
+            beta1: 0.9.into(),
+            beta2: 0.999.into(),
+            eps: 1e-8.into(),
             l2: 0.0.into(),
             example_weight: None,
         }
@@ -399,7 +432,8 @@ struct RawOuterConfig {
     steps: usize,
     optimizer: OuterOptimizer,
     learning_rate: f64,
-    tune: Vec<Kind>,
+    /// Absent: α and the optimizer's first decay (γ, or β₁ for Adam).
+    tune: Option<Vec<Kind>>,
 }
 
 impl Default for RawOuterConfig {
@@ -408,7 +442,7 @@ impl Default for RawOuterConfig {
             steps: 30,
             optimizer: OuterOptimizer::Adam,
             learning_rate: 0.1,
-            tune: vec![Kind::Alpha, Kind::Gamma],
+            tune: None,
         }
     }
 }
@@ -445,6 +479,9 @@ impl RawConfig {
         };
         let alpha = block(Kind::Alpha, &inner.alpha)?;
         let gamma = block(Kind::Gamma, &inner.gamma)?;
+        let beta1 = block(Kind::Beta1, &inner.beta1)?;
+        let beta2 = block(Kind::Beta2, &inner.beta2)?;
+        let eps = block(Kind::Eps, &inner.eps)?;
         let l2 = block(Kind::L2, &inner.l2)?;
         let init_scale = block(Kind::InitScale, &model.init_scale)?;
         let example_weight = inner
@@ -517,13 +554,18 @@ impl RawConfig {
         }
 
         // outer
+        let mut outer = outer;
+        let tune = outer
+            .tune
+            .take()
+            .unwrap_or_else(|| inner.optimizer.kinds()[..2].to_vec());
         if !(outer.learning_rate.is_finite() && outer.learning_rate > 0.0) {
             return Err(err(
                 "outer.learning_rate",
                 format!("must be finite and > 0, got {}", show(outer.learning_rate)),
             ));
         }
-        if outer.tune.is_empty() {
+        if tune.is_empty() {
             return Err(err(
                 "outer.tune",
                 "must list at least one of \"alpha\", \"gamma\", \"l2\", \"init_scale\", got []"
@@ -531,7 +573,21 @@ impl RawConfig {
             ));
         }
         let mut seen = HashSet::new();
-        for &h in &outer.tune {
+        for &h in &tune {
+            let own = inner.optimizer.kinds();
+            if matches!(h, Kind::Gamma | Kind::Beta1 | Kind::Beta2 | Kind::Eps) && !own.contains(&h)
+            {
+                let names: Vec<_> = own.iter().map(|k| format!("\"{}\"", k.name())).collect();
+                return Err(err(
+                    "outer.tune",
+                    format!(
+                        "lists \"{}\", which inner.optimizer \"{}\" does not have (its own are {})",
+                        h.name(),
+                        inner.optimizer,
+                        names.join(", ")
+                    ),
+                ));
+            }
             if !seen.insert(h) {
                 return Err(err(
                     "outer.tune",
@@ -543,7 +599,7 @@ impl RawConfig {
             }
         }
 
-        if outer.tune.contains(&Kind::ExampleWeight) && example_weight.is_none() {
+        if tune.contains(&Kind::ExampleWeight) && example_weight.is_none() {
             return Err(err(
                 "outer.tune",
                 "lists \"example_weight\", but inner.example_weight is not set; give it \
@@ -551,7 +607,7 @@ impl RawConfig {
                     .to_owned(),
             ));
         }
-        if outer.tune.contains(&Kind::L2) && l2.init.is_some_and(|v| v <= 0.0) {
+        if tune.contains(&Kind::L2) && l2.init.is_some_and(|v| v <= 0.0) {
             return Err(err(
                 if l2.is_scalar() {
                     "inner.l2"
@@ -619,6 +675,9 @@ impl RawConfig {
                 shuffle: inner.shuffle,
                 alpha,
                 gamma,
+                beta1,
+                beta2,
+                eps,
                 l2,
                 example_weight,
             },
@@ -626,7 +685,7 @@ impl RawConfig {
                 steps: outer.steps,
                 optimizer: outer.optimizer,
                 learning_rate: outer.learning_rate,
-                tune: outer.tune,
+                tune,
             },
         })
     }
@@ -1020,15 +1079,48 @@ mod tests {
     #[test]
     fn optimizers_list_allowed_values() {
         assert_err(
-            &with("inner", "optimizer", "\"adam\""),
+            &with("inner", "optimizer", "\"nesterov\""),
             "inner.optimizer",
-            &["momentum"],
+            &["momentum", "adam"],
         );
         assert_err(
             &with("outer", "optimizer", "\"lbfgs\""),
             "outer.optimizer",
             &["adam", "sgd"],
         );
+    }
+
+    #[test]
+    fn adam_has_its_own_blocks_and_defaults() {
+        let c = parse(&with("inner", "optimizer", "\"adam\"")).unwrap();
+        assert_eq!(
+            c.kinds(),
+            [
+                Kind::Alpha,
+                Kind::Beta1,
+                Kind::Beta2,
+                Kind::Eps,
+                Kind::L2,
+                Kind::InitScale
+            ]
+        );
+        assert_eq!(c.spec(Kind::Beta1), Some(&Spec::scalar(0.9)));
+        assert_eq!(c.spec(Kind::Beta2), Some(&Spec::scalar(0.999)));
+        assert_eq!(c.spec(Kind::Eps), Some(&Spec::scalar(1e-8)));
+        assert_eq!(c.outer.tune, vec![Kind::Alpha, Kind::Beta1]);
+        // γ is not Adam's: listing it in outer.tune is an error naming both.
+        let text = with("inner", "optimizer", "\"adam\"");
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["outer"] = serde_json::json!({"tune": ["alpha", "gamma"]});
+        assert_err(&v.to_string(), "outer.tune", &["\"gamma\"", "adam"]);
+        // and momentum has no β₁.
+        assert_err(
+            &with("outer", "tune", r#"["beta1"]"#),
+            "outer.tune",
+            &["\"beta1\"", "momentum"],
+        );
+        assert_err(&with("inner", "beta2", "1.0"), "inner.beta2", &["0.9999"]);
+        assert_err(&with("inner", "eps", "0"), "inner.eps", &["(0, ∞)"]);
     }
 
     #[test]

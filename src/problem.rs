@@ -119,6 +119,20 @@ impl Objective for Problem<'_> {
             .grad_hvp_into(theta, u, &mut self.batch_ws, grad, hu)
     }
 
+    fn grad_then_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        grad: &mut [f64],
+        u: &mut [f64],
+        make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
+        hu: &mut [f64],
+    ) -> f64 {
+        self.load_batch(step);
+        self.mlp
+            .grad_then_hvp_into(theta, &mut self.batch_ws, grad, u, make_u, hu)
+    }
+
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         let d = &self.data.validation;
         self.mlp.full_grad_into(
@@ -322,18 +336,18 @@ impl Experiment {
         Ok(Hypers { blocks })
     }
 
-    /// An error unless the inner optimizer is momentum: the commands that reverse training
-    /// (hypergrad, check-grad, tune, train --exact) need it.
+    /// An error unless the inner optimizer is exactly reversible (momentum or Adam): the
+    /// commands that reverse training (hypergrad, check-grad, tune, train --exact) need it.
     ///
     /// # Errors
     /// A config error naming `inner.optimizer`.
-    pub fn require_momentum(&self) -> crate::Result<()> {
+    pub fn require_reversible(&self) -> crate::Result<()> {
         if self.config.inner.optimizer == crate::config::InnerOptimizer::Sgd {
             return Err(crate::Error::config(
                 &self.config.file,
                 "inner.optimizer",
-                "must be \"momentum\" for exact arithmetic and hypergradients (plain SGD is not \
-                 exactly reversible), got \"sgd\"",
+                "must be \"momentum\" or \"adam\" for exact arithmetic and hypergradients \
+                 (plain SGD is not exactly reversible), got \"sgd\"",
             ));
         }
         Ok(())

@@ -13,7 +13,9 @@ use revgrad::hypergrad::finite_diff::{estimate, probes};
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::model::{Activation, Layout, Objective, init_noise};
-use revgrad::optim::{Arithmetic, ExactMomentum, FloatMomentum, Reversible, train};
+use revgrad::optim::{
+    Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, Reversible, train,
+};
 use revgrad::problem::Problem;
 
 /// A small synthetic classification problem: Gaussian blobs around class centres.
@@ -465,10 +467,11 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
             &mut p,
             &layout,
             &theta0,
-            InnerOptimizer::Momentum,
+            revgrad::optim::verify::Method::Momentum,
             arith,
             alpha,
             gamma,
+            (0.999, 1e-8),
             steps,
         )
         .unwrap()
@@ -647,5 +650,242 @@ fn equal_example_weights_match_a_scaled_cross_entropy() {
     for k in base.kinds() {
         let (x, y) = (a.grads.get(k).values[0], b.grads.get(k).values[0]);
         assert!(rel(x, y, 1e-12) < 1e-7, "d_{}: {x} vs {y}", k.name());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Adam (issue 13).
+
+/// Scalar Adam blocks α, β₁, β₂, ε, l2, init_scale over `layout`.
+fn adam(layout: &Layout, alpha: f64, b1: f64, b2: f64, eps: f64, l2: f64) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::scalar(Kind::Alpha, layout, alpha),
+            Block::scalar(Kind::Beta1, layout, b1),
+            Block::scalar(Kind::Beta2, layout, b2),
+            Block::scalar(Kind::Eps, layout, eps),
+            Block::scalar(Kind::L2, layout, l2),
+            Block::scalar(Kind::InitScale, layout, 1.0),
+        ],
+    }
+}
+
+/// Forward `steps` exact Adam steps, undo them, and demand bit-identical θ₀, m₀ = s₀ = 0
+/// and an empty information buffer.
+fn assert_exact_adam_reversal(data: &Data, shuffle: bool, h: &Hypers, steps: usize, seed: u64) {
+    let mut p = Problem::new(data, &[6], Activation::Tanh, 4, shuffle, seed);
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, seed);
+    let su = setup(h, &eps, &layout, steps);
+    let mut obj = su.objective(&mut p);
+    let mut opt = ExactAdam::new(h, &layout, steps);
+    let mut s = opt.start(&su.theta0()).unwrap();
+    let start = s.clone();
+    for t in 0..steps {
+        opt.step(&mut obj, t, &mut s)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+    assert!(s.buffer.stack_words() > 0 || steps < 100);
+    for t in (0..steps).rev() {
+        opt.undo_step(&mut obj, t, &mut s);
+    }
+    assert_eq!(
+        s.theta, start.theta,
+        "θ₀ not restored (seed {seed}, T={steps})"
+    );
+    assert_eq!(s.m, start.m, "m₀ not restored (seed {seed})");
+    assert_eq!(s.s, start.s, "s₀ not restored (seed {seed})");
+    assert!(
+        s.buffer.is_empty_of_information(),
+        "buffer not emptied (seed {seed})"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    /// θ₀, m₀, s₀ come back bit for bit over ≥ 2,000 steps, with random α, β₁, β₂, ε, l2 —
+    /// and with per-array β schedules of K = T knots (a rational per step and array).
+    #[test]
+    fn exact_adam_reversal_is_bitwise(
+        seed in 0u64..1000,
+        alpha in 0.001f64..0.05,
+        b1 in 0.01f64..0.999,
+        b2 in 0.5f64..0.9999,
+        log_eps in -10.0f64..-2.0,
+        shuffle in any::<bool>(),
+        steps in 2000usize..2600,
+        schedule in any::<bool>(),
+    ) {
+        let data = blobs(30, 10, 3, 3, seed);
+        let l = Problem::new(&data, &[6], Activation::Tanh, 4, shuffle, seed).layout().clone();
+        let mut h = adam(&l, alpha, b1, b2, 10f64.powf(log_eps), 0.001);
+        if schedule {
+            let mut rng = StdRng::seed_from_u64(seed);
+            for (k, lo, hi) in [(Kind::Beta1, 0.01, 0.999), (Kind::Beta2, 0.5, 0.9999)] {
+                let mut b = Block::filled(k, Per::Array, steps, &l, 0.9);
+                for v in &mut b.values {
+                    *v = rng.random_range(lo..hi);
+                }
+                *h.get_mut(k) = b;
+            }
+        }
+        assert_exact_adam_reversal(&data, shuffle, &h, steps, seed);
+    }
+}
+
+/// Exact Adam vs float64 Adam with the same (effective) β's, T = 500: the distance is
+/// θ's own quantisation (2^−36 per step) carried through the dynamics, as for momentum,
+/// which this test measures side by side. The bound: within 4× exact momentum's distance
+/// from float momentum, and below 1e−7 absolute. With m and s in i64 (36 fractional bits)
+/// the same distance is about 5e−6.
+#[test]
+fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
+    let data = blobs(60, 20, 4, 3, 4);
+    let mut p = Problem::new(&data, &[8], Activation::Tanh, 10, true, 4);
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, 4);
+    let steps = 500;
+    let dist = |a: &[f64], b: &[f64]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
+    };
+    // Effective rationals, so only the arithmetic differs.
+    let (b1, b2) = (58983.0 / 65536.0, 65471.0 / 65536.0);
+    let h = adam(&layout, 0.01, b1, b2, 1e-8, 0.001);
+    let su = setup(&h, &eps, &layout, steps);
+    let theta0 = su.theta0();
+    let mut obj = su.objective(&mut p);
+    let exact = train(
+        &mut obj,
+        &layout,
+        &theta0,
+        &h,
+        steps,
+        InnerOptimizer::Adam,
+        Arithmetic::Exact,
+    )
+    .unwrap();
+    let float = train(
+        &mut obj,
+        &layout,
+        &theta0,
+        &h,
+        steps,
+        InnerOptimizer::Adam,
+        Arithmetic::Float,
+    )
+    .unwrap();
+    let d_adam = dist(&exact, &float);
+    let hm = scalar(&layout, 0.3, b1, 0.001, 1.0);
+    let exact = train(
+        &mut obj,
+        &layout,
+        &theta0,
+        &hm,
+        steps,
+        InnerOptimizer::Momentum,
+        Arithmetic::Exact,
+    )
+    .unwrap();
+    let float = train(
+        &mut obj,
+        &layout,
+        &theta0,
+        &hm,
+        steps,
+        InnerOptimizer::Momentum,
+        Arithmetic::Float,
+    )
+    .unwrap();
+    let d_mom = dist(&exact, &float);
+    revgrad::note!("exact vs float, T = {steps}: Adam {d_adam:e}, momentum {d_mom:e}");
+    assert!(d_adam > 0.0);
+    assert!(
+        d_adam < 1e-7,
+        "exact Adam strays {d_adam:e} from float Adam"
+    );
+    assert!(
+        d_adam < 4.0 * d_mom.max(1e-10),
+        "Adam {d_adam:e} vs momentum {d_mom:e}"
+    );
+    // And the float reference itself is the SPEC §3.4 formula.
+    let mut f = FloatAdam::new(&h, &layout, 1);
+    let (mut th, mut m, mut s) = (
+        theta0.clone(),
+        vec![0.0; theta0.len()],
+        vec![0.0; theta0.len()],
+    );
+    let mut g = vec![0.0; theta0.len()];
+    obj.grad_into(0, &theta0, &mut g);
+    f.step(&mut obj, 0, &mut th, &mut m, &mut s).unwrap();
+    for i in 0..th.len() {
+        let (mh, sh) = (
+            (1.0 - b1) * g[i] / (1.0 - b1),
+            (1.0 - b2) * g[i] * g[i] / (1.0 - b2),
+        );
+        let want = theta0[i] - 0.01 * mh / (sh.sqrt() + 1e-8);
+        assert!((th[i] - want).abs() <= 1e-15 * want.abs().max(1.0), "{i}");
+    }
+}
+
+/// Adam's hypergradients: the exact reversal and the stored trajectory agree bit for bit,
+/// and finite differences agree for α, β₁, β₂, ε, l2 and init_scale.
+#[test]
+fn adam_hypergradients_agree_three_ways() {
+    let data = blobs(40, 30, 3, 3, 12);
+    for (act, shuffle, eps_v) in [
+        (Activation::Tanh, true, 1e-4),
+        (Activation::Softplus, false, 1e-8),
+    ] {
+        let mut p = Problem::new(&data, &[5], act, 8, shuffle, 2);
+        let layout = p.layout().clone();
+        let eps = init_noise(&layout, 2);
+        let mut h = adam(&layout, 0.02, 0.8, 0.99, eps_v, 0.02);
+        if !shuffle {
+            // A shaped α and a β₁ schedule go through the same mechanism.
+            *h.get_mut(Kind::Alpha) = Block::filled(Kind::Alpha, Per::Array, 1, &layout, 0.02);
+            *h.get_mut(Kind::Beta1) = Block::filled(Kind::Beta1, Per::Layer, 3, &layout, 0.8);
+        }
+        let su = setup(&h, &eps, &layout, 60);
+        let rev = hypergradient(&mut p, su).unwrap();
+        let (stored, val) = hypergradient_stored(&mut p, su).unwrap();
+        assert!(rev.exact);
+        assert_eq!(rev.val_loss.to_bits(), val.to_bits());
+        for (a, b) in rev.grads.blocks.iter().zip(&stored.blocks) {
+            for (x, y) in a.values.iter().zip(&b.values) {
+                assert_eq!(
+                    x.to_bits(),
+                    y.to_bits(),
+                    "{act:?} {}: {x} vs {y}",
+                    a.kind().name()
+                );
+            }
+        }
+        for kind in h.kinds() {
+            // A decay schedule's knots move rationals n/2^16 at interpolated steps, and
+            // Adam's bias correction β_t^k multiplies that rounding by k: finite differences
+            // of knots carry ~1e-2 quantisation noise that no step size removes (the
+            // reversal is checked against the stored trajectory above instead).
+            if kind.info().decay && h.get(kind).knots() > 1 {
+                continue;
+            }
+            for probe in probes(&h, kind, 2, 0, 5) {
+                let a = probe.predicted(&rev.grads);
+                let fd = estimate(&mut p, su, &probe).unwrap();
+                let e = rel(a, fd.value, 1e-9);
+                // check-grad's rule (see the momentum test above).
+                let explained = (a - fd.value).abs() <= 3.0 * fd.error;
+                assert!(
+                    e < 1e-4 || explained,
+                    "{act:?} d_{} {}: reversal {a} vs finite differences {} ± {} (rel {e:e})",
+                    kind.name(),
+                    probe.label,
+                    fd.value,
+                    fd.error
+                );
+            }
+        }
     }
 }

@@ -47,7 +47,7 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     let exp = Experiment::load(&args.config)?;
-    exp.require_momentum()?;
+    exp.require_reversible()?;
     if exp.config.model.activation == crate::model::Activation::Relu {
         crate::note!(
             "note: relu has kinks at 0; where a pre-activation crosses one inside a finite-difference \

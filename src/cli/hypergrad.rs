@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::hyper::{Hypers, Kind};
+use crate::hyper::Hypers;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::problem::Experiment;
 use crate::report::rows::HypergradJson;
@@ -35,8 +35,10 @@ fn block_rows(hypers: &Hypers, h: &Hypergradient) -> Vec<Vec<String>> {
             let e = b.group_entries(i);
             let mean = e.iter().map(|&e| b.values[e]).sum::<f64>() / e.len() as f64;
             let mut value = num(mean);
-            if b.kind() == Kind::Gamma && b.is_scalar() {
-                value += &format!(" (effective {})", h.effective_gamma.values[0]);
+            if let Some(eff) = h.effective.iter().find(|e| e.kind() == b.kind())
+                && b.is_scalar()
+            {
+                value += &format!(" (effective {})", eff.values[0]);
             }
             rows.push(vec![
                 b.kind().name().into(),
@@ -56,7 +58,7 @@ fn block_rows(hypers: &Hypers, h: &Hypergradient) -> Vec<Vec<String>> {
 /// Config and data errors (exit 2); divergence or overflow (exit 1).
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
-    exp.require_momentum()?;
+    exp.require_reversible()?;
     let mut run = exp.prepare()?;
     let hypers = run.hypers.clone();
     let h = hypergradient(&mut run.problem, run.ctx.setup(&hypers))?;

@@ -42,6 +42,11 @@ pub enum Command {
     /// The inner loop alone (float64, or exact with --exact).
     Train(train::Args),
     /// Train, reverse, and report how far the reversal strays, float vs exact.
+    ///
+    /// Rows for sgd, momentum, nesterov and adam (the --gammas value is adam's β₁). Exact
+    /// momentum and exact Adam reverse bit for bit (theta0_error 0). Plain SGD and Nesterov
+    /// drift in both arithmetics: Nesterov takes its gradient at θ + α·γ·v, a point that
+    /// depends on the velocity the undo is solving for, so its step has no explicit inverse.
     VerifyReversal(verify_reversal::Args),
     /// Hypergradients three ways (exact reversal, stored trajectory, finite differences).
     CheckGrad(check_grad::Args),

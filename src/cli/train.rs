@@ -33,7 +33,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
     if args.exact {
-        exp.require_momentum()?;
+        exp.require_reversible()?;
     }
     let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);

@@ -92,7 +92,7 @@ pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
 /// Config and data errors (exit 2); a starting point that diverges (exit 1); output errors.
 pub fn run(args: Args) -> Result<u8> {
     let mut exp = Experiment::load(&args.config)?;
-    exp.require_momentum()?;
+    exp.require_reversible()?;
     crate::cli::outputs::check_outputs(
         &exp.config,
         args.output.as_deref(),

@@ -1,17 +1,24 @@
 //! `revgrad verify-reversal CONFIG [--alphas …] [--gammas …] [--steps N] [--per-step] [-o FILE]`
 //!
-//! For each learning rate: plain SGD in float and fixed point; for each momentum: momentum
-//! in float and exact arithmetic. Each is trained, reversed and compared (SPEC §4 columns).
+//! For each learning rate: plain SGD in float and fixed point; for each momentum: momentum,
+//! Nesterov momentum and Adam (the momentum as β₁, the config's β₂ and ε) in float and exact
+//! arithmetic. Each is trained, reversed and compared (SPEC §4 columns).
+//!
+//! Nesterov does not reverse exactly in either arithmetic: its gradient is taken at
+//! `θ_t + α·γ·v_t`, which depends on the velocity v_t that the undo is solving for, so the
+//! undo has no explicit form (only an implicit equation in v_t); the rows show the drift
+//! of the best explicit reversal (look-ahead from v_{t+1}), as for plain SGD. Momentum and
+//! Adam take their gradient at the state itself and reverse bit for bit in exact
+//! arithmetic.
 
 use std::path::PathBuf;
 
 use indicatif::ProgressBar;
 
-use crate::config::InnerOptimizer as Method;
 use crate::error::{Error, Result, show};
 use crate::hyper::{Kind, MAX_GAMMA};
 use crate::optim::Arithmetic;
-use crate::optim::verify::{ReversalReport, verify_reversal};
+use crate::optim::verify::{Method, ReversalReport, verify_reversal};
 use crate::problem::Experiment;
 use crate::report::rows::{ReversalRow, ReversalStepRow};
 use crate::report::sink::{CsvSink, Output};
@@ -78,7 +85,20 @@ pub fn run(args: Args) -> Result<()> {
     let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);
     let theta0 = setup.theta0();
-    let config_gamma = run.hypers.get(Kind::Gamma).mean();
+    let config_gamma = if exp.config.inner.optimizer == crate::config::InnerOptimizer::Adam {
+        run.hypers.get(Kind::Beta1).mean()
+    } else {
+        run.hypers.get(Kind::Gamma).mean()
+    };
+    let kinds = exp.config.kinds();
+    let adam = if kinds.contains(&Kind::Beta2) {
+        (
+            run.hypers.get(Kind::Beta2).mean(),
+            run.hypers.get(Kind::Eps).mean(),
+        )
+    } else {
+        (0.999, 1e-8)
+    };
     let mut problem = run.ctx.setup(&run.hypers).objective(&mut run.problem);
     let mut runs = Vec::new();
     for &alpha in &args.alphas {
@@ -87,6 +107,10 @@ pub fn run(args: Args) -> Result<()> {
         for &gamma in &args.gammas {
             runs.push((Method::Momentum, Arithmetic::Float, alpha, Some(gamma)));
             runs.push((Method::Momentum, Arithmetic::Exact, alpha, Some(gamma)));
+            runs.push((Method::Nesterov, Arithmetic::Float, alpha, Some(gamma)));
+            runs.push((Method::Nesterov, Arithmetic::Exact, alpha, Some(gamma)));
+            runs.push((Method::Adam, Arithmetic::Float, alpha, Some(gamma)));
+            runs.push((Method::Adam, Arithmetic::Exact, alpha, Some(gamma)));
         }
     }
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -107,6 +131,7 @@ pub fn run(args: Args) -> Result<()> {
             arithmetic,
             alpha,
             g,
+            adam,
             args.steps,
         ) {
             Ok(r) => r,

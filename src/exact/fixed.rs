@@ -119,6 +119,50 @@ pub fn sub_scaled(x: &mut [i64], s: f64, a: &[f64]) -> bool {
     ok
 }
 
+/// Fractional bits of the wide (i128) fixed point that Adam's moments m and s use.
+pub const WIDE_FRAC_BITS: u32 = 92;
+/// Largest magnitude of a wide integer: `x·n + c` with `n < 2^16` must fit an i128.
+pub const WIDE_LIMIT: i128 = (1 << 111) - 1;
+const WIDE_SCALE: f64 = (1u128 << WIDE_FRAC_BITS) as f64;
+const WIDE_INV_SCALE: f64 = 1.0 / WIDE_SCALE;
+const WIDE_LIMIT_F: f64 = WIDE_LIMIT as f64;
+/// Largest magnitude of a wide value, 2^19 = 524288 (quantum 2^−92 ≈ 2.0e−28).
+pub const WIDE_MAX_VALUE: f64 = WIDE_LIMIT_F / WIDE_SCALE;
+
+/// The value of the wide fixed-point integer `x` (correctly rounded to f64).
+#[inline]
+pub fn wide_to_f64(x: i128) -> f64 {
+    x as f64 * WIDE_INV_SCALE
+}
+
+/// `s·2^92`: the factor [`wide_increment`] takes.
+#[inline(always)]
+pub fn wide_scaled(s: f64) -> f64 {
+    s * WIDE_SCALE
+}
+
+/// The wide increment `round(s·a · 2^92)` for `s_scaled = s·2^92`, and whether it is in
+/// range. Below 2^51 it is rounded to nearest; above, an f64 holds at most one fractional
+/// bit and the cast truncates it: the result is a deterministic function of `(s, a)`, which
+/// is all exact reversal needs.
+#[inline(always)]
+pub fn wide_increment(s_scaled: f64, a: f64) -> (i128, bool) {
+    let v = s_scaled * a;
+    let r = if v.abs() < 2_251_799_813_685_248.0 {
+        round_nearest(v)
+    } else {
+        v
+    };
+    (r as i128, r.abs() <= WIDE_LIMIT_F)
+}
+
+/// `x + inc` for wide integers, and whether the sum is in range.
+#[inline(always)]
+pub fn wide_checked_sum(x: i128, inc: i128) -> (i128, bool) {
+    let y = x.wrapping_add(inc);
+    (y, y.unsigned_abs() <= WIDE_LIMIT as u128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +208,18 @@ mod tests {
         for v in [2f64.powi(51), 1e300, -1e300, f64::INFINITY, f64::NAN] {
             assert!(!increment(1.0, v).1, "{v}");
         }
+    }
+
+    #[test]
+    fn wide_range_limits_are_errors() {
+        assert!(wide_increment(wide_scaled(1.0), WIDE_MAX_VALUE * 0.99).1);
+        assert!(!wide_increment(wide_scaled(1.0), WIDE_MAX_VALUE * 1.01).1);
+        assert!(!wide_increment(wide_scaled(1.0), f64::NAN).1);
+        assert!(!wide_checked_sum(WIDE_LIMIT, 1).1);
+        assert!(wide_checked_sum(WIDE_LIMIT, -1).1);
+        let (x, ok) = wide_increment(wide_scaled(0.25), 3.0);
+        assert!(ok);
+        assert_eq!(wide_to_f64(x).to_bits(), 0.75f64.to_bits());
     }
 
     proptest! {

@@ -305,6 +305,56 @@ impl InfoBuffer {
     }
 }
 
+impl InfoBuffer {
+    /// [`InfoBuffer::mul_at`] for a wide (i128) fixed-point value, sharing element `i`'s
+    /// coder state and the stack with the i64 multiplies (Adam multiplies m and s of one
+    /// parameter on one state, so the buffer keeps one 8-byte state per parameter):
+    /// `x' = ⌊(x·n + c)/d⌋`, `c` popped, `(x·n + c) mod d` pushed.
+    ///
+    /// `x` must be within `±(2^111 − 1)` (so `x·n` fits an i128); so is the result.
+    #[inline]
+    pub fn mul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+        let c = self.pop_n(i, k) as i128;
+        let y = x * k.n as i128 + c;
+        self.push_d(i, (y & D_MASK as i128) as u64);
+        y >> DEN_BITS
+    }
+
+    /// Exact inverse of [`InfoBuffer::mul_wide_at`] with the same coder.
+    #[inline]
+    pub fn unmul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+        let r = self.pop_d(i) as i128;
+        let y = (x << DEN_BITS) + r;
+        let (q, c) = floor_div_wide(y, k);
+        self.push_n(i, c, k);
+        q
+    }
+}
+
+/// `⌊u/n⌋` and `u mod n` for a u128 and `n < 2^16`, as three 64-bit divisions by the
+/// strength-reduced n (no software 128-bit division): the high word, then two 32-bit
+/// limbs, each with the running remainder (< 2^16) on top, so every dividend fits 48 bits.
+#[inline]
+fn div_rem_u128(u: u128, k: &Coder) -> (u128, u64) {
+    let (hi, lo) = ((u >> 64) as u64, u as u64);
+    let (q2, r) = StrengthReducedU64::div_rem(hi, k.n_div);
+    let (q1, r) = StrengthReducedU64::div_rem((r << 32) | (lo >> 32), k.n_div);
+    let (q0, r) = StrengthReducedU64::div_rem((r << 32) | (lo & 0xffff_ffff), k.n_div);
+    (((q2 as u128) << 64) | ((q1 as u128) << 32) | q0 as u128, r)
+}
+
+/// `(⌊y/n⌋, y mod n)` with floor semantics for an i128 `y`.
+#[inline]
+fn floor_div_wide(y: i128, k: &Coder) -> (i128, u64) {
+    if y >= 0 {
+        let (q, r) = div_rem_u128(y as u128, k);
+        (q as i128, r)
+    } else {
+        let (q, r) = div_rem_u128((-1 - y) as u128, k);
+        (-1 - q as i128, k.n - 1 - r)
+    }
+}
+
 /// `(⌊y/n⌋, y mod n)` with floor semantics, for any sign of `y`.
 #[inline]
 fn floor_div(y: i64, k: &Coder) -> (i64, u64) {
@@ -441,6 +491,42 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn wide_mul_unmul_round_trips_interleaved_with_narrow(
+            xs in proptest::collection::vec(
+                -super::super::fixed::WIDE_LIMIT..=super::super::fixed::WIDE_LIMIT, 1..12),
+            ns in proptest::collection::vec(1u64..65536, 1..5),
+            steps in 1usize..120,
+        ) {
+            let coders: Vec<Coder> = ns
+                .iter()
+                .map(|&n| Coder::new(Rational::from_numerator(n).unwrap()))
+                .collect();
+            let k = |t: usize, i: usize, j: usize| &coders[(t * 7 + i * 3 + j) % coders.len()];
+            let mut buf = InfoBuffer::new(xs.len());
+            let mut x = xs.clone();
+            let mut v: Vec<i64> = xs.iter().map(|&x| (x >> 70) as i64).collect();
+            let v0 = v.clone();
+            for t in 0..steps {
+                for i in 0..x.len() {
+                    let before = x[i];
+                    x[i] = buf.mul_wide_at(i, x[i], k(t, i, 0));
+                    let exact = before as f64 * k(t, i, 0).rational().value();
+                    prop_assert!((x[i] as f64 - exact).abs() <= 1.0 + 1e-12 * exact.abs());
+                    v[i] = buf.mul_at(i, v[i], k(t, i, 1));
+                }
+            }
+            for t in (0..steps).rev() {
+                for i in (0..x.len()).rev() {
+                    v[i] = buf.unmul_at(i, v[i], k(t, i, 1));
+                    x[i] = buf.unmul_wide_at(i, x[i], k(t, i, 0));
+                }
+            }
+            prop_assert_eq!(&x, &xs);
+            prop_assert_eq!(&v, &v0);
+            prop_assert!(buf.is_empty_of_information());
+        }
+
         #[test]
         fn mul_unmul_round_trips(
             xs in proptest::collection::vec(-LIMIT..=LIMIT, 1..20),

@@ -1,6 +1,7 @@
 //! # Hyperparameters: one registry of kinds, and blocks of entries
 //!
-//! Every hyperparameter is a **block** (SPEC §2.3): a [`Kind`] (α, γ, l2, init_scale), a
+//! Every hyperparameter is a **block** (SPEC §2.3): a [`Kind`] (α, γ, β₁, β₂, ε, l2,
+//! init_scale), a
 //! shape — [`Per`] `all` / `layer` / `array` / `weight` and, for the schedulable kinds, `K`
 //! knots over the T steps — and its entries as one flat vector ([`Block`]). Everything that
 //! differs between kinds lives in one table, [`Kind::info`]: the config field, the warp the
@@ -40,6 +41,12 @@ pub enum Kind {
     Alpha,
     /// Momentum γ (`inner.gamma`).
     Gamma,
+    /// Adam's first-moment decay β₁ (`inner.beta1`).
+    Beta1,
+    /// Adam's second-moment decay β₂ (`inner.beta2`).
+    Beta2,
+    /// Adam's ε (`inner.eps`), added to the root of the second moment.
+    Eps,
     /// L2 penalty on the weights (`inner.l2`).
     L2,
     /// Initial weight scale (`model.init_scale`): θ₀ = init_scale ⊙ ε.
@@ -112,6 +119,9 @@ pub struct Info {
     pub shapes: &'static [Per],
     /// Covers weights only (biases unpenalised): `layer` and `array` are then the same.
     pub weights_only: bool,
+    /// A decay (γ, β₁, β₂): exact runs use it as the rational n/2¹⁶ with an information
+    /// buffer, and report that effective value.
+    pub decay: bool,
 }
 
 const ALPHA: Info = Info {
@@ -126,6 +136,7 @@ const ALPHA: Info = Info {
     schedulable: true,
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
+    decay: false,
 };
 const GAMMA: Info = Info {
     name: "gamma",
@@ -139,6 +150,51 @@ const GAMMA: Info = Info {
     schedulable: true,
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
+    decay: true,
+};
+// β₁ and β₂ are decays like γ, with γ's representable range (0, 0.9999]. SPEC §2.4's
+// search range for β₂ reaches 0.99999, which n/2¹⁶ cannot represent; it stops at 0.9999.
+const BETA1: Info = Info {
+    name: "beta1",
+    section: "inner",
+    warp: Warp::Logit,
+    lower: 0.0,
+    lower_open: true,
+    upper: MAX_GAMMA,
+    upper_open: false,
+    search: (MIN_GAMMA, 0.999),
+    schedulable: true,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+    decay: true,
+};
+const BETA2: Info = Info {
+    name: "beta2",
+    section: "inner",
+    warp: Warp::Logit,
+    lower: 0.0,
+    lower_open: true,
+    upper: MAX_GAMMA,
+    upper_open: false,
+    search: (0.9, MAX_GAMMA),
+    schedulable: true,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+    decay: true,
+};
+const EPS: Info = Info {
+    name: "eps",
+    section: "inner",
+    warp: Warp::Log,
+    lower: 0.0,
+    lower_open: true,
+    upper: f64::MAX,
+    upper_open: false,
+    search: (1e-10, 1e-2),
+    schedulable: false,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+    decay: false,
 };
 const L2: Info = Info {
     name: "l2",
@@ -152,6 +208,7 @@ const L2: Info = Info {
     schedulable: false,
     shapes: &[Per::All, Per::Layer, Per::Array, Per::Weight],
     weights_only: true,
+    decay: false,
 };
 const INIT_SCALE: Info = Info {
     name: "init_scale",
@@ -165,6 +222,7 @@ const INIT_SCALE: Info = Info {
     schedulable: false,
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
+    decay: false,
 };
 const EXAMPLE_WEIGHT: Info = Info {
     name: "example_weight",
@@ -179,13 +237,17 @@ const EXAMPLE_WEIGHT: Info = Info {
     schedulable: false,
     shapes: &[Per::Row],
     weights_only: false,
+    decay: false,
 };
 
 impl Kind {
-    /// Every kind, in the order of SPEC §4.1's columns for momentum.
-    pub const ALL: [Kind; 5] = [
+    /// Every kind: momentum's, then Adam's own, then l2, init_scale and example_weight.
+    pub const ALL: [Kind; 8] = [
         Kind::Alpha,
         Kind::Gamma,
+        Kind::Beta1,
+        Kind::Beta2,
+        Kind::Eps,
         Kind::L2,
         Kind::InitScale,
         Kind::ExampleWeight,
@@ -196,6 +258,9 @@ impl Kind {
         match self {
             Kind::Alpha => &ALPHA,
             Kind::Gamma => &GAMMA,
+            Kind::Beta1 => &BETA1,
+            Kind::Beta2 => &BETA2,
+            Kind::Eps => &EPS,
             Kind::L2 => &L2,
             Kind::InitScale => &INIT_SCALE,
             Kind::ExampleWeight => &EXAMPLE_WEIGHT,
@@ -283,6 +348,9 @@ mod tests {
         for (k, v) in [
             (Kind::Alpha, 0.3),
             (Kind::Gamma, 0.9),
+            (Kind::Beta1, 0.8),
+            (Kind::Beta2, 0.999),
+            (Kind::Eps, 1e-8),
             (Kind::L2, 1e-3),
             (Kind::InitScale, 2.0),
         ] {
@@ -290,7 +358,7 @@ mod tests {
             assert!((k.unwarp(u) - v).abs() < 1e-12 * v.max(1.0));
             let e = 1e-6;
             let fd = (k.unwarp(u + e) - k.unwarp(u - e)) / (2.0 * e);
-            assert!((fd - k.jacobian(v)).abs() < 1e-8, "{k:?}");
+            assert!((fd - k.jacobian(v)).abs() < 1e-8 * v.max(1.0), "{k:?}");
         }
         assert!(Kind::Gamma.unwarp(50.0) <= MAX_GAMMA);
         assert!(Kind::Gamma.unwarp(-800.0) >= MIN_GAMMA);

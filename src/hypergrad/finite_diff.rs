@@ -13,21 +13,27 @@
 //! and γ's rounding to n/2^16 add noise to `g` that no step size removes, and it shows up as
 //! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·|h_e|` for α, init_scale and example
 //! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
-//! penalty get a step above the fixed-point rounding); for γ a whole number of quanta 2^−16
-//! (at most 8, fewer near 0 or 1), so a constant γ moves between exact rationals.
+//! penalty get a step above the fixed-point rounding); `δ_e = 0.05·ε_e` for Adam's ε, whose
+//! effect is tiny; for γ, β₁ and β₂ a whole number of quanta 2^−16 (at most 8, fewer near 0
+//! or 1), so a constant decay moves between exact rationals.
 
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
 use super::Setup;
+use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::exact::rational::DEN;
 use crate::hyper::{Hypers, Kind, MAX_GAMMA};
 use crate::model::Objective;
-use crate::optim::{ExactMomentum, Reversible};
+use crate::optim::{ExactAdam, ExactMomentum, Reversible};
 
 /// Relative step for α, l2 and init_scale.
 pub const REL_STEP: f64 = 1e-3;
+/// Relative step for ε: its effect on the loss is tiny (it matters only where √ŝ is
+/// comparable), so a 10⁻³ step would be swamped by θ's fixed-point quantisation; 5% keeps
+/// the Richardson estimate's O(δ⁴) error far below its quantisation noise.
+pub const EPS_REL_STEP: f64 = 0.05;
 /// Most quanta of 2^−16 in a γ step.
 pub const GAMMA_QUANTA: u64 = 8;
 
@@ -69,8 +75,15 @@ pub struct Estimate {
 /// # Errors
 /// As the exact forward run.
 pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
+    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
+    match setup.optimizer() {
+        InnerOptimizer::Adam => val_loss_with(ExactAdam::new(h, l, t), obj, setup),
+        _ => val_loss_with(ExactMomentum::new(h, l, t), obj, setup),
+    }
+}
+
+fn val_loss_with<O: Reversible>(mut opt: O, obj: &mut impl Objective, setup: Setup) -> Result<f64> {
     let mut obj = setup.objective(obj);
-    let mut opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
     let mut s = opt.start(&setup.theta0())?;
     for t in 0..setup.steps {
         opt.step(&mut obj, t, &mut s)?;
@@ -82,7 +95,7 @@ pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
 /// The step of entry value `h` of `kind` in a probe (its sign and size along δ).
 fn step(kind: Kind, h: f64) -> f64 {
     match kind {
-        Kind::Gamma => {
+        Kind::Gamma | Kind::Beta1 | Kind::Beta2 => {
             let n = (h * DEN as f64).ceil() as u64;
             let room =
                 (n.saturating_sub(1)).min(((MAX_GAMMA * DEN as f64) as u64).saturating_sub(n));
@@ -92,6 +105,7 @@ fn step(kind: Kind, h: f64) -> f64 {
         // 1e-6 changes f by less than the fixed-point rounding does. 3e-4 is well above it
         // (and still far from where the Richardson error estimate grows).
         Kind::L2 => REL_STEP * h.abs().max(0.3),
+        Kind::Eps => EPS_REL_STEP * h.abs(),
         _ => REL_STEP * h.abs(),
     }
 }

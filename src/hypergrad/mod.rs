@@ -24,6 +24,7 @@ pub mod finite_diff;
 pub mod reverse;
 pub mod stored;
 
+use crate::config::InnerOptimizer;
 use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Penalized};
@@ -65,13 +66,31 @@ impl Setup<'_> {
         Penalized::new(obj, self.lambda())
     }
 
-    /// The rational γ each γ entry stands for in exact arithmetic, same shape.
-    pub fn effective_gamma(&self) -> crate::hyper::Block {
-        let mut g = self.hypers.get(Kind::Gamma).clone();
-        for v in &mut g.values {
-            *v = Rational::of_valid(*v).value();
+    /// The inner optimizer these blocks belong to: Adam when they hold β₁, else momentum.
+    /// The one place the hypergradient paths choose an optimizer.
+    pub fn optimizer(&self) -> InnerOptimizer {
+        if self.hypers.kinds().any(|k| k == Kind::Beta1) {
+            InnerOptimizer::Adam
+        } else {
+            InnerOptimizer::Momentum
         }
-        g
+    }
+
+    /// The rational each decay entry (γ, β₁, β₂) stands for in exact arithmetic, same
+    /// shapes, in block order.
+    pub fn effective(&self) -> Vec<crate::hyper::Block> {
+        self.hypers
+            .blocks
+            .iter()
+            .filter(|b| b.kind().info().decay)
+            .map(|b| {
+                let mut b = b.clone();
+                for v in &mut b.values {
+                    *v = Rational::of_valid(*v).value();
+                }
+                b
+            })
+            .collect()
     }
 
     /// A hypergradient accumulator shaped like the blocks.

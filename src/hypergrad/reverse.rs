@@ -9,17 +9,18 @@
 use std::time::Instant;
 
 use super::{Setup, store_all_bytes};
+use crate::config::InnerOptimizer;
 use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::hyper::{Block, Hypers, Kind};
 use crate::model::Objective;
-use crate::optim::{ExactMomentum, Reversible};
+use crate::optim::{ExactAdam, ExactMomentum, Reversible};
 
 /// Everything one exact forward run and its reversal produce.
 #[derive(Debug, Clone)]
 pub struct Hypergradient {
-    /// The γ actually used per entry, n/d.
-    pub effective_gamma: Block,
+    /// The decays (γ, or β₁ and β₂) actually used per entry, n/d.
+    pub effective: Vec<Block>,
     /// Mean training cross-entropy at θ_T (whole training set, no penalty).
     pub train_loss: f64,
     /// Validation loss f(θ_T).
@@ -63,14 +64,18 @@ pub(crate) fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f
     })
 }
 
-/// Hypergradients of the validation loss after `setup.steps` exact momentum steps.
+/// Hypergradients of the validation loss after `setup.steps` exact steps of the blocks'
+/// optimizer (momentum or Adam, [`Setup::optimizer`]).
 ///
 /// # Errors
 /// [`Error::Diverged`] / [`Error::Overflow`] if the forward run diverges or a reported
 /// number is not finite.
 pub fn hypergradient(obj: &mut impl Objective, setup: Setup) -> Result<Hypergradient> {
-    let opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
-    reverse_with(opt, obj, setup)
+    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
+    match setup.optimizer() {
+        InnerOptimizer::Adam => reverse_with(ExactAdam::new(h, l, t), obj, setup),
+        _ => reverse_with(ExactMomentum::new(h, l, t), obj, setup),
+    }
 }
 
 /// The exact-reversal hypergradient with any reversible optimizer.
@@ -132,7 +137,7 @@ pub fn reverse_with<O: Reversible>(
     }
     let reverse_seconds = start.elapsed().as_secs_f64();
     Ok(Hypergradient {
-        effective_gamma: setup.effective_gamma(),
+        effective: setup.effective(),
         train_loss,
         val_loss,
         val_accuracy,

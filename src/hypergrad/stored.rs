@@ -6,18 +6,23 @@
 //! states and gradients, so this checks the reversal itself: the two must agree bit for bit.
 
 use super::Setup;
+use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::hyper::Hypers;
 use crate::model::Objective;
-use crate::optim::{ExactMomentum, Reversible};
+use crate::optim::{ExactAdam, ExactMomentum, Reversible};
 
-/// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact momentum trajectory.
+/// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of the
+/// blocks' optimizer.
 ///
 /// # Errors
 /// As [`super::reverse::hypergradient`].
 pub fn hypergradient_stored(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
-    let opt = ExactMomentum::new(setup.hypers, setup.layout, setup.steps);
-    stored_with(opt, obj, setup)
+    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
+    match setup.optimizer() {
+        InnerOptimizer::Adam => stored_with(ExactAdam::new(h, l, t), obj, setup),
+        _ => stored_with(ExactMomentum::new(h, l, t), obj, setup),
+    }
 }
 
 /// The stored-trajectory hypergradient with any reversible optimizer.

@@ -348,6 +348,24 @@ impl Mlp {
         ce
     }
 
+    /// [`Mlp::grad_hvp_into`] with the direction built from the gradient: forward, backward,
+    /// `make_u(grad, u)`, then the R-pass along `u`.
+    pub fn grad_then_hvp_into(
+        &self,
+        theta: &[f64],
+        ws: &mut Workspace,
+        grad: &mut [f64],
+        u: &mut [f64],
+        make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
+        hu: &mut [f64],
+    ) -> f64 {
+        let (ce, _) = self.forward(theta, ws, true);
+        self.backward(theta, ws, grad);
+        make_u(grad, u);
+        self.r_pass(theta, u, ws, hu);
+        ce
+    }
+
     /// R-operator forward and backward, after `forward(.., second = true)` and `backward`.
     fn r_pass(&self, theta: &[f64], u: &[f64], ws: &mut Workspace, hu: &mut [f64]) {
         let n = ws.rows;

@@ -39,6 +39,25 @@ pub trait Objective {
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64;
+    /// `grad ← ∇L_t(θ)`, then `make_u(grad, u)` builds the direction `u` from the gradient,
+    /// then `hu ← ∇²L_t(θ)·u`; returns `L_t(θ)`. For optimizers whose adjoint direction
+    /// depends on g (Adam: `u = (1−β₁)·dm + 2(1−β₂)·g⊙ds`). `make_u` sees the final gradient
+    /// (a wrapper may complete it in place before passing it on) and must leave it as it
+    /// found it; the gradient is bit-identical to [`Objective::grad_into`]'s. The default
+    /// runs the gradient twice; implementations share one forward pass.
+    fn grad_then_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        grad: &mut [f64],
+        u: &mut [f64],
+        make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
+        hu: &mut [f64],
+    ) -> f64 {
+        self.grad_into(step, theta, grad);
+        make_u(grad, u);
+        self.grad_hvp_into(step, theta, u, grad, hu)
+    }
     /// Meta-objective: `grad ← ∇f(θ)` of the validation loss; returns `(f(θ), accuracy)`.
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);
     /// Mean loss over the whole training set, without the penalty (for reports).

@@ -76,6 +76,33 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
         }
     }
 
+    fn grad_then_hvp_into(
+        &mut self,
+        step: usize,
+        theta: &[f64],
+        grad: &mut [f64],
+        u: &mut [f64],
+        make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
+        hu: &mut [f64],
+    ) -> f64 {
+        if !self.active {
+            return self
+                .inner
+                .grad_then_hvp_into(step, theta, grad, u, make_u, hu);
+        }
+        let lambda = &self.lambda;
+        let mut penalty = 0.0;
+        let mut wrapped = |g: &mut [f64], u: &mut [f64]| {
+            penalty = add_penalty(lambda, theta, g);
+            make_u(g, u);
+        };
+        let loss = self
+            .inner
+            .grad_then_hvp_into(step, theta, grad, u, &mut wrapped, hu);
+        add_penalty(lambda, u, hu);
+        loss + penalty
+    }
+
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         self.inner.validation_grad_into(theta, grad)
     }

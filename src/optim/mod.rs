@@ -22,11 +22,13 @@
 //! from their blocks ([`plan`]). Plain SGD (`θ ← θ − α·g`) is in [`float`] too, with the only reversal that needs
 //! no stored gradients: `θ_t ≈ θ_{t+1} + α·∇L_t(θ_{t+1})`.
 
+pub mod adam;
 pub mod float;
 pub mod momentum;
 pub mod plan;
 pub mod verify;
 
+pub use adam::{AdamState, ExactAdam, FloatAdam};
 pub use float::FloatSgd;
 pub use momentum::{ExactMomentum, ExactState, FloatMomentum};
 pub use plan::Plan;
@@ -201,8 +203,24 @@ pub fn train(
             }
             Ok(opt.theta_f64(&s))
         }
+        (InnerOptimizer::Adam, Arithmetic::Float) => {
+            let (mut theta, mut m, mut s) = (theta0.to_vec(), vec![0.0; n], vec![0.0; n]);
+            let mut opt = FloatAdam::new(hypers, layout, steps);
+            for t in 0..steps {
+                opt.step(obj, t, &mut theta, &mut m, &mut s)?;
+            }
+            Ok(theta)
+        }
+        (InnerOptimizer::Adam, Arithmetic::Exact) => {
+            let mut opt = ExactAdam::new(hypers, layout, steps);
+            let mut s = opt.start(theta0)?;
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+            }
+            Ok(opt.theta_f64(&s))
+        }
         (InnerOptimizer::Sgd, Arithmetic::Exact) => Err(Error::Usage(
-            "exact arithmetic needs inner.optimizer = \"momentum\": plain SGD is not reversible"
+            "exact arithmetic needs inner.optimizer = \"momentum\" or \"adam\": plain SGD is not reversible"
                 .into(),
         )),
     }

@@ -177,7 +177,7 @@ fn adjoint_velocity(
             d_lambda[i] -= omg * dv * theta[i];
             d_v[i] = gamma * dv;
         }
-        plan.gamma.add(a, s);
+        plan.gamma.value.add(a, s);
     }
 }
 
@@ -393,7 +393,7 @@ impl FloatMomentum {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma.of(a));
+            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma.value.of(a));
             let omg = 1.0 - g;
             for i in r.clone() {
                 v[i] = g * v[i] - omg * self.grad[i];
@@ -420,7 +420,7 @@ impl FloatMomentum {
         }
         obj.grad_into(t, theta, &mut self.grad);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let g = self.plan.gamma.of(a);
+            let g = self.plan.gamma.value.of(a);
             for i in r.clone() {
                 v[i] = (v[i] + (1.0 - g) * self.grad[i]) / g;
             }

@@ -1,5 +1,10 @@
 //! # The optimizer's hyperparameters at step t, per parameter array
 //!
+//! Any schedulable block is a [`Scheduled`] (its value per group at step t, and its
+//! hypergradient sums), and a decay (γ, β₁, β₂) a [`Decay`]: a [`Scheduled`] plus the
+//! rational n_t/2^16 and [`Coder`] of each group at step t. [`Plan`] is momentum's (α, γ);
+//! Adam's is in [`super::adam`], built from the same two pieces.
+//!
 //! The α and γ blocks may have different shapes (α per array, γ per layer, …) and
 //! schedules. Every group is a union of whole arrays `W0, b0, W1, …`, so one step is a loop
 //! over arrays, each with its α_t and γ_t: [`Plan::at`] evaluates the schedules once per step
@@ -15,11 +20,19 @@ use std::ops::Range;
 use crate::exact::{Coder, Rational};
 use crate::hyper::block::{array_range, n_arrays};
 use crate::hyper::{Block, Hypers, Kind};
+
+/// The ranges of the parameter arrays `W0, b0, W1, …` in the flat vector.
+pub fn array_ranges(layout: &Layout) -> Vec<Range<usize>> {
+    (0..n_arrays(layout))
+        .map(|a| array_range(layout, a))
+        .collect()
+}
 use crate::model::Layout;
 
 /// A schedulable block evaluated at one step.
 #[derive(Debug, Clone)]
 pub struct Scheduled {
+    kind: Kind,
     block: Block,
     /// Group of each array.
     of_array: Vec<usize>,
@@ -30,9 +43,12 @@ pub struct Scheduled {
 }
 
 impl Scheduled {
-    fn new(block: &Block, arrays: usize) -> Self {
+    /// `hypers`' block of `kind` over `arrays` parameter arrays.
+    pub fn new(hypers: &Hypers, kind: Kind, arrays: usize) -> Self {
+        let block = hypers.get(kind);
         let g = block.groups().len();
         Scheduled {
+            kind,
             of_array: (0..arrays)
                 .map(|a| block.group_of_array(a).unwrap_or(0))
                 .collect(),
@@ -42,7 +58,8 @@ impl Scheduled {
         }
     }
 
-    fn at(&mut self, t: usize, steps: usize) {
+    /// Evaluate the block at step `t` of `steps`.
+    pub fn at(&mut self, t: usize, steps: usize) {
         for (g, v) in self.now.iter_mut().enumerate() {
             *v = self.block.value_at(t, steps, g);
         }
@@ -60,14 +77,55 @@ impl Scheduled {
         self.sums[self.of_array[a]] += d;
     }
 
-    /// Folds the current step's sums into the knots of `grads` (same shape as the block) and
-    /// clears them.
-    pub fn fold_step(&mut self, t: usize, steps: usize, grads: &mut [f64]) {
+    /// Folds the current step's sums into the knots of the block's hypergradient in
+    /// `grads` and clears them.
+    pub fn fold_step(&mut self, t: usize, steps: usize, grads: &mut Hypers) {
+        let grads = &mut grads.get_mut(self.kind).values;
         for g in 0..self.sums.len() {
             let d = std::mem::take(&mut self.sums[g]);
             self.block
                 .add_step_gradient(t, steps, g, self.now[g], d, grads);
         }
+    }
+}
+
+/// A decay block (γ, β₁, β₂) at step t: the configured value per group ([`Scheduled`]) and
+/// its rational n_t/2^16 with the [`Coder`] exact runs multiply by — the only place a decay
+/// becomes a rational.
+#[derive(Debug, Clone)]
+pub struct Decay {
+    /// The configured value per group (float runs use it; exact runs use `coders`).
+    pub value: Scheduled,
+    /// The rational per group at the current step.
+    pub coders: Vec<Coder>,
+}
+
+impl Decay {
+    /// `hypers`' decay block of `kind` over `arrays` parameter arrays.
+    pub fn new(hypers: &Hypers, kind: Kind, arrays: usize) -> Self {
+        let value = Scheduled::new(hypers, kind, arrays);
+        let g = value.now.len();
+        Decay {
+            value,
+            coders: vec![Coder::new(Rational::of_valid(0.5)); g],
+        }
+    }
+
+    /// Evaluate the block and its rationals at step `t` of `steps`.
+    pub fn at(&mut self, t: usize, steps: usize) {
+        self.value.at(t, steps);
+        for (c, &g) in self.coders.iter_mut().zip(&self.value.now) {
+            let r = Rational::of_valid(g);
+            if c.rational() != r {
+                *c = Coder::new(r);
+            }
+        }
+    }
+
+    /// The coder of array `a` at the current step.
+    #[inline]
+    pub fn coder(&self, a: usize) -> &Coder {
+        &self.coders[self.value.of_array[a]]
     }
 }
 
@@ -79,11 +137,8 @@ pub struct Plan {
     pub arrays: Vec<Range<usize>>,
     /// α per group.
     pub alpha: Scheduled,
-    /// γ per group (the configured value; exact runs use `coders`).
-    pub gamma: Scheduled,
-    /// The rational γ per γ group at the current step.
-    pub coders: Vec<Coder>,
-    gamma_of_array: Vec<usize>,
+    /// γ per group, with its rationals.
+    pub gamma: Decay,
 }
 
 impl Plan {
@@ -93,16 +148,11 @@ impl Plan {
     /// If `hypers` has no α or γ block (a programming error).
     pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
         let na = n_arrays(layout);
-        let gamma = Scheduled::new(hypers.get(Kind::Gamma), na);
-        let g = gamma.now.len();
-        let gamma_of_array = gamma.of_array.clone();
         Plan {
             steps,
-            arrays: (0..na).map(|a| array_range(layout, a)).collect(),
-            alpha: Scheduled::new(hypers.get(Kind::Alpha), na),
-            gamma,
-            coders: vec![Coder::new(Rational::of_valid(0.5)); g],
-            gamma_of_array,
+            arrays: array_ranges(layout),
+            alpha: Scheduled::new(hypers, Kind::Alpha, na),
+            gamma: Decay::new(hypers, Kind::Gamma, na),
         }
     }
 
@@ -115,27 +165,18 @@ impl Plan {
     pub fn at(&mut self, t: usize) {
         self.alpha.at(t, self.steps);
         self.gamma.at(t, self.steps);
-        for (c, &g) in self.coders.iter_mut().zip(&self.gamma.now) {
-            let r = Rational::of_valid(g);
-            if c.rational() != r {
-                *c = Coder::new(r);
-            }
-        }
     }
 
     /// The coder of array `a` at the current step.
     #[inline]
     pub fn coder(&self, a: usize) -> &Coder {
-        &self.coders[self.gamma_of_array[a]]
+        self.gamma.coder(a)
     }
 
     /// Folds the current step's α and γ hypergradient sums into `grads`.
     pub fn fold_step(&mut self, t: usize, grads: &mut Hypers) {
-        let steps = self.steps;
-        self.alpha
-            .fold_step(t, steps, &mut grads.get_mut(Kind::Alpha).values);
-        self.gamma
-            .fold_step(t, steps, &mut grads.get_mut(Kind::Gamma).values);
+        self.alpha.fold_step(t, self.steps, grads);
+        self.gamma.value.fold_step(t, self.steps, grads);
     }
 
     /// Σ_t log₂(d/n_t) per parameter, averaged over the parameters: the information the

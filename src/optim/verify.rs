@@ -17,11 +17,12 @@
 //! The forward trajectory is kept for the comparison (this is a diagnostic, not the
 //! hypergradient path), every `stride`-th step so that it stays under [`TRACE_BUDGET_BYTES`].
 
+use serde::Serialize;
+
 use super::{
-    Arithmetic, ExactMomentum, FloatMomentum, FloatSgd, Reversible, diverged, overflow,
-    overflow_at_init,
+    Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, FloatSgd, Reversible, diverged,
+    overflow, overflow_at_init,
 };
-use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::exact::{Rational, fixed};
 use crate::hyper::{Block, Hypers, Kind};
@@ -29,6 +30,32 @@ use crate::model::{Layout, Objective};
 
 /// Memory allowed for the stored forward trajectory.
 pub const TRACE_BUDGET_BYTES: usize = 256 << 20;
+
+/// The optimizers `verify-reversal` compares (SPEC §4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Plain SGD.
+    #[default]
+    Sgd,
+    /// SGD with momentum (Maclaurin et al.'s form).
+    Momentum,
+    /// Nesterov momentum: the gradient at the look-ahead point `θ + α·γ·v`.
+    Nesterov,
+    /// Adam (SPEC §3.4).
+    Adam,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Sgd => "sgd",
+            Method::Momentum => "momentum",
+            Method::Nesterov => "nesterov",
+            Method::Adam => "adam",
+        })
+    }
+}
 
 /// Result of one forward-and-reverse run.
 #[derive(Debug, Clone)]
@@ -49,8 +76,9 @@ pub struct ReversalReport {
     pub per_step: Vec<(usize, f64)>,
 }
 
-/// Forward `steps` steps from `theta0` with constant α and γ, reverse them, and measure the
-/// error. `obj` is the (penalised) training objective over `layout`.
+/// Forward `steps` steps from `theta0` with constant α and γ (β₁ for Adam, with `adam`'s
+/// β₂ and ε), reverse them, and measure the error. `obj` is the (penalised) training
+/// objective over `layout`.
 ///
 /// # Errors
 /// Divergence or overflow of the forward run.
@@ -59,10 +87,11 @@ pub fn verify_reversal(
     obj: &mut impl Objective,
     layout: &Layout,
     theta0: &[f64],
-    method: InnerOptimizer,
+    method: Method,
     arithmetic: Arithmetic,
     alpha: f64,
     gamma: f64,
+    adam: (f64, f64),
     steps: usize,
 ) -> Result<ReversalReport> {
     let n = obj.dim();
@@ -70,6 +99,9 @@ pub fn verify_reversal(
         blocks: vec![
             Block::scalar(Kind::Alpha, layout, alpha),
             Block::scalar(Kind::Gamma, layout, gamma),
+            Block::scalar(Kind::Beta1, layout, gamma),
+            Block::scalar(Kind::Beta2, layout, adam.0),
+            Block::scalar(Kind::Eps, layout, adam.1),
         ],
     };
     let stride = (steps + 1)
@@ -81,14 +113,14 @@ pub fn verify_reversal(
         forward: Vec::new(),
         errors: Vec::new(),
     };
-    let state_vectors = if method == InnerOptimizer::Momentum {
-        2
-    } else {
-        1
+    let state_vectors = match method {
+        Method::Sgd => 1,
+        Method::Momentum | Method::Nesterov => 2,
+        Method::Adam => 3,
     };
     let store_all_bytes = (steps as u64 + 1) * n as u64 * 8 * state_vectors;
     let (info_buffer_bytes, effective_gamma) = match (method, arithmetic) {
-        (InnerOptimizer::Momentum, Arithmetic::Float) => {
+        (Method::Momentum, Arithmetic::Float) => {
             let mut theta = theta0.to_vec();
             let mut v = vec![0.0; n];
             let mut opt = FloatMomentum::new(&hypers, layout, steps);
@@ -103,7 +135,7 @@ pub fn verify_reversal(
             }
             (0, gamma)
         }
-        (InnerOptimizer::Momentum, Arithmetic::Exact) => {
+        (Method::Momentum, Arithmetic::Exact) => {
             let mut opt = ExactMomentum::new(&hypers, layout, steps);
             let mut s = opt.start(theta0)?;
             trace.record(0, &opt.theta_f64(&s));
@@ -118,7 +150,7 @@ pub fn verify_reversal(
             }
             (bytes, Rational::of_valid(gamma).value())
         }
-        (InnerOptimizer::Sgd, Arithmetic::Float) => {
+        (Method::Sgd, Arithmetic::Float) => {
             let mut theta = theta0.to_vec();
             let mut opt = FloatSgd::new(&hypers, layout, steps);
             trace.record(0, &theta);
@@ -132,9 +164,47 @@ pub fn verify_reversal(
             }
             (0, gamma)
         }
-        (InnerOptimizer::Sgd, Arithmetic::Exact) => {
+        (Method::Sgd, Arithmetic::Exact) => {
             exact_sgd(obj, theta0, alpha, steps, &mut trace)?;
             (0, gamma)
+        }
+        (Method::Adam, Arithmetic::Float) => {
+            let mut theta = theta0.to_vec();
+            let (mut m, mut s) = (vec![0.0; n], vec![0.0; n]);
+            let mut opt = FloatAdam::new(&hypers, layout, steps);
+            trace.record(0, &theta);
+            for t in 0..steps {
+                opt.step(obj, t, &mut theta, &mut m, &mut s)?;
+                trace.record(t + 1, &theta);
+            }
+            for t in (0..steps).rev() {
+                opt.reverse_step(obj, t, &mut theta, &mut m, &mut s);
+                trace.compare(t, &theta);
+            }
+            (0, gamma)
+        }
+        (Method::Adam, Arithmetic::Exact) => {
+            let mut opt = ExactAdam::new(&hypers, layout, steps);
+            let mut s = opt.start(theta0)?;
+            trace.record(0, &opt.theta_f64(&s));
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+                trace.record(t + 1, &opt.theta_f64(&s));
+            }
+            let bytes = s.buffer.bytes() as u64;
+            for t in (0..steps).rev() {
+                opt.undo_step(obj, t, &mut s);
+                trace.compare(t, &opt.theta_f64(&s));
+            }
+            (bytes, Rational::of_valid(gamma).value())
+        }
+        (Method::Nesterov, arithmetic) => {
+            let bytes = nesterov(obj, theta0, alpha, gamma, steps, arithmetic, &mut trace)?;
+            let g = match arithmetic {
+                Arithmetic::Float => gamma,
+                Arithmetic::Exact => Rational::of_valid(gamma).value(),
+            };
+            (bytes, g)
         }
     };
     let theta0_error = trace
@@ -186,6 +256,101 @@ fn exact_sgd(
         trace.compare(t, &theta_f);
     }
     Ok(())
+}
+
+/// Nesterov momentum, `v ← γ·v − (1−γ)·∇L_t(θ + α·γ·v)`, `θ ← θ + α·v`, reversed as well
+/// as it can be: `θ_t = θ_{t+1} − α·v_{t+1}` is explicit, but the gradient that updated v
+/// was taken at `θ_t + α·γ·v_t`, which depends on the v_t being solved for; the reversal
+/// uses the look-ahead `θ_t + α·γ·v_{t+1}` instead. In fixed point the decay is the exact
+/// rational multiply with its information buffer, so the only error is that gradient —
+/// which is why it drifts in both arithmetics, like plain SGD. Returns the buffer's bytes.
+fn nesterov(
+    obj: &mut impl Objective,
+    theta0: &[f64],
+    alpha: f64,
+    gamma: f64,
+    steps: usize,
+    arithmetic: Arithmetic,
+    trace: &mut Trace,
+) -> Result<u64> {
+    use crate::exact::{Coder, InfoBuffer};
+    let n = obj.dim();
+    let mut grad = vec![0.0; n];
+    let mut look = vec![0.0; n];
+    let exact = arithmetic == Arithmetic::Exact;
+    let k = Coder::new(Rational::of_valid(gamma));
+    let (g, omg) = if exact {
+        (k.rational().value(), k.rational().one_minus())
+    } else {
+        (gamma, 1.0 - gamma)
+    };
+    let mut theta = theta0.to_vec();
+    let mut v = vec![0.0; n];
+    let mut theta_x = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
+    let mut v_x = vec![0i64; n];
+    let mut buf = InfoBuffer::new(if exact { n } else { 0 });
+    let (c, al) = (fixed::scaled(omg), fixed::scaled(alpha));
+    trace.record(0, &theta);
+    for t in 0..steps {
+        for i in 0..n {
+            look[i] = theta[i] + alpha * g * v[i];
+        }
+        let loss = obj.grad_into(t, &look, &mut grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, alpha));
+        }
+        if exact {
+            let mut ok = true;
+            for i in 0..n {
+                let x = buf.mul_at(i, v_x[i], &k);
+                let (dec, ok1) = fixed::increment(c, grad[i]);
+                let (x, ok2) = fixed::checked_sum(x, dec.wrapping_neg());
+                let (inc, ok3) = fixed::increment(al, fixed::to_f64(x));
+                let (th, ok4) = fixed::checked_sum(theta_x[i], inc);
+                ok &= ok1 & ok2 & ok3 & ok4;
+                v_x[i] = x;
+                theta_x[i] = th;
+                v[i] = fixed::to_f64(x);
+                theta[i] = fixed::to_f64(th);
+            }
+            if !ok {
+                return Err(overflow(t, "a weight or the velocity", alpha));
+            }
+        } else {
+            for i in 0..n {
+                v[i] = g * v[i] - omg * grad[i];
+                theta[i] += alpha * v[i];
+            }
+        }
+        trace.record(t + 1, &theta);
+    }
+    let bytes = buf.bytes() as u64;
+    for t in (0..steps).rev() {
+        for i in 0..n {
+            if exact {
+                let (inc, _) = fixed::increment(al, fixed::to_f64(v_x[i]));
+                theta_x[i] = theta_x[i].wrapping_sub(inc);
+                theta[i] = fixed::to_f64(theta_x[i]);
+            } else {
+                theta[i] -= alpha * v[i];
+            }
+            // v_t is unknown: the look-ahead uses v_{t+1}.
+            look[i] = theta[i] + alpha * g * v[i];
+        }
+        obj.grad_into(t, &look, &mut grad);
+        for i in (0..n).rev() {
+            if exact {
+                let (inc, _) = fixed::increment(c, grad[i]);
+                let x = fixed::checked_sum(v_x[i], inc).0;
+                v_x[i] = buf.unmul_at(i, x.clamp(-fixed::LIMIT, fixed::LIMIT), &k);
+                v[i] = fixed::to_f64(v_x[i]);
+            } else {
+                v[i] = (v[i] + omg * grad[i]) / g;
+            }
+        }
+        trace.compare(t, &theta);
+    }
+    Ok(bytes)
 }
 
 /// The stored forward trajectory (every `stride`-th step) and the errors found against it.

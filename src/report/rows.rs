@@ -6,11 +6,11 @@
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::config::InnerOptimizer;
 use crate::hyper::{Hypers, Kind};
 use crate::hypergrad::reverse::Hypergradient;
 use crate::model::Layout;
 use crate::optim::Arithmetic;
+use crate::optim::verify::Method;
 use crate::tune::Iteration;
 
 /// Outcome of one outer iteration.
@@ -143,13 +143,14 @@ pub fn hyper_rows(it: &Iteration, kinds: &[Kind]) -> Vec<HyperRow> {
 /// One row of the `verify-reversal` CSV.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalRow {
-    /// `sgd` or `momentum`.
-    pub optimizer: InnerOptimizer,
+    /// `sgd`, `momentum`, `nesterov` or `adam`.
+    pub optimizer: Method,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.
     pub alpha: f64,
-    /// Momentum (the effective rational one for exact momentum); empty for plain SGD.
+    /// Momentum, or β₁ for Adam (the effective rational one in exact arithmetic); empty for
+    /// plain SGD.
     pub gamma: Option<f64>,
     /// Inner steps.
     pub steps: usize,
@@ -168,8 +169,8 @@ pub struct ReversalRow {
 /// One row of `verify-reversal --per-step`.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalStepRow {
-    /// `sgd` or `momentum`.
-    pub optimizer: InnerOptimizer,
+    /// `sgd`, `momentum`, `nesterov` or `adam`.
+    pub optimizer: Method,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.
@@ -240,9 +241,13 @@ pub fn blocks_json(hypers: &Hypers, values: &Hypers, layout: &Layout, grads: boo
 impl HypergradJson {
     /// The report of `h`, taken at `hypers` over `layout`.
     pub fn new(h: &Hypergradient, hypers: &Hypers, layout: &Layout) -> Self {
-        let eff = &h.effective_gamma;
         let mut effective = Map::new();
-        effective.insert("gamma".into(), eff.report(&eff.values, layout, true));
+        for eff in &h.effective {
+            effective.insert(
+                eff.kind().name().into(),
+                eff.report(&eff.values, layout, true),
+            );
+        }
         HypergradJson {
             train_loss: h.train_loss,
             val_loss: h.val_loss,

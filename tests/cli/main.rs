@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adam;
 mod blocks;
 mod check_grad;
 mod cleaning;

@@ -131,8 +131,8 @@ fn finished_runs_exit_0_whatever_stderr_is() {
 #[test]
 fn verify_reversal_warnings_do_not_cut_the_csv_short() {
     let tiny = tiny_config();
-    // α = 1e6 overflows both exact runs (a warning each) and leaves two float rows;
-    // α = 0.01 gives four rows.
+    // α = 1e6 overflows the four exact runs (a warning each) and leaves four float rows;
+    // α = 0.01 gives eight rows.
     let args = [
         "verify-reversal",
         &tiny,
@@ -147,7 +147,11 @@ fn verify_reversal_warnings_do_not_cut_the_csv_short() {
         let out = run_with_stderr(&args, stderr);
         assert_eq!(out.status.code(), Some(0), "stderr {stderr:?}");
         assert_header(&out.stdout, VERIFY_HEADER);
-        assert_eq!(Table::parse(&out.stdout).rows.len(), 6, "stderr {stderr:?}");
+        assert_eq!(
+            Table::parse(&out.stdout).rows.len(),
+            12,
+            "stderr {stderr:?}"
+        );
     }
 }
 
@@ -569,7 +573,7 @@ fn verify_reversal_exits_1_when_every_run_diverged() {
         .code(1);
     let o = out.get_output();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("all 4 runs diverged"), "{stderr}");
+    assert!(stderr.contains("all 8 runs diverged"), "{stderr}");
     assert!(
         stderr.contains("alpha 1e308"),
         "numbers in scientific form: {stderr}"

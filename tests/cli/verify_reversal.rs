@@ -1,5 +1,5 @@
-//! `revgrad verify-reversal`: SPEC §4 headers, exact momentum reverses bit for bit, float
-//! momentum does not, `-o FILE`.
+//! `revgrad verify-reversal`: SPEC §4 headers, exact momentum and exact Adam reverse bit for
+//! bit, float momentum does not, Nesterov does not in either arithmetic, `-o FILE`.
 
 use std::collections::BTreeSet;
 
@@ -19,20 +19,24 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
     let out = stdout_of(&args);
     assert_header(&out, VERIFY_HEADER);
     let t = Table::parse(&out);
-    // Per α: sgd float, sgd exact, and momentum float/exact per γ.
+    // Per α: sgd float, sgd exact, and momentum, nesterov, adam float/exact per γ.
     assert_eq!(
         t.rows.len(),
-        2 * (2 + 2 * 2),
+        2 * (2 + 6 * 2),
         "rows:\n{}",
         String::from_utf8_lossy(&out)
     );
 
     let mut seen = BTreeSet::new();
     let mut float_half_drifts = false;
+    let mut nesterov_drifts = [false; 2];
     for row in &t.rows {
         let optimizer = t.cell(row, "optimizer");
         let arithmetic = t.cell(row, "arithmetic");
-        assert!(["sgd", "momentum"].contains(&optimizer), "{row:?}");
+        assert!(
+            ["sgd", "momentum", "nesterov", "adam"].contains(&optimizer),
+            "{row:?}"
+        );
         assert!(["float", "exact"].contains(&arithmetic), "{row:?}");
         let alpha = t.num(row, "alpha");
         assert!(same_f64(alpha, 0.1) || same_f64(alpha, 1.0), "{row:?}");
@@ -49,6 +53,15 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
                 assert!(gamma > 0.0 && gamma < 1.0, "{row:?}");
                 seen.insert((arithmetic.to_string(), (gamma * 10.0).round() as i64));
             }
+        }
+        if optimizer == "adam" && arithmetic == "exact" {
+            assert!(same_f64(theta0, 0.0), "exact Adam theta0_error: {row:?}");
+            assert!(same_f64(trace, 0.0), "exact Adam max_trace_error: {row:?}");
+            assert!(buffer > 0 && buffer < store, "memory figures: {row:?}");
+        }
+        if optimizer == "nesterov" {
+            // No explicit inverse: the reversal strays in float and in fixed point alike.
+            nesterov_drifts[usize::from(arithmetic == "exact")] |= theta0 > 1e-9;
         }
         if optimizer == "momentum" && arithmetic == "exact" {
             assert!(
@@ -68,6 +81,7 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
         }
     }
     assert!(float_half_drifts);
+    assert_eq!(nesterov_drifts, [true, true], "Nesterov reversal drift");
     assert_eq!(seen.len(), 4, "float and exact rows for both γ: {seen:?}");
 }
 
@@ -98,12 +112,16 @@ fn verify_reversal_per_step_header_and_rows() {
         assert!(same_f64(t.num(row, "alpha"), 0.1));
         let err = t.num(row, "trace_error");
         assert!(err >= 0.0, "{row:?}");
-        if optimizer == "momentum" && arithmetic == "exact" {
+        if ["momentum", "adam"].contains(&optimizer) && arithmetic == "exact" {
             assert!(same_f64(err, 0.0), "exact momentum trace_error: {row:?}");
         }
         groups.insert((optimizer.to_string(), arithmetic.to_string()));
     }
-    assert_eq!(groups.len(), 4, "sgd/momentum × float/exact: {groups:?}");
+    assert_eq!(
+        groups.len(),
+        8,
+        "sgd/momentum/nesterov/adam × float/exact: {groups:?}"
+    );
 }
 
 #[test]
@@ -126,7 +144,7 @@ fn verify_reversal_output_file_leaves_stdout_empty() {
     assert!(out.is_empty(), "stdout: {}", String::from_utf8_lossy(&out));
     let written = std::fs::read(&csv).expect("-o wrote the file");
     assert_header(&written, VERIFY_HEADER);
-    assert_eq!(Table::parse(&written).rows.len(), 4);
+    assert_eq!(Table::parse(&written).rows.len(), 8);
 }
 
 #[test]

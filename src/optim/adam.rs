@@ -1,0 +1,665 @@
+//! # Adam: exact forward, exact undo, and the adjoint of one step
+//!
+//! SPEC §3.4, with α_t, β₁_t, β₂_t (schedulable) and ε per parameter array, k = t+1:
+//!
+//! ```text
+//! g  = ∇L_t(θ_t)                                    f64, from the exact θ_t
+//! m ← (n₁/d)·m + round((1−β₁)·g)                    i128, rational multiply → buffer
+//! s ← (n₂/d)·s + round((1−β₂)·g²)                   i128, rational multiply → buffer
+//! q  = (m/c₁) / (√(s/c₂) + ε)    c₁ = 1−β₁^k, c₂ = 1−β₂^k   f64 from the exact m, s
+//! θ ← θ − round(α·q)                                i64, exact subtraction
+//! ```
+//!
+//! θ is momentum's fixed point (36 fractional bits); m and s are wide fixed point (i128,
+//! [`fixed::WIDE_FRAC_BITS`] = 92 fractional bits, values up to 2^19): in i64 the moments'
+//! quantum, divided by √s ≈ |g|, moves θ by far more than its own quantum and the exact run
+//! drifts about 5e−6 from float Adam; at 92 bits it tracks float Adam as closely as exact
+//! momentum tracks float momentum (the distance is dominated by θ's own rounding). β₁ and
+//! β₂ are rationals n/2^16 used everywhere (decay, `1−β`, bias correction), so the
+//! hypergradient is the derivative of one consistent map. Both multiplies of a parameter
+//! use its one coder state in the information buffer (m first, s second; the undo reverses
+//! that), so the buffer costs `log₂(d/n₁) + log₂(d/n₂)` bits per parameter per step plus one
+//! 8-byte state per parameter. With a schedule the bias corrections use the current step's
+//! β (`1 − β_t^k`), SPEC's form read literally; with a constant β it is textbook Adam.
+//!
+//! `s ≥ 0` always (floor of a non-negative product plus a non-negative increment), so the
+//! update is finite (`√0 + ε = ε > 0`). Its derivative in s, `1/(2√ŝ)`, is infinite at
+//! ŝ = 0; ŝ = 0 only when every g² so far was below the quantum, so the sensitivity of s to
+//! anything upstream (`2(1−β₂)·g`) is 0 or within a quantum of it, and the adjoint uses 0
+//! there: the derivative stays finite.
+//!
+//! The undo: `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`, g recomputed at the bit-identical
+//! θ_t, then `s_t = (d/n₂)·(s_{t+1} − round((1−β₂)·g²))` and likewise m, exactly.
+//!
+//! The adjoint of a step, with `dθ, dm, ds` the adjoints of state t+1, `m̂ = m/c₁`,
+//! `ŝ = s/c₂`, `D = √ŝ + ε`, `q = m̂/D`:
+//!
+//! ```text
+//! dα  += −dθ·q               dq = −α⊙dθ          dm̂ = dq/D          dD = −dq·q/D
+//! dε  += dD                  dŝ = dD/(2√ŝ)       (0 at ŝ = 0)
+//! dm  += dm̂/c₁              ds += dŝ/c₂
+//! dβ₁ += dm̂·m̂·k·β₁^(k−1)/c₁     dβ₂ += dŝ·ŝ·k·β₂^(k−1)/c₂      (bias corrections)
+//! u    = (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds                   (∂f/∂g_t: one Hessian-vector product)
+//! dβ₁ += dm·(m_t − g)       dβ₂ += ds·(s_t − g²)
+//! dθ  += H_t·u              dλ  += u⊙θ_t          dm ← β₁⊙dm          ds ← β₂⊙ds
+//! ```
+//!
+//! u depends on g, so the reverse step asks the objective for the gradient first and builds
+//! u from it inside the same forward-over-reverse pass
+//! ([`crate::model::Objective::grad_then_hvp_into`]).
+
+use std::ops::Range;
+
+use super::plan::{Decay, Scheduled, array_ranges};
+use super::{Reversible, diverged, overflow, overflow_at_init};
+use crate::error::{Error, Result};
+use crate::exact::{InfoBuffer, fixed};
+use crate::hyper::block::n_arrays;
+use crate::hyper::{Hypers, Kind};
+use crate::model::{Layout, Objective};
+
+/// α, β₁, β₂ (with their rationals) and ε at step t, per parameter array.
+#[derive(Debug, Clone)]
+pub struct AdamPlan {
+    steps: usize,
+    /// Ranges of the arrays in the flat parameter vector.
+    pub arrays: Vec<Range<usize>>,
+    /// α per group.
+    pub alpha: Scheduled,
+    /// β₁ per group, with its rationals.
+    pub beta1: Decay,
+    /// β₂ per group, with its rationals.
+    pub beta2: Decay,
+    /// ε per group.
+    pub eps: Scheduled,
+}
+
+/// The numbers one array's elements share at step t.
+#[derive(Debug, Clone, Copy)]
+struct Consts {
+    alpha: f64,
+    eps: f64,
+    b1: f64,
+    b2: f64,
+    /// 1 − β₁, 1 − β₂.
+    omb1: f64,
+    omb2: f64,
+    /// Bias corrections c = 1 − β^k.
+    c1: f64,
+    c2: f64,
+    /// ∂c/∂β = −k·β^(k−1), negated: k·β^(k−1).
+    dc1: f64,
+    dc2: f64,
+}
+
+impl Consts {
+    fn new(alpha: f64, eps: f64, b1: f64, b2: f64, k: usize) -> Self {
+        let k_i = i32::try_from(k).unwrap_or(i32::MAX);
+        let p1 = b1.powi(k_i - 1);
+        let p2 = b2.powi(k_i - 1);
+        Consts {
+            alpha,
+            eps,
+            b1,
+            b2,
+            omb1: 1.0 - b1,
+            omb2: 1.0 - b2,
+            c1: 1.0 - p1 * b1,
+            c2: 1.0 - p2 * b2,
+            dc1: k as f64 * p1,
+            dc2: k as f64 * p2,
+        }
+    }
+
+    /// `(m̂, ŝ, D, q)` from the moments.
+    #[inline(always)]
+    fn update(&self, m: f64, s: f64) -> (f64, f64, f64, f64) {
+        let mh = m / self.c1;
+        let sh = s / self.c2;
+        let d = sh.sqrt() + self.eps;
+        (mh, sh, d, mh / d)
+    }
+}
+
+impl AdamPlan {
+    /// The plan of `hypers`' α, β₁, β₂ and ε blocks over `layout`, for `steps` steps.
+    ///
+    /// # Panics
+    /// If `hypers` lacks one of them (a programming error).
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        let na = n_arrays(layout);
+        AdamPlan {
+            steps,
+            arrays: array_ranges(layout),
+            alpha: Scheduled::new(hypers, Kind::Alpha, na),
+            beta1: Decay::new(hypers, Kind::Beta1, na),
+            beta2: Decay::new(hypers, Kind::Beta2, na),
+            eps: Scheduled::new(hypers, Kind::Eps, na),
+        }
+    }
+
+    /// Evaluate the blocks at step `t`.
+    pub fn at(&mut self, t: usize) {
+        self.alpha.at(t, self.steps);
+        self.beta1.at(t, self.steps);
+        self.beta2.at(t, self.steps);
+        self.eps.at(t, self.steps);
+    }
+
+    /// Array `a`'s numbers at the current step `t`, with the rational β's (`exact`) or the
+    /// configured ones.
+    fn consts(&self, a: usize, t: usize, exact: bool) -> Consts {
+        let (b1, b2) = if exact {
+            (
+                self.beta1.coder(a).rational().value(),
+                self.beta2.coder(a).rational().value(),
+            )
+        } else {
+            (self.beta1.value.of(a), self.beta2.value.of(a))
+        };
+        Consts::new(self.alpha.of(a), self.eps.of(a), b1, b2, t + 1)
+    }
+
+    fn fold_step(&mut self, t: usize, grads: &mut Hypers) {
+        self.alpha.fold_step(t, self.steps, grads);
+        self.beta1.value.fold_step(t, self.steps, grads);
+        self.beta2.value.fold_step(t, self.steps, grads);
+        self.eps.fold_step(t, self.steps, grads);
+    }
+
+    /// Σ_t (log₂(d/n₁_t) + log₂(d/n₂_t)) per parameter, averaged over the parameters.
+    pub fn information_floor_bits(&mut self) -> f64 {
+        let n: usize = self.arrays.iter().map(|r| r.len()).sum();
+        let mut bits = 0.0;
+        for t in 0..self.steps {
+            self.at(t);
+            for (a, r) in self.arrays.iter().enumerate() {
+                let b = self.beta1.coder(a).rational().bits_per_multiply()
+                    + self.beta2.coder(a).rational().bits_per_multiply();
+                bits += r.len() as f64 * b;
+            }
+        }
+        bits / n.max(1) as f64
+    }
+}
+
+/// Fixed-point θ (i64), m and s (i128) and the information buffer.
+#[derive(Debug, Clone)]
+pub struct AdamState {
+    /// θ in fixed point.
+    pub theta: Vec<i64>,
+    /// First moment m in wide fixed point.
+    pub m: Vec<i128>,
+    /// Second moment s in wide fixed point.
+    pub s: Vec<i128>,
+    /// Remainders of every `β₁·m` and `β₂·s` so far (one coder state per parameter).
+    pub buffer: InfoBuffer,
+}
+
+/// (θ_t, m_t, s_t) in f64, as the stored-trajectory path keeps them.
+#[derive(Debug, Clone)]
+pub struct AdamSnapshot {
+    theta: Vec<f64>,
+    m: Vec<f64>,
+    s: Vec<f64>,
+}
+
+/// Exactly reversible Adam, with its scratch and adjoint vectors.
+#[derive(Debug, Clone)]
+pub struct ExactAdam {
+    plan: AdamPlan,
+    theta_f: Vec<f64>,
+    m_f: Vec<f64>,
+    s_f: Vec<f64>,
+    m_next: Vec<f64>,
+    s_next: Vec<f64>,
+    grad: Vec<f64>,
+    hv: Vec<f64>,
+    /// The direction of the Hessian-vector product, (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds.
+    u: Vec<f64>,
+    d_theta: Vec<f64>,
+    d_m: Vec<f64>,
+    d_s: Vec<f64>,
+    d_lambda: Vec<f64>,
+}
+
+impl ExactAdam {
+    /// The optimizer for `hypers`' α, β₁, β₂, ε blocks over `layout`, for `steps` steps.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        let z = || vec![0.0; layout.len()];
+        ExactAdam {
+            plan: AdamPlan::new(hypers, layout, steps),
+            theta_f: z(),
+            m_f: z(),
+            s_f: z(),
+            m_next: z(),
+            s_next: z(),
+            grad: z(),
+            hv: z(),
+            u: z(),
+            d_theta: z(),
+            d_m: z(),
+            d_s: z(),
+            d_lambda: z(),
+        }
+    }
+
+    /// First half of the undo of step t: `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`;
+    /// leaves θ_t and m_{t+1}, s_{t+1} in f64 scratch.
+    fn undo_position(&mut self, t: usize, s: &mut AdamState) {
+        let mut ok = true;
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let c = self.plan.consts(a, t, true);
+            let al = fixed::scaled(c.alpha);
+            for i in r.clone() {
+                let (mf, sf) = (fixed::wide_to_f64(s.m[i]), fixed::wide_to_f64(s.s[i]));
+                self.m_next[i] = mf;
+                self.s_next[i] = sf;
+                let (inc, ok1) = fixed::increment(al, c.update(mf, sf).3);
+                let (theta, ok2) = fixed::checked_sum(s.theta[i], inc);
+                ok &= ok1 & ok2;
+                s.theta[i] = theta;
+                self.theta_f[i] = fixed::to_f64(theta);
+            }
+        }
+        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+    }
+
+    /// Second half, given `self.grad = ∇L_t(θ_t)`: s_t, then m_t, exactly.
+    fn undo_moments(&mut self, s: &mut AdamState) {
+        let mut ok = true;
+        // Decreasing order, as the information buffer's undo requires; per element the
+        // reverse of the forward order (m, then s).
+        for (a, r) in self.plan.arrays.iter().enumerate().rev() {
+            let (k1, k2) = (*self.plan.beta1.coder(a), *self.plan.beta2.coder(a));
+            let c1 = fixed::wide_scaled(k1.rational().one_minus());
+            let c2 = fixed::wide_scaled(k2.rational().one_minus());
+            for i in r.clone().rev() {
+                let g = self.grad[i];
+                let (inc, ok1) = fixed::wide_increment(c2, g * g);
+                let (v, ok2) = fixed::wide_checked_sum(s.s[i], inc.wrapping_neg());
+                let v = s.buffer.unmul_wide_at(i, v, &k2);
+                s.s[i] = v;
+                self.s_f[i] = fixed::wide_to_f64(v);
+                let (inc, ok3) = fixed::wide_increment(c1, g);
+                let (v, ok4) = fixed::wide_checked_sum(s.m[i], inc.wrapping_neg());
+                let v = s.buffer.unmul_wide_at(i, v, &k1);
+                s.m[i] = v;
+                self.m_f[i] = fixed::wide_to_f64(v);
+                ok &= ok1 & ok2 & ok3 & ok4;
+            }
+        }
+        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+    }
+
+    /// The whole adjoint of step t given the states around it (`theta`, `m`, `s` at t, the
+    /// moments `m_next`, `s_next` at t+1): the position part, one gradient-then-HVP pass
+    /// at θ_t, then — after `between` (the exact undo of the moments, which needs g) — the
+    /// moments part. Shared by the reversal and the stored trajectory.
+    #[allow(clippy::too_many_arguments)]
+    fn adjoint(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: Option<&[f64]>,
+        m_next: Option<(&[f64], &[f64])>,
+        between: &mut dyn FnMut(&mut Self),
+        m_s: Option<(&[f64], &[f64])>,
+        grads: &mut Hypers,
+    ) {
+        let ExactAdam {
+            plan,
+            theta_f,
+            m_next: mn,
+            s_next: sn,
+            grad,
+            hv,
+            u,
+            d_theta,
+            d_m,
+            d_s,
+            ..
+        } = self;
+        let (mn, sn) = m_next.unwrap_or((&mn[..], &sn[..]));
+        let consts: Vec<Consts> = (0..plan.arrays.len())
+            .map(|a| plan.consts(a, t, true))
+            .collect();
+        // Through θ_{t+1} = θ_t − α·q(m_{t+1}, s_{t+1}).
+        for (a, r) in plan.arrays.iter().enumerate() {
+            let c = consts[a];
+            let (mut da, mut de, mut db1, mut db2) = (0.0, 0.0, 0.0, 0.0);
+            for i in r.clone() {
+                let (mh, sh, d, q) = c.update(mn[i], sn[i]);
+                let dth = d_theta[i];
+                da -= dth * q;
+                let dq = -c.alpha * dth;
+                let dmh = dq / d;
+                let dd = -dq * q / d;
+                de += dd;
+                let dsh = if sh > 0.0 {
+                    dd / (2.0 * sh.sqrt())
+                } else {
+                    0.0
+                };
+                d_m[i] += dmh / c.c1;
+                d_s[i] += dsh / c.c2;
+                db1 += dmh * mh * c.dc1 / c.c1;
+                db2 += dsh * sh * c.dc2 / c.c2;
+            }
+            plan.alpha.add(a, da);
+            plan.eps.add(a, de);
+            plan.beta1.value.add(a, db1);
+            plan.beta2.value.add(a, db2);
+        }
+        // u = (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds, built once g is known; then H·u.
+        let theta_now: &[f64] = theta.unwrap_or(&theta_f[..]);
+        let arrays = &plan.arrays;
+        let (dm, ds) = (&*d_m, &*d_s);
+        let mut make_u = |g: &mut [f64], u: &mut [f64]| {
+            for (a, r) in arrays.iter().enumerate() {
+                let c = consts[a];
+                let two = 2.0 * c.omb2;
+                for i in r.clone() {
+                    u[i] = c.omb1 * dm[i] + two * g[i] * ds[i];
+                }
+            }
+        };
+        obj.grad_then_hvp_into(t, theta_now, grad, u, &mut make_u, hv);
+        // Example weights: g = Σ c_i·∇CE_i/B + …, so dc_i += ⟨u, ∇CE_i⟩/B — the directional
+        // derivatives along this same u, which the R-pass just computed.
+        if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
+            obj.add_row_tangents(1.0, &mut b.values);
+        }
+        between(self);
+        let ExactAdam {
+            plan,
+            theta_f,
+            m_f,
+            s_f,
+            grad,
+            hv,
+            u,
+            d_theta,
+            d_m,
+            d_s,
+            d_lambda,
+            ..
+        } = self;
+        let theta_now: &[f64] = theta.unwrap_or(&theta_f[..]);
+        let (m_now, s_now) = m_s.unwrap_or((&m_f[..], &s_f[..]));
+        for (a, r) in plan.arrays.iter().enumerate() {
+            let c = consts[a];
+            let (mut db1, mut db2) = (0.0, 0.0);
+            for i in r.clone() {
+                let g = grad[i];
+                db1 += d_m[i] * (m_now[i] - g);
+                db2 += d_s[i] * (s_now[i] - g * g);
+                d_theta[i] += hv[i];
+                d_lambda[i] += u[i] * theta_now[i];
+                d_m[i] *= c.b1;
+                d_s[i] *= c.b2;
+            }
+            plan.beta1.value.add(a, db1);
+            plan.beta2.value.add(a, db2);
+        }
+        plan.fold_step(t, grads);
+    }
+}
+
+impl Reversible for ExactAdam {
+    type State = AdamState;
+    type Snapshot = AdamSnapshot;
+
+    fn start(&mut self, theta0: &[f64]) -> Result<AdamState> {
+        let theta = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
+        let n = theta.len();
+        let mut buffer = InfoBuffer::new(n);
+        buffer.reserve_bits(self.plan.information_floor_bits() * n as f64);
+        Ok(AdamState {
+            theta,
+            m: vec![0; n],
+            s: vec![0; n],
+            buffer,
+        })
+    }
+
+    fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) -> Result<f64> {
+        self.plan.at(t);
+        fixed::to_f64_into(&s.theta, &mut self.theta_f);
+        let loss = obj.grad_into(t, &self.theta_f, &mut self.grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, self.plan.alpha.now[0]));
+        }
+        // One fused pass per element; the buffer sees elements in increasing order, m's
+        // multiply before s's.
+        let (mut ok_m, mut ok_s, mut ok_theta) = (true, true, true);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let c = self.plan.consts(a, t, true);
+            let (k1, k2) = (*self.plan.beta1.coder(a), *self.plan.beta2.coder(a));
+            let w1 = fixed::wide_scaled(c.omb1);
+            let w2 = fixed::wide_scaled(c.omb2);
+            let al = fixed::scaled(c.alpha);
+            for i in r.clone() {
+                let g = self.grad[i];
+                let m = s.buffer.mul_wide_at(i, s.m[i], &k1);
+                let (inc, ok1) = fixed::wide_increment(w1, g);
+                let (m, ok2) = fixed::wide_checked_sum(m, inc);
+                ok_m &= ok1 & ok2;
+                s.m[i] = m;
+                let v = s.buffer.mul_wide_at(i, s.s[i], &k2);
+                let (inc, ok3) = fixed::wide_increment(w2, g * g);
+                let (v, ok4) = fixed::wide_checked_sum(v, inc);
+                ok_s &= ok3 & ok4;
+                s.s[i] = v;
+                let q = c.update(fixed::wide_to_f64(m), fixed::wide_to_f64(v)).3;
+                let (inc, ok5) = fixed::increment(al, q);
+                let (theta, ok6) = fixed::checked_sum(s.theta[i], inc.wrapping_neg());
+                ok_theta &= ok5 & ok6;
+                s.theta[i] = theta;
+            }
+            // A wide value past its range cannot be multiplied again: stop at this step.
+            if !(ok_m && ok_s) {
+                break;
+            }
+        }
+        let alpha = self.plan.alpha.now[0];
+        if !ok_m {
+            return Err(wide_overflow(t, "the first moment m", alpha));
+        }
+        if !ok_s {
+            return Err(wide_overflow(t, "the second moment s", alpha));
+        }
+        if !ok_theta {
+            return Err(overflow(t, "a weight", alpha));
+        }
+        Ok(loss)
+    }
+
+    fn theta_f64(&self, s: &AdamState) -> Vec<f64> {
+        s.theta.iter().map(|&x| fixed::to_f64(x)).collect()
+    }
+
+    fn theta_fixed<'s>(&self, s: &'s AdamState) -> &'s [i64] {
+        &s.theta
+    }
+
+    fn snapshot(&self, s: &AdamState) -> AdamSnapshot {
+        AdamSnapshot {
+            theta: s.theta.iter().map(|&x| fixed::to_f64(x)).collect(),
+            m: s.m.iter().map(|&x| fixed::wide_to_f64(x)).collect(),
+            s: s.s.iter().map(|&x| fixed::wide_to_f64(x)).collect(),
+        }
+    }
+
+    fn buffer_bytes(&self, s: &AdamState) -> usize {
+        s.buffer.bytes()
+    }
+
+    fn at_start(&self, s: &AdamState, theta0: &[i64]) -> bool {
+        s.theta == theta0
+            && s.m.iter().all(|&v| v == 0)
+            && s.s.iter().all(|&v| v == 0)
+            && s.buffer.is_empty_of_information()
+    }
+
+    fn information_floor_bits(&mut self) -> f64 {
+        self.plan.information_floor_bits()
+    }
+
+    fn state_vectors(&self) -> usize {
+        3
+    }
+
+    fn begin_adjoint(&mut self, d_theta: &[f64]) {
+        self.d_theta.copy_from_slice(d_theta);
+        self.d_m.fill(0.0);
+        self.d_s.fill(0.0);
+        self.d_lambda.fill(0.0);
+    }
+
+    fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) {
+        self.plan.at(t);
+        self.undo_position(t, s);
+        obj.grad_into(t, &self.theta_f, &mut self.grad);
+        self.undo_moments(s);
+    }
+
+    fn reverse_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        s: &mut AdamState,
+        grads: &mut Hypers,
+    ) {
+        self.plan.at(t);
+        self.undo_position(t, s);
+        self.adjoint(
+            obj,
+            t,
+            None,
+            None,
+            &mut |me: &mut Self| me.undo_moments(s),
+            None,
+            grads,
+        );
+    }
+
+    fn adjoint_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        before: &AdamSnapshot,
+        after: &AdamSnapshot,
+        grads: &mut Hypers,
+    ) {
+        self.plan.at(t);
+        self.adjoint(
+            obj,
+            t,
+            Some(&before.theta),
+            Some((&after.m, &after.s)),
+            &mut |_: &mut Self| {},
+            Some((&before.m, &before.s)),
+            grads,
+        );
+    }
+
+    fn d_theta(&self) -> &[f64] {
+        &self.d_theta
+    }
+
+    fn d_lambda(&self) -> &[f64] {
+        &self.d_lambda
+    }
+}
+
+/// The error for a moment leaving the wide fixed-point range at `step`.
+fn wide_overflow(step: usize, what: &str, alpha: f64) -> Error {
+    Error::Overflow {
+        step,
+        what: format!(
+            "{what} left the representable range ±{:.0}",
+            fixed::WIDE_MAX_VALUE
+        ),
+        hint: format!(
+            "the gradients are too large for exact Adam; try a smaller inner.alpha (now {}), \
+             or data.standardize: true",
+            crate::error::show(alpha)
+        ),
+    }
+}
+
+/// Adam in f64 (the reference: `train` without `--exact`, `verify-reversal`), with the
+/// configured β's (not their rationals).
+#[derive(Debug, Clone)]
+pub struct FloatAdam {
+    plan: AdamPlan,
+    grad: Vec<f64>,
+}
+
+impl FloatAdam {
+    /// The optimizer for `hypers`' Adam blocks over `layout`, for `steps` steps.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        FloatAdam {
+            plan: AdamPlan::new(hypers, layout, steps),
+            grad: vec![0.0; layout.len()],
+        }
+    }
+
+    /// One step t (SPEC §3.4). Returns `L_t(θ_t)`.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] if the loss is not finite.
+    pub fn step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: &mut [f64],
+        m: &mut [f64],
+        s: &mut [f64],
+    ) -> Result<f64> {
+        self.plan.at(t);
+        let loss = obj.grad_into(t, theta, &mut self.grad);
+        if !loss.is_finite() {
+            return Err(diverged(t, loss, self.plan.alpha.now[0]));
+        }
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let c = self.plan.consts(a, t, false);
+            for i in r.clone() {
+                let g = self.grad[i];
+                m[i] = c.b1 * m[i] + c.omb1 * g;
+                s[i] = c.b2 * s[i] + c.omb2 * (g * g);
+                theta[i] -= c.alpha * c.update(m[i], s[i]).3;
+            }
+        }
+        Ok(loss)
+    }
+
+    /// Undo step t in f64: `θ ← θ + α·q(m, s)`, g at θ, `m ← (m − (1−β₁)·g)/β₁`,
+    /// `s ← (s − (1−β₂)·g²)/β₂`. Not exact.
+    pub fn reverse_step(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: &mut [f64],
+        m: &mut [f64],
+        s: &mut [f64],
+    ) {
+        self.plan.at(t);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let c = self.plan.consts(a, t, false);
+            for i in r.clone() {
+                theta[i] += c.alpha * c.update(m[i], s[i]).3;
+            }
+        }
+        obj.grad_into(t, theta, &mut self.grad);
+        for (a, r) in self.plan.arrays.iter().enumerate() {
+            let c = self.plan.consts(a, t, false);
+            for i in r.clone() {
+                let g = self.grad[i];
+                m[i] = (m[i] - c.omb1 * g) / c.b1;
+                s[i] = (s[i] - c.omb2 * (g * g)) / c.b2;
+            }
+        }
+    }
+}
