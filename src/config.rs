@@ -302,7 +302,7 @@ fn ser_opt_path<S: Serializer>(p: &Option<PathBuf>, s: S) -> std::result::Result
 
 /// Turns a serde error into a config error naming the dotted path.
 fn serde_error(file: &Path, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let path = e.path().to_string();
+    let path = crate::error::shorten(&e.path().to_string());
     let inner = e.into_inner();
     match inner.classify() {
         serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
@@ -310,7 +310,7 @@ fn serde_error(file: &Path, e: serde_path_to_error::Error<serde_json::Error>) ->
         }
         serde_json::error::Category::Io => Error::config(file, "", inner.to_string()),
         serde_json::error::Category::Data => {
-            let text = inner.to_string();
+            let text = shorten_quoted(&inner.to_string());
             // `unknown field `lr`, expected one of …` → `inner.lr is not a known field, expected …`
             let unknown = text
                 .strip_prefix("unknown field `")
@@ -325,6 +325,22 @@ fn serde_error(file: &Path, e: serde_path_to_error::Error<serde_json::Error>) ->
             }
         }
     }
+}
+
+/// serde's message with every `quoted` piece of user text shortened (a 1 MB unknown variant
+/// name must not become a 1 MB message).
+fn shorten_quoted(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                crate::error::shorten(part)
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -864,6 +880,16 @@ mod tests {
             "inner.l2",
             &["both"],
         );
+    }
+
+    #[test]
+    fn long_user_text_in_serde_messages_is_shortened() {
+        let long = "x".repeat(100_000);
+        let e = parse(&with("model", "activation", &format!("\"{long}\"")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400, "{} characters", e.len());
+        assert!(e.contains("model.activation") && e.contains("tanh"), "{e}");
     }
 
     #[test]

@@ -94,13 +94,25 @@ pub fn run(args: Args) -> Result<()> {
         "verdict".into(),
     ]];
     for kind in hypers.kinds() {
-        for p in probes(
+        let probes = probes(
             &hypers,
             kind,
             PROBED_ENTRIES,
             PROBED_DIRECTIONS,
             exp.config.seed,
-        ) {
+        );
+        if probes.is_empty() {
+            rows.push(vec![
+                kind.name().to_string(),
+                "-".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "not probed: no step of whole quanta 2^-16 fits inside the range".into(),
+            ]);
+        }
+        for p in probes {
             let predicted = p.predicted(&rev.grads);
             let fd = estimate(&mut run.problem, setup, &p)?;
             let rel = relative_error(predicted, fd.value, 1e-12);
