@@ -584,8 +584,10 @@ impl RawConfig {
         if tune.is_empty() {
             return Err(err(
                 "outer.tune",
-                "must list at least one of \"alpha\", \"gamma\", \"l2\", \"init_scale\", got []"
-                    .to_owned(),
+                format!(
+                    "must list at least one block ({}), got []",
+                    Kind::ALL.map(Kind::name).join(", ")
+                ),
             ));
         }
         let mut seen = HashSet::new();

@@ -47,6 +47,8 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     let exp = Experiment::load(&args.config)?;
+    // A closed stdout fails now, not after the runs.
+    crate::cli::outputs::check_outputs(&exp.config, None, &[])?;
     exp.require_reversible()?;
     if exp.config.model.activation == crate::model::Activation::Relu {
         crate::note!(
@@ -58,7 +60,14 @@ pub fn run(args: Args) -> Result<()> {
     let hypers = run.hypers.clone();
     let setup = run.ctx.setup(&hypers);
     crate::memory::ensure_fits(
-        crate::hypergrad::store_all_bytes(run.ctx.layout.len(), run.ctx.steps, 2),
+        crate::hypergrad::store_all_bytes(
+            run.ctx.layout.len(),
+            run.ctx.steps,
+            match setup.optimizer() {
+                crate::config::InnerOptimizer::Adam => 3, // θ, m, s
+                _ => 2,                                   // θ, v
+            },
+        ),
         "check-grad's stored trajectory (inner.steps × parameters × 16 bytes)",
     )?;
     let rev = hypergradient(&mut run.problem, setup)?;

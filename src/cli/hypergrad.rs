@@ -58,6 +58,8 @@ fn block_rows(hypers: &Hypers, h: &Hypergradient) -> Vec<Vec<String>> {
 /// Config and data errors (exit 2); divergence or overflow (exit 1).
 pub fn run(args: Args) -> Result<()> {
     let exp = Experiment::load(&args.config)?;
+    // A closed stdout fails now, not after the runs.
+    crate::cli::outputs::check_outputs(&exp.config, None, &[])?;
     exp.require_reversible()?;
     let mut run = exp.prepare()?;
     let hypers = run.hypers.clone();

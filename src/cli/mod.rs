@@ -27,6 +27,11 @@ pub struct Cli {
     /// REVGRAD_MEMORY_LIMIT variable, else half of the physical memory).
     #[arg(long, global = true, value_name = "SIZE")]
     pub memory_limit: Option<String>,
+    /// Worker threads (≥ 1) [all cores]. revgrad computes on one thread for now, so every
+    /// result is bit-identical for every N by construction; the flag is accepted so that
+    /// scripts written against SPEC §1 run.
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Subcommands.
@@ -57,6 +62,11 @@ pub enum Command {
 /// # Errors
 /// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
+    if cli.threads == Some(0) {
+        return Err(crate::Error::Usage(
+            "--threads must be at least 1, got 0".into(),
+        ));
+    }
     if let Some(limit) = &cli.memory_limit {
         crate::memory::set_limit(limit)?;
     }

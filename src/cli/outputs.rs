@@ -67,6 +67,7 @@ fn inputs(config: &Config) -> Vec<(&'static str, PathBuf)> {
     for (what, path) in [
         ("data.train file", Some(&d.train)),
         ("data.validation file", d.validation.as_ref()),
+        ("data.test file", d.test.as_ref()),
     ] {
         if let Some(p) = path {
             inputs.push((what, p.clone()));

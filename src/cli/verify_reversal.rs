@@ -76,13 +76,14 @@ pub fn run(args: Args) -> Result<()> {
     check_lists(&args)?;
     let exp = Experiment::load(&args.config)?;
     crate::cli::outputs::check_outputs(&exp.config, args.output.as_deref(), &[])?;
+    // Every input is read and validated before the output file is created.
+    let mut run = exp.prepare()?;
     let output = Output::open(args.output.as_deref())?;
     let mut sink = if args.per_step {
         CsvSink::new::<ReversalStepRow>(output)?
     } else {
         CsvSink::new::<ReversalRow>(output)?
     };
-    let mut run = exp.prepare()?;
     let setup = run.ctx.setup(&run.hypers);
     let theta0 = setup.theta0();
     let config_gamma = if exp.config.inner.optimizer == crate::config::InnerOptimizer::Adam {

@@ -321,7 +321,8 @@ impl Kind {
             Warp::Logit => {
                 let h = 1.0 / (1.0 + (-u).exp());
                 match self {
-                    Kind::Gamma => h.clamp(MIN_GAMMA, MAX_GAMMA),
+                    // γ, β₁, β₂: the rationals n/2^16 the exact arithmetic represents.
+                    k if k.info().decay => h.clamp(MIN_GAMMA, MAX_GAMMA),
                     // Kept strictly inside (0, 1): a weight of exactly 0 or 1 has an
                     // infinite warped coordinate and would never move again.
                     _ => h.clamp(f64::MIN_POSITIVE, 1.0 - f64::EPSILON / 2.0),
@@ -361,6 +362,13 @@ mod tests {
             assert!((fd - k.jacobian(v)).abs() < 1e-8 * v.max(1.0), "{k:?}");
         }
         assert!(Kind::Gamma.unwarp(50.0) <= MAX_GAMMA);
+        // Every decay stays representable, or a tuned β would write a --best config that
+        // does not load.
+        for k in Kind::ALL.into_iter().filter(|k| k.info().decay) {
+            assert!(k.unwarp(50.0) <= MAX_GAMMA, "{k:?}");
+            assert!(k.check(k.unwarp(50.0)).is_ok(), "{k:?}");
+            assert!(k.check(k.unwarp(-800.0)).is_ok(), "{k:?}");
+        }
         assert!(Kind::Gamma.unwarp(-800.0) >= MIN_GAMMA);
     }
 

@@ -120,7 +120,7 @@ impl Spec {
                     return err(
                         &format!("{field}.knots"),
                         format!(
-                            "is not allowed: {} has no schedule (only alpha and gamma do)",
+                            "is not allowed: {} has no schedule (only alpha, gamma, beta1 and beta2 do)",
                             info.name
                         ),
                     );

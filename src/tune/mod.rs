@@ -211,7 +211,7 @@ pub fn run(
 ) -> Result<Summary> {
     let clock = Instant::now();
     let outer = cfg.outer;
-    observer.on_start(outer.steps + 1)?;
+    observer.on_start(outer.steps.saturating_add(1))?;
     let first: Evaluation = hypergradient(obj, cfg.setup(&start))?.into();
     let start_it = Iteration {
         iteration: 0,
@@ -243,12 +243,14 @@ pub fn run(
         let grad_u = warped_gradient(&good_h, grads, tuned);
         let mut opt = good_opt.clone();
         let step = opt.step(&grad_u, lr);
-        clipped += usize::from(step.clipped);
         // A retry halves the step just rejected (the optimizer's own proposal may be the
         // same clipped step again).
         let delta = match rejected_delta.take() {
             Some(d) => d.iter().map(|d: &f64| 0.5 * d).collect(),
-            None => step.delta,
+            None => {
+                clipped += usize::from(step.clipped);
+                step.delta
+            }
         };
         let u: Vec<f64> = warped(&good_h, tuned)
             .iter()

@@ -95,7 +95,7 @@ pub fn run(
 ) -> Result<Summary> {
     let clock = Instant::now();
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_5ea2c4);
-    observer.on_start(cfg.trials + 1)?;
+    observer.on_start(cfg.trials.saturating_add(1))?;
     let point = |h: Hypers, k: usize, obj: &mut _| -> Result<Iteration> {
         let result = evaluate(
             obj,

@@ -620,3 +620,77 @@ fn long_user_text_and_huge_numbers_are_shortened() {
     );
     assert!(stderr.len() < 200, "{stderr}");
 }
+
+#[test]
+fn threads_flag_is_accepted_and_changes_no_result() {
+    let tiny = tiny_config();
+    let json = |threads: &str| {
+        let out = revgrad()
+            .args(["--threads", threads, "hypergrad", &tiny, "--json"])
+            .assert()
+            .success();
+        let mut v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(json("1"), json("2"));
+    assert_eq!(json("1"), json("3"));
+    revgrad()
+        .args(["--threads", "0", "hypergrad", &tiny])
+        .assert()
+        .failure()
+        .code(2);
+}
+
+#[test]
+fn an_output_naming_the_test_file_is_refused_before_anything_is_written() {
+    let dir = Scratch::new();
+    let test = dir.path("test.csv");
+    std::fs::copy(repo("tests/fixtures/tiny.csv"), &test).unwrap();
+    let before = std::fs::read(&test).unwrap();
+    let mut c = crate::common::small_config();
+    crate::common::set(&mut c, "data.test", serde_json::json!(p(&test)));
+    crate::common::set(
+        &mut c,
+        "data.train",
+        serde_json::json!(p(&repo("tests/fixtures/tiny.csv"))),
+    );
+    crate::common::set(&mut c, "inner.batch_size", serde_json::json!(4));
+    let cfg = dir.config("c.json", &c);
+    for cmd in ["tune", "search", "verify-reversal"] {
+        let a = revgrad()
+            .args([cmd, p(&cfg), "-o", p(&test)])
+            .assert()
+            .failure()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&a.get_output().stderr);
+        assert!(stderr.contains("data.test"), "{cmd}: {stderr}");
+        assert_eq!(
+            std::fs::read(&test).unwrap(),
+            before,
+            "{cmd} touched the test file"
+        );
+    }
+}
+
+#[test]
+fn verify_reversal_validates_blocks_before_creating_its_output() {
+    let dir = Scratch::new();
+    let mut c = crate::common::small_config();
+    crate::common::set(
+        &mut c,
+        "inner.gamma",
+        serde_json::json!({"per": "array", "values": [0.5]}),
+    );
+    let cfg = dir.config("c.json", &c);
+    let out = dir.path("out.csv");
+    revgrad()
+        .args(["verify-reversal", p(&cfg), "-o", p(&out), "--steps", "5"])
+        .assert()
+        .failure()
+        .code(2);
+    assert!(
+        !out.exists(),
+        "the output was created before the config was validated"
+    );
+}
