@@ -8,7 +8,7 @@
 //! |-----------------|------------------------------------------------------------------|
 //! | `kernels`       | `grad` (∇L_t), `grad_hvp` (∇L_t and H_t·u in one pass)           |
 //! | `step`          | `float_momentum`, `exact_momentum`, `exact_reverse`              |
-//! | `hypergradient` | `float_train` (T plain f64 steps), `exact_reverse` (forward + reversal, T steps), `exact_reverse_schedules` (the same with per-step, per-array α and γ schedules) |
+//! | `hypergradient` | `float_train` (T plain f64 steps), `exact_reverse` (forward + reversal, T steps), `exact_reverse_schedules` (the same with per-step, per-array α and γ schedules), `exact_reverse_example_weights` (the scalar blocks plus one example weight per training row, 0.9) |
 //! | `infobuf`       | `mul_inplace`, `unmul_inplace` on 17,610 elements                |
 //!
 //! Exact steps grow the information buffer, so `step/exact_*` are measured with
@@ -195,6 +195,10 @@ fn hypergradients(c: &mut Criterion) {
     let layout = problem.layout().clone();
     let (theta0, hypers, lambda) = start(&exp, &layout);
     let sched = schedules(&hypers, &layout);
+    let mut weighted = hypers.clone();
+    weighted
+        .blocks
+        .push(Block::rows(Kind::ExampleWeight, exp.data.train.len(), 0.9));
     let eps = init_noise(&layout, SEED);
     let n = problem.dim();
 
@@ -221,6 +225,7 @@ fn hypergradients(c: &mut Criterion) {
     for (name, h) in [
         ("exact_reverse", &hypers),
         ("exact_reverse_schedules", &sched),
+        ("exact_reverse_example_weights", &weighted),
     ] {
         group.bench_function(BenchmarkId::new(name, HYPER_STEPS), |b| {
             b.iter(|| {
