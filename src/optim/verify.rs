@@ -136,18 +136,8 @@ pub fn verify_reversal(
             (0, gamma)
         }
         (Method::Momentum, Arithmetic::Exact) => {
-            let mut opt = ExactMomentum::new(&hypers, layout, steps);
-            let mut s = opt.start(theta0)?;
-            trace.record(0, &opt.theta_f64(&s));
-            for t in 0..steps {
-                opt.step(obj, t, &mut s)?;
-                trace.record(t + 1, &opt.theta_f64(&s));
-            }
-            let bytes = s.buffer.bytes() as u64;
-            for t in (0..steps).rev() {
-                opt.undo_step(obj, t, &mut s);
-                trace.compare(t, &opt.theta_f64(&s));
-            }
+            let opt = ExactMomentum::new(&hypers, layout, steps);
+            let bytes = exact_round_trip(opt, obj, theta0, steps, &mut trace)?;
             (bytes, Rational::of_valid(gamma).value())
         }
         (Method::Sgd, Arithmetic::Float) => {
@@ -184,18 +174,8 @@ pub fn verify_reversal(
             (0, gamma)
         }
         (Method::Adam, Arithmetic::Exact) => {
-            let mut opt = ExactAdam::new(&hypers, layout, steps);
-            let mut s = opt.start(theta0)?;
-            trace.record(0, &opt.theta_f64(&s));
-            for t in 0..steps {
-                opt.step(obj, t, &mut s)?;
-                trace.record(t + 1, &opt.theta_f64(&s));
-            }
-            let bytes = s.buffer.bytes() as u64;
-            for t in (0..steps).rev() {
-                opt.undo_step(obj, t, &mut s);
-                trace.compare(t, &opt.theta_f64(&s));
-            }
+            let opt = ExactAdam::new(&hypers, layout, steps);
+            let bytes = exact_round_trip(opt, obj, theta0, steps, &mut trace)?;
             (bytes, Rational::of_valid(gamma).value())
         }
         (Method::Nesterov, arithmetic) => {
@@ -222,6 +202,29 @@ pub fn verify_reversal(
         effective_gamma,
         per_step: trace.errors,
     })
+}
+
+/// An exactly reversible optimizer forward `steps` steps from `theta0` and undone again,
+/// recording the trace; returns the bytes the information buffer held at θ_T.
+fn exact_round_trip<O: Reversible>(
+    mut opt: O,
+    obj: &mut impl Objective,
+    theta0: &[f64],
+    steps: usize,
+    trace: &mut Trace,
+) -> Result<u64> {
+    let mut s = opt.start(theta0)?;
+    trace.record(0, &opt.theta_f64(&s));
+    for t in 0..steps {
+        opt.step(obj, t, &mut s)?;
+        trace.record(t + 1, &opt.theta_f64(&s));
+    }
+    let bytes = opt.buffer_bytes(&s) as u64;
+    for t in (0..steps).rev() {
+        opt.undo_step(obj, t, &mut s);
+        trace.compare(t, &opt.theta_f64(&s));
+    }
+    Ok(bytes)
 }
 
 /// Plain SGD on fixed-point θ, reversed with the gradient at the later point.
