@@ -7,23 +7,26 @@
 //! The pipeline, one module per idea:
 //!
 //! ```text
-//! config → data → model (loss, ∇, Hv) → exact (fixed point, n/d, info buffer)
-//!        → optim (reversible SGD+momentum) → hypergrad (reverse pass) → tune (outer loop)
-//!        → report / cli
+//! hyper (registry of kinds) → config → data → model (loss, ∇, Hv; penalty wrapper)
+//!        → hyper::block (entries over the network) → exact (fixed point, n/d, info buffer)
+//!        → optim (Reversible: momentum, Adam; per-step plan) → hypergrad (reverse pass)
+//!        → tune (outer loop, random search) → report / cli
 //! ```
 //!
-//! Inner loop (SPEC §3), for t = 0..T−1:
+//! Inner loop (SPEC §3.2), for t = 0..T−1, with α_t and γ_t per step and parameter group
+//! from their blocks:
 //!
 //! ```text
-//! g = ∇L_t(θ_t)
-//! v ← γ·v − (1−γ)·g
-//! θ ← θ + α·v
+//! g = ∇L_t(θ_t)          L_t = (1/B)·Σ_{i∈batch t} c_i·CE_i + ½·Σ_e l2_e·w_e²
+//! v ← γ_t·v − (1−γ_t)·g
+//! θ ← θ + α_t·v
 //! ```
 //!
-//! θ and v are fixed-point integers; `γ·v` is a rational multiply whose remainders go into
+//! θ and v are fixed-point integers; `γ_t·v` is a rational multiply whose remainders go into
 //! an information buffer, so every step can be undone bit for bit and the reverse-mode
-//! derivative of the validation loss with respect to α, γ, l2 and θ₀ is accumulated while
-//! training runs backwards, in O(|θ|) memory.
+//! derivative of the validation loss with respect to every entry of every block (schedule
+//! knots, per-layer or per-weight penalties, initial scales, one weight per training row)
+//! is accumulated while training runs backwards, in O(|θ|) memory.
 #![warn(missing_docs)]
 #![deny(clippy::float_cmp)]
 
