@@ -11,6 +11,14 @@
 //!
 //! softplus is computed as `max(z, 0) + ln(1 + e^−|z|)` so it neither overflows for large
 //! `z` nor loses precision for very negative `z`.
+//!
+//! tanh does not call libm (whose `tanh`/`expm1` took about 30% of a hypergradient): with
+//! `e = expm1(2|z|)`, `tanh z = sign(z)·e/(e + 2)`, and `expm1` by Cody–Waite reduction
+//! `y = k·ln 2 + r`, `|r| ≤ ln 2/2`, a degree-13 Taylor polynomial for `e^r − 1` (truncation
+//! below 2⁻⁵⁵ relative) and `expm1 y = 2^k·(e^r − 1) + (2^k − 1)`. The path has no branch
+//! but a select, so the compiler can vectorise the activation loop; it is plain IEEE
+//! arithmetic, so it is deterministic on every machine. Accuracy: within 4 ulp of libm's
+//! tanh everywhere (tested), |z| ≥ 22 gives ±1 exactly as libm does, NaN stays NaN.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +49,7 @@ impl Activation {
     #[inline]
     pub fn value(self, z: f64) -> f64 {
         match self {
-            Activation::Tanh => z.tanh(),
+            Activation::Tanh => tanh(z),
             Activation::Relu => z.max(0.0),
             Activation::Softplus => z.max(0.0) + (-z.abs()).exp().ln_1p(),
         }
@@ -72,6 +80,52 @@ impl Activation {
     }
 }
 
+/// `tanh z` without libm (see the module docs).
+#[inline(always)]
+pub fn tanh(z: f64) -> f64 {
+    // |z| ≥ 22: e^(2·22) ≈ 1.3e19, so e/(e+2) rounds to 1. NaN compares false and stays NaN.
+    let a = z.abs();
+    let a = if a > 22.0 { 22.0 } else { a };
+    let e = expm1_reduced(2.0 * a);
+    (e / (e + 2.0)).copysign(z)
+}
+
+/// `e^y − 1` for `0 ≤ y ≤ 44` (or NaN), branch-free.
+#[inline(always)]
+fn expm1_reduced(y: f64) -> f64 {
+    const INV_LN2: f64 = std::f64::consts::LOG2_E;
+    // ln 2 split so that k·LN2_HI is exact for |k| < 2^11 (Cody–Waite).
+    // (fdlibm's split: LN2_HI has 32 trailing zero bits.)
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: round to nearest
+    let k = (y * INV_LN2 + MAGIC) - MAGIC;
+    let r = (y - k * LN2_HI) - k * LN2_LO;
+    // e^r − 1 = r + r²/2! + … + r¹³/13!, Horner in r.
+    let mut p = 1.0 / 6_227_020_800.0; // 1/13!
+    for c in [
+        1.0 / 479_001_600.0, // 1/12!
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    let p = p * r;
+    // 2^k exactly, from its bits (0 ≤ k ≤ 64 here; a NaN y gives k = NaN → 0 → 1, and p
+    // carries the NaN).
+    let scale = f64::from_bits(((k as i64 + 1023) as u64) << 52);
+    scale * p + (scale - 1.0)
+}
+
 /// Numerically stable logistic function.
 #[inline]
 fn sigmoid(z: f64) -> f64 {
@@ -86,6 +140,55 @@ fn sigmoid(z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray_rand::rand::rngs::StdRng;
+    use ndarray_rand::rand::{Rng, SeedableRng};
+
+    /// Distance in units in the last place between two finite f64 of the same sign.
+    fn ulps(a: f64, b: f64) -> u64 {
+        (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
+    }
+
+    #[test]
+    fn tanh_is_within_4_ulp_of_libm() {
+        let mut worst = (0u64, 0.0);
+        let mut check = |z: f64| {
+            let (a, b) = (tanh(z), z.tanh());
+            let u = if a.to_bits() == b.to_bits() {
+                0
+            } else {
+                ulps(a, b)
+            };
+            if u > worst.0 {
+                worst = (u, z);
+            }
+        };
+        // A dense grid over the whole range, the small-argument region, and random points.
+        for i in -300_000..=300_000 {
+            check(i as f64 * 1e-4);
+        }
+        for e in -320..=2 {
+            let z = 10f64.powi(e);
+            check(z);
+            check(-z);
+            check(1.37 * z);
+        }
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..200_000 {
+            check(rng.random_range(-25.0..25.0));
+        }
+        assert!(worst.0 <= 4, "{} ulp at z = {}", worst.0, worst.1);
+    }
+
+    #[test]
+    fn tanh_special_values() {
+        assert_eq!(tanh(0.0).to_bits(), 0f64.to_bits());
+        assert_eq!(tanh(-0.0).to_bits(), (-0f64).to_bits());
+        assert_eq!(tanh(f64::INFINITY).to_bits(), 1f64.to_bits());
+        assert_eq!(tanh(f64::NEG_INFINITY).to_bits(), (-1f64).to_bits());
+        assert_eq!(tanh(30.0).to_bits(), 1f64.to_bits());
+        assert!(tanh(f64::NAN).is_nan());
+        assert_eq!(tanh(1e-300).to_bits(), 1e-300f64.to_bits());
+    }
 
     #[test]
     fn derivatives_match_finite_differences() {
