@@ -6,13 +6,9 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::hyper::Kind;
 use crate::problem::Experiment;
-use crate::report::progress::Progress;
-use crate::report::sink::{BestConfigWriter, Output, TuneCsv};
-use crate::tune::Observer;
-use crate::tune::observer::Observers;
 use crate::tune::search::{Search, run as search_run};
 
-use super::tune::{finish, interrupt_flag, summary_text};
+use super::tune::{RunOutputs, finish, interrupt_flag, summary_text};
 
 /// Arguments of `revgrad search`.
 #[derive(Debug, clap::Args)]
@@ -68,19 +64,16 @@ pub fn run(args: Args) -> Result<u8> {
         &[("--best", args.best.as_deref())],
     )?;
     let mut run = exp.prepare()?;
-    let kinds: Vec<_> = run.hypers.kinds().collect();
-    let mut csv = TuneCsv::new(Output::open(args.output.as_deref())?, &kinds)?;
-    let mut best = args
-        .best
-        .clone()
-        .map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
-    let mut progress = Progress::new(args.quiet);
+    let mut outputs = RunOutputs::open(
+        &exp,
+        &run,
+        args.output.as_deref(),
+        None,
+        args.best.clone(),
+        args.quiet,
+    )?;
     let interrupt = interrupt_flag();
     let summary = {
-        let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
-        if let Some(b) = best.as_mut() {
-            observers.push(b);
-        }
         let cfg = Search {
             setup: run.ctx.setup(&run.hypers),
             method: exp.config.inner.optimizer,
@@ -89,10 +82,10 @@ pub fn run(args: Args) -> Result<u8> {
             seconds: args.seconds,
             seed: exp.config.seed,
         };
-        search_run(&mut run.problem, cfg, &mut Observers(observers), &interrupt)?
+        search_run(&mut run.problem, cfg, &mut outputs.observers(), &interrupt)?
     };
     Ok(finish(
-        &progress,
+        &outputs.progress,
         &summary_text("search", &summary),
         summary.stop,
     ))

@@ -105,31 +105,16 @@ pub fn run(args: Args) -> Result<u8> {
         exp.config.outer.steps = n;
     }
     let mut run = exp.prepare()?;
-    let kinds: Vec<_> = run.hypers.kinds().collect();
-    let mut csv = TuneCsv::new(Output::open(args.output.as_deref())?, &kinds)?;
-    let mut hypers_out = match &args.hypers_out {
-        Some(p) => Some(HypersOut::new(
-            Output::open(Some(p))?,
-            &exp.config.outer.tune,
-        )?),
-        None => None,
-    };
-    let mut best = args
-        .best
-        .clone()
-        .map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
-    let mut progress = Progress::new(args.quiet);
-
+    let mut outputs = RunOutputs::open(
+        &exp,
+        &run,
+        args.output.as_deref(),
+        args.hypers_out.as_deref(),
+        args.best.clone(),
+        args.quiet,
+    )?;
     let interrupt = interrupt_flag();
-
     let summary = {
-        let mut observers: Vec<&mut dyn Observer> = vec![&mut csv, &mut progress];
-        if let Some(h) = hypers_out.as_mut() {
-            observers.push(h);
-        }
-        if let Some(b) = best.as_mut() {
-            observers.push(b);
-        }
         let cfg = Tune {
             layout: &run.ctx.layout,
             eps: &run.ctx.eps,
@@ -141,13 +126,68 @@ pub fn run(args: Args) -> Result<u8> {
             &mut run.problem,
             cfg,
             start,
-            &mut Observers(observers),
+            &mut outputs.observers(),
             &interrupt,
         )?
     };
     let mut text = summary_text("tune", &summary);
     text += &cleaning_text(&exp.data.flipped, &summary);
-    Ok(finish(&progress, &text, summary.stop))
+    Ok(finish(&outputs.progress, &text, summary.stop))
+}
+
+/// What an outer loop (tune or search) writes: the CSV, `--hypers-out`, `--best`, and the
+/// progress bar — each an observer.
+pub(crate) struct RunOutputs {
+    csv: TuneCsv,
+    hypers_out: Option<HypersOut>,
+    best: Option<BestConfigWriter>,
+    /// The progress bar (the summary is printed above it).
+    pub progress: Progress,
+}
+
+impl RunOutputs {
+    /// Opens the outputs (the CSV on `output` or stdout) for the run's blocks.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming an output that cannot be created.
+    pub(crate) fn open(
+        exp: &Experiment,
+        run: &crate::problem::Prepared,
+        output: Option<&std::path::Path>,
+        hypers_out: Option<&std::path::Path>,
+        best: Option<PathBuf>,
+        quiet: bool,
+    ) -> Result<Self> {
+        let kinds: Vec<_> = run.hypers.kinds().collect();
+        let csv = TuneCsv::new(Output::open(output)?, &kinds)?;
+        let hypers_out = match hypers_out {
+            Some(p) => Some(HypersOut::new(
+                Output::open(Some(p))?,
+                &exp.config.outer.tune,
+            )?),
+            None => None,
+        };
+        let best =
+            best.map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
+        Ok(RunOutputs {
+            csv,
+            hypers_out,
+            best,
+            progress: Progress::new(quiet),
+        })
+    }
+
+    /// All of them as one observer.
+    pub(crate) fn observers(&mut self) -> Observers<'_> {
+        let mut o: Vec<&mut dyn Observer> = vec![&mut self.csv, &mut self.progress];
+        if let Some(h) = self.hypers_out.as_mut() {
+            o.push(h);
+        }
+        if let Some(b) = self.best.as_mut() {
+            o.push(b);
+        }
+        Observers(o)
+    }
 }
 
 /// With flipped labels and tuned example weights: how well `weight < 0.5` finds the flipped
