@@ -60,17 +60,12 @@ pub fn run(args: Args) -> Result<()> {
     let (val_loss, val_accuracy) = run.problem.validation_metrics(&theta);
     let test = run.problem.test_metrics(&theta);
     // Training checks each batch loss; θ_T can still be too large for the full-set losses.
-    for (what, loss) in [("training", train_loss), ("validation", val_loss)] {
-        if !loss.is_finite() {
-            return Err(crate::Error::Diverged {
-                step: exp.steps(),
-                what: format!("{what} loss is {loss} at the trained weights"),
-                hint: format!(
-                    "the inner run diverged; try a smaller inner.alpha (now {})",
-                    crate::error::show(run.hypers.get(crate::hyper::Kind::Alpha).mean())
-                ),
-            });
-        }
+    let setup = run.ctx.setup(&run.hypers);
+    for (what, loss) in [
+        ("at the trained weights, the training loss", train_loss),
+        ("at the trained weights, the validation loss", val_loss),
+    ] {
+        crate::hypergrad::reverse::finite(loss, what, exp.steps(), &setup)?;
     }
     if let Some(path) = &args.save {
         crate::model::npz::write_params(path, &run.ctx.layout, &theta)?;

@@ -49,8 +49,12 @@ pub struct Hypergradient {
     pub reverse_seconds: f64,
 }
 
-/// An error unless `v` is finite: a report must never hold NaN.
-pub(crate) fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
+/// An error unless `v` is finite: a report must never hold NaN. `what` names the number,
+/// `step` is where the run stood.
+///
+/// # Errors
+/// [`Error::Diverged`] with a hint naming inner.alpha.
+pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
     if v.is_finite() {
         return Ok(v);
     }

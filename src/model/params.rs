@@ -78,15 +78,6 @@ impl Layout {
         let w = self.w_range(l);
         w.end..w.end + self.sizes[l + 1]
     }
-
-    /// A mask with 1 on weights and 0 on biases: `∂(½·Σ‖W_l‖²)/∂θ = mask ⊙ θ`.
-    pub fn weight_mask(&self) -> Vec<f64> {
-        let mut m = vec![0.0; self.len];
-        for l in 0..self.n_layers() {
-            m[self.w_range(l)].fill(1.0);
-        }
-        m
-    }
 }
 
 #[cfg(test)]
@@ -101,6 +92,5 @@ mod tests {
         assert_eq!(l.b_range(0), 12..16);
         assert_eq!(l.w_range(1), 16..24);
         assert_eq!(l.b_range(1), 24..26);
-        assert_eq!(l.weight_mask().iter().filter(|&&m| m > 0.5).count(), 20);
     }
 }

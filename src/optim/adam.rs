@@ -50,7 +50,7 @@
 
 use std::ops::Range;
 
-use super::plan::{Decay, Scheduled, array_ranges};
+use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::{Reversible, diverged, overflow, overflow_at_init};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, fixed};
@@ -169,17 +169,11 @@ impl AdamPlan {
 
     /// Σ_t (log₂(d/n₁_t) + log₂(d/n₂_t)) per parameter, averaged over the parameters.
     pub fn information_floor_bits(&mut self) -> f64 {
-        let n: usize = self.arrays.iter().map(|r| r.len()).sum();
-        let mut bits = 0.0;
-        for t in 0..self.steps {
-            self.at(t);
-            for (a, r) in self.arrays.iter().enumerate() {
-                let b = self.beta1.coder(a).rational().bits_per_multiply()
-                    + self.beta2.coder(a).rational().bits_per_multiply();
-                bits += r.len() as f64 * b;
-            }
-        }
-        bits / n.max(1) as f64
+        information_floor_bits(
+            &self.arrays,
+            self.steps,
+            &mut [&mut self.beta1, &mut self.beta2],
+        )
     }
 }
 

@@ -57,9 +57,4 @@ impl FloatSgd {
             }
         }
     }
-
-    /// The plan (α_t per array).
-    pub fn plan_mut(&mut self) -> &mut Plan {
-        &mut self.plan
-    }
 }

@@ -182,14 +182,30 @@ impl Plan {
     /// Σ_t log₂(d/n_t) per parameter, averaged over the parameters: the information the
     /// run's γ multiplies must store at least, in bits per parameter.
     pub fn information_floor_bits(&mut self) -> f64 {
-        let n: usize = self.arrays.iter().map(|r| r.len()).sum();
-        let mut bits = 0.0;
-        for t in 0..self.steps {
-            self.at(t);
-            for (a, r) in self.arrays.iter().enumerate() {
-                bits += r.len() as f64 * self.coder(a).rational().bits_per_multiply();
-            }
-        }
-        bits / n.max(1) as f64
+        information_floor_bits(&self.arrays, self.steps, &mut [&mut self.gamma])
     }
+}
+
+/// Σ_t Σ_decays log₂(d/n_t) per parameter over `steps` steps, averaged over the parameters
+/// of `arrays`: the least the information buffer must hold for these decays' multiplies.
+pub fn information_floor_bits(
+    arrays: &[Range<usize>],
+    steps: usize,
+    decays: &mut [&mut Decay],
+) -> f64 {
+    let n: usize = arrays.iter().map(|r| r.len()).sum();
+    let mut bits = 0.0;
+    for t in 0..steps {
+        for d in decays.iter_mut() {
+            d.at(t, steps);
+        }
+        for (a, r) in arrays.iter().enumerate() {
+            let b: f64 = decays
+                .iter()
+                .map(|d| d.coder(a).rational().bits_per_multiply())
+                .sum();
+            bits += r.len() as f64 * b;
+        }
+    }
+    bits / n.max(1) as f64
 }
