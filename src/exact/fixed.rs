@@ -1,10 +1,13 @@
 //! # Fixed-point vectors
 //!
-//! A value `a` is stored as the integer `x = round(a · 2^F)` with `F = FRAC_BITS = 36`
-//! fractional bits (quantum 2^−36 ≈ 1.5e−11). Magnitudes are limited to `|x| ≤ 2^47 − 1`
-//! (values up to [`MAX_VALUE`] ≈ 2048) so that the rational multiply's `x·n` with
-//! `n < 2^16` fits in an `i64`; anything larger is reported as overflow. Converting back,
-//! `x · 2^−F` is exact in f64 because `|x| < 2^53`.
+//! A value `a` is stored as the i64 `x = round(a · 2^F)` with `F = FRAC_BITS = 52`
+//! fractional bits (quantum 2^−52 ≈ 2.2e−16, the spacing of f64 at 1). Magnitudes are
+//! limited to `|x| ≤ 2^63 − 1` ([`LIMIT`]), values up to [`MAX_VALUE`] = 2048 − 2^−42, the
+//! largest f64 below 2048; anything larger is reported as overflow. The rational multiply
+//! never forms `x·n` (it could take 79 bits): it divides first (see
+//! [`crate::exact::InfoBuffer::mul_at`]). Converting back, `x · 2^−F` is exact in f64 for
+//! `|a| < 2` and correctly rounded above (a deterministic function of `x`, which is all
+//! exact reversal needs; the float computations only read the state).
 //!
 //! Increments are computed in f64 from exactly known state, rounded to the nearest integer
 //! (ties to even, without a libm call), and added with an overflow check:
@@ -12,32 +15,40 @@
 //! ```text
 //! x ← x + round(s·a · 2^F)        (exact; undone by x ← x − round(s·a · 2^F))
 //! ```
+//!
+//! An increment of magnitude ≥ 2^51 quanta (≥ 0.5) is already (almost) an integer in f64:
+//! it has at most one fractional bit, which the conversion truncates. The increment is
+//! still a deterministic function of `(s, a)`, so the undo subtracts the same integer.
 
 /// Fractional bits of the fixed-point representation.
-pub const FRAC_BITS: u32 = 36;
-/// Largest representable magnitude of the integer representation.
-pub const LIMIT: i64 = (1 << 47) - 1;
+pub const FRAC_BITS: u32 = 52;
+/// Largest representable magnitude of the integer representation (`i64::MIN` is excluded,
+/// so negation never overflows).
+pub const LIMIT: i64 = i64::MAX;
 const SCALE: f64 = (1u64 << FRAC_BITS) as f64;
 const INV_SCALE: f64 = 1.0 / SCALE;
-const LIMIT_F: f64 = LIMIT as f64;
-/// Largest representable magnitude of a value (≈ 2048).
-pub const MAX_VALUE: f64 = LIMIT as f64 / SCALE;
+/// 2^63: integers of f64 strictly below it in magnitude convert to i64 exactly.
+const BOUND_F: f64 = 9_223_372_036_854_775_808.0;
+/// Largest representable magnitude of a value: 2048 − 2^−42, the largest f64 below 2048
+/// (its fixed-point integer 2^63 − 2^10 is in range; 2048 itself is not).
+pub const MAX_VALUE: f64 = 2048.0 - 1.0 / (1u64 << 42) as f64;
 
 /// The fixed-point integer nearest `a`, or `None` if `a` is not finite or out of range.
 ///
 /// ```
 /// use revgrad::exact::fixed::{from_f64, to_f64};
 /// assert_eq!(to_f64(from_f64(0.75).unwrap()).to_bits(), 0.75f64.to_bits());
-/// assert!(from_f64(1e6).is_none());
+/// assert!(from_f64(2048.0).is_none());
 /// assert!(from_f64(f64::NAN).is_none());
 /// ```
 #[inline]
 pub fn from_f64(a: f64) -> Option<i64> {
-    let y = round_nearest(a * SCALE);
-    (y.abs() <= LIMIT_F).then_some(y as i64)
+    let (x, ok) = increment(SCALE, a);
+    ok.then_some(x)
 }
 
-/// The value of the fixed-point integer `x` (exact).
+/// The value of the fixed-point integer `x` (exact below 2 in magnitude, else correctly
+/// rounded).
 #[inline]
 pub fn to_f64(x: i64) -> f64 {
     x as f64 * INV_SCALE
@@ -61,7 +72,7 @@ pub fn to_f64_into(x: &[i64], out: &mut [f64]) {
 
 /// Nearest integer (ties to even) of `v`, as f64, by the `1.5·2^52` trick: exact for
 /// |v| < 2^51 and free of libm calls (baseline x86-64 has no rounding instruction), so the
-/// loops below vectorise. Larger or non-finite `v` come out beyond [`LIMIT`] or NaN, which
+/// loops below vectorise. Larger or non-finite `v` come out beyond the range or NaN, which
 /// every caller's range check rejects.
 #[inline(always)]
 fn round_nearest(v: f64) -> f64 {
@@ -69,12 +80,24 @@ fn round_nearest(v: f64) -> f64 {
     (v + MAGIC) - MAGIC
 }
 
+/// `v` rounded to an integer-valued f64: to nearest (ties to even) below 2^51, where f64
+/// still has fractional bits; above, `v` has at most one fractional bit and is returned as
+/// is (the integer conversion truncates it). A deterministic function of `v` either way.
+#[inline(always)]
+fn integral(v: f64) -> f64 {
+    if v.abs() < 2_251_799_813_685_248.0 {
+        round_nearest(v)
+    } else {
+        v
+    }
+}
+
 /// The fixed-point increment `round(s·a · 2^F)` for a pre-scaled factor `s_scaled = s·2^F`,
-/// and whether it is in range.
+/// and whether it is in range (`|inc| ≤ LIMIT`; NaN and ±∞ are out of range).
 #[inline(always)]
 pub fn increment(s_scaled: f64, a: f64) -> (i64, bool) {
-    let inc = round_nearest(s_scaled * a);
-    (inc as i64, inc.abs() <= LIMIT_F)
+    let inc = integral(s_scaled * a);
+    (inc as i64, inc.abs() < BOUND_F)
 }
 
 /// `s·2^F`: the factor [`increment`] takes.
@@ -83,11 +106,11 @@ pub fn scaled(s: f64) -> f64 {
     s * SCALE
 }
 
-/// `x + inc`, and whether the sum is in range (both operands within ±2^63/2 never wrap).
+/// `x + inc`, and whether the sum is in range (no wrap, and not `i64::MIN`).
 #[inline(always)]
 pub fn checked_sum(x: i64, inc: i64) -> (i64, bool) {
-    let y = x.wrapping_add(inc);
-    (y, y.unsigned_abs() <= LIMIT as u64)
+    let (y, wrapped) = x.overflowing_add(inc);
+    (y, !wrapped & (y != i64::MIN))
 }
 
 /// `x ← x + round(s·a · 2^F)` elementwise. Returns `false` if any increment or result left
@@ -142,17 +165,10 @@ pub fn wide_scaled(s: f64) -> f64 {
 }
 
 /// The wide increment `round(s·a · 2^92)` for `s_scaled = s·2^92`, and whether it is in
-/// range. Below 2^51 it is rounded to nearest; above, an f64 holds at most one fractional
-/// bit and the cast truncates it: the result is a deterministic function of `(s, a)`, which
-/// is all exact reversal needs.
+/// range (rounded as [`increment`] rounds: to nearest below 2^51, else the f64 as is).
 #[inline(always)]
 pub fn wide_increment(s_scaled: f64, a: f64) -> (i128, bool) {
-    let v = s_scaled * a;
-    let r = if v.abs() < 2_251_799_813_685_248.0 {
-        round_nearest(v)
-    } else {
-        v
-    };
+    let r = integral(s_scaled * a);
     (r as i128, r.abs() <= WIDE_LIMIT_F)
 }
 
@@ -205,9 +221,36 @@ mod tests {
             assert_eq!(round_nearest(v) as i64, v.round_ties_even() as i64, "{v}");
         }
         // Out-of-range inputs are flagged, never silently wrapped.
-        for v in [2f64.powi(51), 1e300, -1e300, f64::INFINITY, f64::NAN] {
+        for v in [
+            2f64.powi(63),
+            -(2f64.powi(63)),
+            1e300,
+            -1e300,
+            f64::INFINITY,
+            f64::NAN,
+        ] {
             assert!(!increment(1.0, v).1, "{v}");
         }
+        // Beyond 2^51 the increment is the f64 itself (at most one fractional bit,
+        // truncated), up to the largest f64 below 2^63.
+        for v in [
+            2f64.powi(51) + 0.5,
+            -(2f64.powi(52)) - 2.0,
+            2f64.powi(63) - 1024.0,
+        ] {
+            let (x, ok) = increment(1.0, v);
+            assert!(ok, "{v}");
+            assert_eq!(x, v.trunc() as i64, "{v}");
+        }
+    }
+
+    #[test]
+    fn sums_detect_wrapping() {
+        assert_eq!(checked_sum(LIMIT - 1, 1), (LIMIT, true));
+        assert!(!checked_sum(LIMIT, 1).1);
+        assert!(!checked_sum(-LIMIT, -1).1, "i64::MIN is out of range");
+        assert!(!checked_sum(-LIMIT, i64::MIN + 1).1);
+        assert_eq!(checked_sum(-5, 3), (-2, true));
     }
 
     #[test]

@@ -43,7 +43,7 @@
 
 use strength_reduce::StrengthReducedU64;
 
-use super::rational::{DEN_BITS, Rational};
+use super::rational::{DEN, DEN_BITS, Rational};
 
 const WORD_BITS: u32 = 32;
 const LOWER: u64 = 1 << WORD_BITS;
@@ -240,8 +240,8 @@ impl InfoBuffer {
     /// `x ← (n/d)·x` elementwise, exactly invertible by [`InfoBuffer::unmul_inplace`]:
     /// `x' = ⌊(x·n + c)/d⌋` with `c` popped from the buffer, `(x·n + c) mod d` pushed.
     ///
-    /// `x` must be fixed-point integers within `±(2^47 − 1)` (so `x·n` fits in an i64);
-    /// the result is within that range too.
+    /// Any `x` except `i64::MIN` is accepted (the fixed point's whole range); the result's
+    /// magnitude is at most `x`'s.
     ///
     /// ```
     /// use revgrad::exact::{Coder, InfoBuffer, Rational};
@@ -273,12 +273,18 @@ impl InfoBuffer {
     /// multiply. Within one step, the multiplies must visit the elements in increasing
     /// order, and their undo ([`InfoBuffer::unmul_at`]) in decreasing order, so the shared
     /// stack stays LIFO; each element may use its own coder.
+    ///
+    /// `x·n` can take 79 bits, so it is never formed: with `x = q·d + r` (`q = ⌊x/d⌋`, an
+    /// arithmetic shift, `0 ≤ r < d`), `x·n + c = q·n·d + (r·n + c)`, hence
+    /// `x' = q·n + ⌊(r·n + c)/d⌋` and the pushed digit is `(r·n + c) mod d`; `r·n + c <
+    /// 2^32` and `|q·n| < 2^63`.
     #[inline]
     pub fn mul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
-        let c = self.pop_n(i, k) as i64;
-        let y = x * k.n as i64 + c;
-        self.push_d(i, (y & D_MASK) as u64);
-        y >> DEN_BITS
+        let c = self.pop_n(i, k);
+        let (q, r) = (x >> DEN_BITS, (x & D_MASK) as u64);
+        let t = r * k.n + c;
+        self.push_d(i, t & D_MASK as u64);
+        q * k.n as i64 + (t >> DEN_BITS) as i64
     }
 
     /// Exact inverse of [`InfoBuffer::mul_inplace`] with the same coder.
@@ -295,13 +301,19 @@ impl InfoBuffer {
 
     /// Element `i` of [`InfoBuffer::unmul_inplace`]; see [`InfoBuffer::mul_at`] for the
     /// order in which elements must be visited.
+    ///
+    /// Divide-first, as the multiply: with `x' = p·n + e` (`p = ⌊x'/n⌋`, `0 ≤ e < n`) and
+    /// the popped digit `r`, `y = x'·d + r = p·n·d + (e·d + r)`, so `⌊y/n⌋ = p·d + ⌊(e·d +
+    /// r)/n⌋` and `y mod n = (e·d + r) mod n`, with `e·d + r < 2^32`.
     #[inline]
     pub fn unmul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
-        let r = self.pop_d(i) as i64;
-        let y = (x << DEN_BITS) + r;
-        let (q, c) = floor_div(y, k);
+        let r = self.pop_d(i);
+        let (p, e) = floor_div(x, k);
+        let (q, c) = StrengthReducedU64::div_rem((e << DEN_BITS) | r, k.n_div);
         self.push_n(i, c, k);
-        q
+        // Wrapping: an undo of a real multiply lands in range; anything else (a caller
+        // undoing arbitrary values, as verify-reversal's drifting runs do) must not panic.
+        p.wrapping_mul(DEN as i64).wrapping_add(q as i64)
     }
 }
 

@@ -15,7 +15,9 @@
 //! push the digit y mod d ∈ [0, d) onto the information buffer
 //! ```
 //!
-//! and undone by `y = x'·d + pop_d()`, `x = ⌊y / n⌋`, `push_n(y mod n)`. Each multiply
+//! and undone by `y = x'·d + pop_d()`, `x = ⌊y / n⌋`, `push_n(y mod n)`. With 52
+//! fractional bits `x·n` can take 79 bits, so neither `y` is formed: both directions
+//! divide first and stay in 64-bit integers ([`InfoBuffer::mul_at`]). Each multiply
 //! stores `log₂ d − log₂ n = log₂(1/γ)` bits net: the information-theoretic floor. The
 //! buffer ([`infobuf`]) is a per-element rANS coder state renormalising 32-bit words into one
 //! shared stack, which gets within a few percent of that floor (the seed note's scheme keeps

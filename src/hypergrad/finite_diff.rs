@@ -11,7 +11,8 @@
 //!
 //! The error estimate is what makes a disagreement explainable: fixed-point quantisation
 //! and γ's rounding to n/2^16 add noise to `g` that no step size removes, and it shows up as
-//! inconsistency between R₁ and R₂. Steps: `δ_e = 10⁻³·|h_e|` for α, init_scale and example
+//! inconsistency between R₁ and R₂; it is never taken below the few ulps of rounding every
+//! f64 loss carries (`1.5·4·ε·|g|`: R₁ and R₂ can agree better than that by chance). Steps: `δ_e = 10⁻³·|h_e|` for α, init_scale and example
 //! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
 //! penalty get a step above the fixed-point rounding); `δ_e = 0.05·ε_e` for Adam's ε, whose
 //! effect is tiny; for γ, β₁ and β₂ a whole number of quanta 2^−16 (at most 8, fewer near 0
@@ -191,15 +192,33 @@ pub fn estimate(obj: &mut impl Objective, setup: Setup, probe: &Probe) -> Result
             },
         )
     };
-    let mut d = |k: f64| -> Result<f64> { Ok((g(k)? - g(-k)?) / (2.0 * k)) };
+    let mut largest = 0.0f64;
+    let mut d = |k: f64| -> Result<f64> {
+        let (a, b) = (g(k)?, g(-k)?);
+        largest = largest.max(a.abs()).max(b.abs());
+        Ok((a - b) / (2.0 * k))
+    };
     let (d1, d2, d4) = (d(1.0)?, d(2.0)?, d(4.0)?);
     let r1 = (4.0 * d1 - d2) / 3.0;
     let r2 = (4.0 * d2 - d4) / 3.0;
     Ok(Estimate {
         value: r1,
-        error: (r1 - r2).abs(),
+        error: (r1 - r2).abs().max(rounding_floor(largest)),
     })
 }
+
+/// The least error a Richardson estimate can have: each loss `g(s)` is an f64 sum (and the
+/// end of a fixed-point run quantised at 2^−52), so it carries a few ulps of rounding,
+/// `u = ROUNDING_ULPS·ε·|g|`, that no step size removes; `R₁ = (4·D(1) − D(2))/3` weighs the
+/// six losses by coefficients whose magnitudes sum to 1.5, so `R₁` is uncertain by `1.5·u`.
+/// `|R₁ − R₂|` can come out below that by chance (two noisy estimates agreeing), so the
+/// estimate's error is never taken smaller.
+fn rounding_floor(largest_loss: f64) -> f64 {
+    1.5 * ROUNDING_ULPS * f64::EPSILON * largest_loss
+}
+
+/// Ulps of rounding assumed in one validation loss (see [`estimate`]'s error floor).
+pub const ROUNDING_ULPS: f64 = 4.0;
 
 /// How a probe's reversal value compares with its finite-difference estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

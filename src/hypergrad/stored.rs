@@ -4,13 +4,20 @@
 //! adjoint ([`Reversible::adjoint_step`]) reading states from memory instead of undoing the
 //! dynamics. O(T·|θ|) memory. Because the forward run is exact, both paths see identical
 //! states and gradients, so this checks the reversal itself: the two must agree bit for bit.
+//!
+//! [`hypergradient_stored_float`] is the textbook path all the way: the forward run is the
+//! float64 optimizer (with the exact run's rational decays, so only the arithmetic
+//! differs), its states stored, then the same adjoint. It checks the exact arithmetic: with
+//! 52 fractional bits the two hypergradients agree to about 1e−12 relative on short runs.
 
 use super::Setup;
 use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::hyper::Hypers;
 use crate::model::Objective;
-use crate::optim::{ExactAdam, ExactMomentum, Reversible};
+use crate::optim::adam::AdamSnapshot;
+use crate::optim::momentum::Snapshot;
+use crate::optim::{ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, Reversible};
 
 /// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of the
 /// blocks' optimizer.
@@ -43,13 +50,63 @@ pub fn stored_with<O: Reversible>(
         snaps.push(opt.snapshot(&state));
     }
     let theta_t = opt.theta_f64(&state);
+    Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta_t))
+}
+
+/// `(∂f/∂every entry, f(θ_T))` by reverse mode over a stored **float64** trajectory: the
+/// blocks' optimizer run in f64 with every decay replaced by its rational n_t/2^16 (the
+/// effective decay of the exact run, step by step), each state kept, then the exact optimizer's adjoint
+/// over those states.
+///
+/// # Errors
+/// [`crate::Error::Diverged`] for a non-finite training loss.
+pub fn hypergradient_stored_float(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
+    let (h, l, steps) = (setup.hypers, setup.layout, setup.steps);
+    let mut obj = setup.objective(obj);
+    let mut theta = setup.theta0();
+    let zeros = vec![0.0; theta.len()];
+    match setup.optimizer() {
+        InnerOptimizer::Adam => {
+            let mut f = FloatAdam::with_rational_decays(h, l, steps);
+            let (mut m, mut s) = (zeros.clone(), zeros);
+            let mut snaps = vec![AdamSnapshot::new(theta.clone(), m.clone(), s.clone())];
+            for t in 0..steps {
+                f.step(&mut obj, t, &mut theta, &mut m, &mut s)?;
+                snaps.push(AdamSnapshot::new(theta.clone(), m.clone(), s.clone()));
+            }
+            let opt = ExactAdam::new(h, l, steps);
+            Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta))
+        }
+        _ => {
+            let mut f = FloatMomentum::with_rational_decays(h, l, steps);
+            let mut v = zeros;
+            let mut snaps = vec![Snapshot::new(theta.clone(), v.clone())];
+            for t in 0..steps {
+                f.step(&mut obj, t, &mut theta, &mut v)?;
+                snaps.push(Snapshot::new(theta.clone(), v.clone()));
+            }
+            let opt = ExactMomentum::new(h, l, steps);
+            Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta))
+        }
+    }
+}
+
+/// The reverse pass over stored states `snaps[0..=T]` ending at `theta_t`: the validation
+/// gradient, then the optimizer's adjoint step for t = T−1 down to 0.
+fn adjoint_over<O: Reversible>(
+    mut opt: O,
+    obj: &mut impl Objective,
+    setup: Setup,
+    snaps: &[O::Snapshot],
+    theta_t: &[f64],
+) -> (Hypers, f64) {
     let mut val_grad = vec![0.0; obj.dim()];
-    let (val_loss, _) = obj.validation_grad_into(&theta_t, &mut val_grad);
+    let (val_loss, _) = obj.validation_grad_into(theta_t, &mut val_grad);
     let mut grads = setup.zero_grads();
     opt.begin_adjoint(&val_grad);
     for t in (0..setup.steps).rev() {
-        opt.adjoint_step(&mut obj, t, &snaps[t], &snaps[t + 1], &mut grads);
+        opt.adjoint_step(obj, t, &snaps[t], &snaps[t + 1], &mut grads);
     }
     setup.finish(&opt, &mut grads);
-    Ok((grads, val_loss))
+    (grads, val_loss)
 }

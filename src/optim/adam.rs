@@ -10,7 +10,7 @@
 //! θ ← θ − round(α·q)                                i64, exact subtraction
 //! ```
 //!
-//! θ is momentum's fixed point (36 fractional bits); m and s are wide fixed point (i128,
+//! θ is momentum's fixed point (52 fractional bits); m and s are wide fixed point (i128,
 //! [`fixed::WIDE_FRAC_BITS`] = 92 fractional bits, values up to 2^19): in i64 the moments'
 //! quantum, divided by √s ≈ |g|, moves θ by far more than its own quantum and the exact run
 //! drifts about 5e−6 from float Adam; at 92 bits it tracks float Adam as closely as exact
@@ -196,6 +196,13 @@ pub struct AdamSnapshot {
     theta: Vec<f64>,
     m: Vec<f64>,
     s: Vec<f64>,
+}
+
+impl AdamSnapshot {
+    /// A state given in f64 (a float64 run's, for the reference path that stores it).
+    pub fn new(theta: Vec<f64>, m: Vec<f64>, s: Vec<f64>) -> Self {
+        AdamSnapshot { theta, m, s }
+    }
 }
 
 /// Exactly reversible Adam, with its scratch and adjoint vectors.
@@ -589,6 +596,8 @@ fn wide_overflow(step: usize, what: &str, alpha: f64) -> Error {
 pub struct FloatAdam {
     plan: AdamPlan,
     grad: Vec<f64>,
+    /// Use the β's rationals n_t/2^16 (the exact run's decays) instead of the configured β's.
+    rational: bool,
 }
 
 impl FloatAdam {
@@ -597,6 +606,17 @@ impl FloatAdam {
         FloatAdam {
             plan: AdamPlan::new(hypers, layout, steps),
             grad: vec![0.0; layout.len()],
+            rational: false,
+        }
+    }
+
+    /// The same in f64 but with the exact run's decays (β₁_t, β₂_t replaced by their
+    /// rationals at every step and group), so only the arithmetic differs from
+    /// [`ExactAdam`].
+    pub fn with_rational_decays(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        FloatAdam {
+            rational: true,
+            ..Self::new(hypers, layout, steps)
         }
     }
 
@@ -618,7 +638,7 @@ impl FloatAdam {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let c = self.plan.consts(a, t, false);
+            let c = self.plan.consts(a, t, self.rational);
             for i in r.clone() {
                 let g = self.grad[i];
                 m[i] = c.b1 * m[i] + c.omb1 * g;
@@ -641,14 +661,14 @@ impl FloatAdam {
     ) {
         self.plan.at(t);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let c = self.plan.consts(a, t, false);
+            let c = self.plan.consts(a, t, self.rational);
             for i in r.clone() {
                 theta[i] += c.alpha * c.update(m[i], s[i]).3;
             }
         }
         obj.grad_into(t, theta, &mut self.grad);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let c = self.plan.consts(a, t, false);
+            let c = self.plan.consts(a, t, self.rational);
             for i in r.clone() {
                 let g = self.grad[i];
                 m[i] = (m[i] - c.omb1 * g) / c.b1;

@@ -55,6 +55,13 @@ pub struct Snapshot {
     v: Vec<f64>,
 }
 
+impl Snapshot {
+    /// A state given in f64 (a float64 run's, for the reference path that stores it).
+    pub fn new(theta: Vec<f64>, v: Vec<f64>) -> Self {
+        Snapshot { theta, v }
+    }
+}
+
 /// Exactly reversible SGD with momentum, with its scratch and adjoint vectors.
 #[derive(Debug, Clone)]
 pub struct ExactMomentum {
@@ -365,6 +372,8 @@ impl Reversible for ExactMomentum {
 pub struct FloatMomentum {
     plan: Plan,
     grad: Vec<f64>,
+    /// Use γ_t's rational n_t/2^16 (the exact run's decay) instead of the configured γ_t.
+    rational: bool,
 }
 
 impl FloatMomentum {
@@ -373,6 +382,26 @@ impl FloatMomentum {
         FloatMomentum {
             plan: Plan::new(hypers, layout, steps),
             grad: vec![0.0; layout.len()],
+            rational: false,
+        }
+    }
+
+    /// The same in f64 but with the exact run's decays: γ_t replaced by its rational
+    /// n_t/2^16 at every step and group (schedules interpolate between knots, so rounding
+    /// the knots would not do), so only the arithmetic differs from [`ExactMomentum`].
+    pub fn with_rational_decays(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+        FloatMomentum {
+            rational: true,
+            ..Self::new(hypers, layout, steps)
+        }
+    }
+
+    /// γ_t of array `a` at the current step.
+    fn gamma(&self, a: usize) -> f64 {
+        if self.rational {
+            self.plan.coder(a).rational().value()
+        } else {
+            self.plan.gamma.value.of(a)
         }
     }
 
@@ -393,7 +422,7 @@ impl FloatMomentum {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma.value.of(a));
+            let (al, g) = (self.plan.alpha.of(a), self.gamma(a));
             let omg = 1.0 - g;
             for i in r.clone() {
                 v[i] = g * v[i] - omg * self.grad[i];
@@ -420,7 +449,7 @@ impl FloatMomentum {
         }
         obj.grad_into(t, theta, &mut self.grad);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let g = self.plan.gamma.value.of(a);
+            let g = self.gamma(a);
             for i in r.clone() {
                 v[i] = (v[i] + (1.0 - g) * self.grad[i]) / g;
             }

@@ -27,7 +27,7 @@ fn check_grad_passes_on_quick_config_and_prints_three_columns() {
 
 #[test]
 fn check_grad_explains_disagreements_below_the_finite_differences_own_error() {
-    // A tolerance no finite difference can meet: every probe's disagreement (~1e-8
+    // A tolerance no finite difference can meet: every probe's disagreement (~1e-11
     // relative) is then judged against the Richardson error estimate, which explains it.
     let assert = revgrad()
         .args([

@@ -163,13 +163,14 @@ fn tune_best_config_loads_and_holds_the_best_row() {
     );
 }
 
-/// Starts near the fixed-point edge (α 400 is fine, α ≥ 600 overflows within 20 steps) with a
-/// negative ∂/∂α, so Adam's first move (×e^0.5) is rejected and the search continues.
+/// Starts near the fixed-point edge (α 400 is fine; with γ ≥ 0.95, or α ≥ 600, a weight
+/// overflows within 50 steps) tuning γ, whose hypergradient there is negative: Adam's first
+/// move (+0.5 in logit γ, to ≈ 0.937) overflows and is rejected, and the search continues.
 fn edge_config() -> Value {
     let mut c = small_config();
     set(&mut c, "inner.alpha", json!(400.0));
     set(&mut c, "outer.learning_rate", json!(0.5));
-    set(&mut c, "outer.tune", json!(["alpha"]));
+    set(&mut c, "outer.tune", json!(["gamma"]));
     c
 }
 
@@ -177,6 +178,14 @@ fn edge_config() -> Value {
 fn tune_rejects_diverging_steps_and_goes_on() {
     let dir = Scratch::new();
     let cfg = dir.config("edge.json", &edge_config());
+    // The premise: at this chaotic edge the sign of ∂f/∂γ decides the first move's
+    // direction; upwards is where the overflow is.
+    let h = json_of(["hypergrad", p(&cfg), "--json"]);
+    let d_gamma = h["hypergradients"]["gamma"].as_f64().expect("d_gamma");
+    assert!(
+        d_gamma < 0.0,
+        "premise changed: ∂f/∂γ = {d_gamma} at the edge"
+    );
     let assert = revgrad()
         .args(["tune", p(&cfg), "--quiet"])
         .assert()
@@ -194,7 +203,7 @@ fn tune_rejects_diverging_steps_and_goes_on() {
     assert!(stderr.contains("rejected"), "{stderr}");
 
     // After a rejection the step is retried from the last good point with half the outer
-    // learning rate: with the same Adam state the move in log α halves.
+    // learning rate: with the same Adam state the move in logit γ halves.
     let k = statuses
         .iter()
         .position(|&s| s == "rejected")
@@ -204,14 +213,17 @@ fn tune_rejects_diverging_steps_and_goes_on() {
         .rev()
         .find(|&j| statuses[j] == "ok")
         .expect("a good row before");
-    let log_alpha = |j: usize| t.num(&t.rows[j], "alpha").ln();
+    let logit_gamma = |j: usize| {
+        let g = t.num(&t.rows[j], "gamma");
+        (g / (1.0 - g)).ln()
+    };
     let (rejected_move, retry_move) = (
-        log_alpha(k) - log_alpha(good),
-        log_alpha(k + 1) - log_alpha(good),
+        logit_gamma(k) - logit_gamma(good),
+        logit_gamma(k + 1) - logit_gamma(good),
     );
     assert!(
         (retry_move - 0.5 * rejected_move).abs() < 1e-9,
-        "retry moved {retry_move} in ln α, rejected step moved {rejected_move}"
+        "retry moved {retry_move} in logit γ, rejected step moved {rejected_move}"
     );
 }
 
