@@ -152,10 +152,17 @@ const WIDE_LIMIT_F: f64 = WIDE_LIMIT as f64;
 /// Largest magnitude of a wide value, 2^19 = 524288 (quantum 2^−92 ≈ 2.0e−28).
 pub const WIDE_MAX_VALUE: f64 = WIDE_LIMIT_F / WIDE_SCALE;
 
-/// The value of the wide fixed-point integer `x` (correctly rounded to f64).
-#[inline]
+/// The value of the wide fixed-point integer `x`, as `(⌊x/2^48⌋·2^48 + (x mod 2^48))·2^−92`
+/// from two hardware i64→f64 conversions (|x| < 2^111, so the high part fits an i64): at
+/// most one rounding more than the correctly rounded value (the software 128-bit
+/// conversion cost more than the whole rest of an Adam step's element), and a
+/// deterministic function of `x`, which is what exact reversal needs.
+#[inline(always)]
 pub fn wide_to_f64(x: i128) -> f64 {
-    x as f64 * WIDE_INV_SCALE
+    const TWO_48: f64 = (1u64 << 48) as f64;
+    let hi = (x >> 48) as i64;
+    let lo = (x as i64) & ((1 << 48) - 1);
+    (hi as f64 * TWO_48 + lo as f64) * WIDE_INV_SCALE
 }
 
 /// `s·2^92`: the factor [`wide_increment`] takes.
@@ -169,7 +176,24 @@ pub fn wide_scaled(s: f64) -> f64 {
 #[inline(always)]
 pub fn wide_increment(s_scaled: f64, a: f64) -> (i128, bool) {
     let r = integral(s_scaled * a);
-    (r as i128, r.abs() <= WIDE_LIMIT_F)
+    (integral_to_i128(r), r.abs() <= WIDE_LIMIT_F)
+}
+
+/// An integer-valued f64 (or NaN, ±∞) as an i128, without the software 128-bit conversion:
+/// below 2^63 through i64; above, from its bits (`mantissa·2^e`, e ≥ 11), exact. Values at
+/// or beyond 2^120 and NaN give 0 (callers reject them by their range check).
+#[inline(always)]
+fn integral_to_i128(r: f64) -> i128 {
+    if r.abs() < BOUND_F {
+        return r as i64 as i128;
+    }
+    let bits = r.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i32 - 1075;
+    if !(11..=67).contains(&e) {
+        return 0;
+    }
+    let mag = (((bits & ((1 << 52) - 1)) | (1 << 52)) as i128) << e;
+    if bits >> 63 == 1 { -mag } else { mag }
 }
 
 /// `x + inc` for wide integers, and whether the sum is in range.
@@ -251,6 +275,38 @@ mod tests {
         assert!(!checked_sum(-LIMIT, -1).1, "i64::MIN is out of range");
         assert!(!checked_sum(-LIMIT, i64::MIN + 1).1);
         assert_eq!(checked_sum(-5, 3), (-2, true));
+    }
+
+    #[test]
+    fn wide_conversions_match_the_software_ones() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..200_000 {
+            // Integers of every magnitude up to 2^111, both signs.
+            let bits = (next() % 112) as u32;
+            let x = ((next() as i128) << 64 | next() as i128) >> (127 - bits.min(126));
+            let x = if next() & 1 == 1 { -x } else { x };
+            let exact = x as f64 * WIDE_INV_SCALE;
+            let fast = wide_to_f64(x);
+            assert!(
+                (fast - exact).abs() <= exact.abs() * f64::EPSILON,
+                "{x}: {fast} vs {exact}"
+            );
+            // Integral f64 of every magnitude: the bit decomposition is exact.
+            let exponent = 1023 + next() % 115;
+            let sign = next() & (1 << 63);
+            let r = integral(f64::from_bits(sign | exponent << 52 | next() >> 12));
+            if r.abs() <= WIDE_LIMIT_F {
+                assert_eq!(integral_to_i128(r), r as i128, "{r}");
+            }
+        }
+        assert_eq!(integral_to_i128(f64::NAN), 0);
+        assert_eq!(integral_to_i128(-(2f64.powi(100))), -(1i128 << 100));
     }
 
     #[test]

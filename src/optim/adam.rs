@@ -84,12 +84,12 @@ struct Consts {
     /// 1 − β₁, 1 − β₂.
     omb1: f64,
     omb2: f64,
-    /// Bias corrections c = 1 − β^k.
-    c1: f64,
-    c2: f64,
-    /// ∂c/∂β = −k·β^(k−1), negated: k·β^(k−1).
-    dc1: f64,
-    dc2: f64,
+    /// Reciprocal bias corrections 1/c with c = 1 − β^k.
+    inv_c1: f64,
+    inv_c2: f64,
+    /// `−(∂c/∂β)/c = k·β^(k−1)/c`: the β sensitivity of `m̂ = m/c` is `m̂·k·β^(k−1)/c`.
+    dlog_c1: f64,
+    dlog_c2: f64,
 }
 
 impl Consts {
@@ -97,6 +97,7 @@ impl Consts {
         let k_i = i32::try_from(k).unwrap_or(i32::MAX);
         let p1 = b1.powi(k_i - 1);
         let p2 = b2.powi(k_i - 1);
+        let (inv_c1, inv_c2) = (1.0 / (1.0 - p1 * b1), 1.0 / (1.0 - p2 * b2));
         Consts {
             alpha,
             eps,
@@ -104,20 +105,22 @@ impl Consts {
             b2,
             omb1: 1.0 - b1,
             omb2: 1.0 - b2,
-            c1: 1.0 - p1 * b1,
-            c2: 1.0 - p2 * b2,
-            dc1: k as f64 * p1,
-            dc2: k as f64 * p2,
+            inv_c1,
+            inv_c2,
+            dlog_c1: k as f64 * p1 * inv_c1,
+            dlog_c2: k as f64 * p2 * inv_c2,
         }
     }
 
-    /// `(m̂, ŝ, D, q)` from the moments.
+    /// `(m̂, √ŝ, D, q)` from the moments: `m̂ = m/c₁`, `ŝ = s/c₂` (as products with the
+    /// reciprocals, computed once per step), `D = √ŝ + ε`, `q = m̂/D`. One division and one
+    /// square root per element.
     #[inline(always)]
     fn update(&self, m: f64, s: f64) -> (f64, f64, f64, f64) {
-        let mh = m / self.c1;
-        let sh = s / self.c2;
-        let d = sh.sqrt() + self.eps;
-        (mh, sh, d, mh / d)
+        let mh = m * self.inv_c1;
+        let r = (s * self.inv_c2).sqrt();
+        let d = r + self.eps;
+        (mh, r, d, mh / d)
     }
 }
 
@@ -209,6 +212,8 @@ impl AdamSnapshot {
 #[derive(Debug, Clone)]
 pub struct ExactAdam {
     plan: AdamPlan,
+    /// Each array's numbers at the step being reversed.
+    consts: Vec<Consts>,
     theta_f: Vec<f64>,
     m_f: Vec<f64>,
     s_f: Vec<f64>,
@@ -228,8 +233,10 @@ impl ExactAdam {
     /// The optimizer for `hypers`' α, β₁, β₂, ε blocks over `layout`, for `steps` steps.
     pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
         let z = || vec![0.0; layout.len()];
+        let plan = AdamPlan::new(hypers, layout, steps);
         ExactAdam {
-            plan: AdamPlan::new(hypers, layout, steps),
+            consts: vec![plan.consts(0, 0, true); plan.arrays.len()],
+            plan,
             theta_f: z(),
             m_f: z(),
             s_f: z(),
@@ -310,6 +317,7 @@ impl ExactAdam {
     ) {
         let ExactAdam {
             plan,
+            consts,
             theta_f,
             m_next: mn,
             s_next: sn,
@@ -322,30 +330,28 @@ impl ExactAdam {
             ..
         } = self;
         let (mn, sn) = m_next.unwrap_or((&mn[..], &sn[..]));
-        let consts: Vec<Consts> = (0..plan.arrays.len())
-            .map(|a| plan.consts(a, t, true))
-            .collect();
+        for (a, c) in consts.iter_mut().enumerate() {
+            *c = plan.consts(a, t, true);
+        }
         // Through θ_{t+1} = θ_t − α·q(m_{t+1}, s_{t+1}).
         for (a, r) in plan.arrays.iter().enumerate() {
             let c = consts[a];
             let (mut da, mut de, mut db1, mut db2) = (0.0, 0.0, 0.0, 0.0);
             for i in r.clone() {
-                let (mh, sh, d, q) = c.update(mn[i], sn[i]);
+                // q = m̂/D, D = √ŝ + ε: ∂q/∂m̂ = 1/D, ∂q/∂D = −q/D, ∂D/∂ŝ = 1/(2√ŝ);
+                // m̂ = m/c₁ and ŝ = s/c₂ with ∂c/∂β = −k·β^(k−1). Two divisions.
+                let (mh, rt, d, q) = c.update(mn[i], sn[i]);
                 let dth = d_theta[i];
                 da -= dth * q;
-                let dq = -c.alpha * dth;
-                let dmh = dq / d;
-                let dd = -dq * q / d;
+                let dmh = -c.alpha * dth / d;
+                let dd = -dmh * q;
                 de += dd;
-                let dsh = if sh > 0.0 {
-                    dd / (2.0 * sh.sqrt())
-                } else {
-                    0.0
-                };
-                d_m[i] += dmh / c.c1;
-                d_s[i] += dsh / c.c2;
-                db1 += dmh * mh * c.dc1 / c.c1;
-                db2 += dsh * sh * c.dc2 / c.c2;
+                // dŝ = dD/(2√ŝ); ŝ·dŝ = dD·√ŝ/2 needs no division.
+                let dsh = if rt > 0.0 { dd / (2.0 * rt) } else { 0.0 };
+                d_m[i] += dmh * c.inv_c1;
+                d_s[i] += dsh * c.inv_c2;
+                db1 += dmh * mh * c.dlog_c1;
+                db2 += 0.5 * dd * rt * c.dlog_c2;
             }
             plan.alpha.add(a, da);
             plan.eps.add(a, de);
@@ -374,6 +380,7 @@ impl ExactAdam {
         between(self);
         let ExactAdam {
             plan,
+            consts,
             theta_f,
             m_f,
             s_f,
