@@ -32,9 +32,9 @@
 //!
 //! The gradient is computed by the same instructions whether or not the R-pass runs, so
 //! [`Mlp::grad_into`] and [`Mlp::grad_hvp_into`] return bit-identical gradients: the exact
-//! reverse pass relies on that. Matrix products go through `ndarray::linalg::general_mat_mul`
-//! (single-threaded `matrixmultiply`), whose summation order depends only on the shapes, so
-//! results are deterministic.
+//! reverse pass relies on that. Matrix products go through [`super::linalg::mat_mul`], one
+//! fused multiply-add chain per output element in a fixed order, so every result is a
+//! function of the inputs alone (the same bits on every machine and SIMD path).
 //!
 //! The model is penalty-free: weight penalties are a separate objective wrapped around it
 //! ([`crate::model::Penalized`]).
@@ -42,9 +42,9 @@
 //! Softmax is computed as `exp(z − max z)` and `log p = z − max z − ln Σ exp(z − max z)`, the
 //! usual log-sum-exp stabilisation; no clamping.
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip, s};
 
+use super::linalg::mat_mul;
 use super::{Activation, Layout};
 
 /// An MLP: a layout and a hidden activation. Parameters are passed in as flat slices.
@@ -223,7 +223,7 @@ impl Mlp {
             let input = layer_input(&ws.x, before, l, n);
             let mut z = rows_mut(&mut ws.z[l], n);
             z.assign(&b.broadcast((n, b.len())).expect("bias broadcast"));
-            general_mat_mul(1.0, &input, &w, 1.0, &mut z);
+            mat_mul(&input, &w, 1.0, &mut z);
             if l + 1 < nl {
                 let act = self.activation;
                 let a = rows_mut(&mut after[0], n);
@@ -305,14 +305,14 @@ impl Mlp {
             {
                 let mut gw =
                     ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
-                general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut gw);
+                mat_mul(&input.t(), &delta, 0.0, &mut gw);
             }
             for (g, col) in grad[br].iter_mut().zip(delta.axis_iter(Axis(1))) {
                 *g = col.sum();
             }
             if l > 0 {
                 let mut back = rows_mut(&mut ws.back[l - 1], n);
-                general_mat_mul(1.0, &delta, &self.w(theta, l).t(), 0.0, &mut back);
+                mat_mul(&delta, &self.w(theta, l).t(), 0.0, &mut back);
                 let (lower, upper) = ws.delta.split_at_mut(l);
                 let _ = upper;
                 let mut dprev = rows_mut(&mut lower[l - 1], n);
@@ -379,9 +379,9 @@ impl Mlp {
             let input = layer_input(&ws.x, &ws.a, l, n);
             let mut rz = rows_mut(&mut ws.rz[l], n);
             rz.assign(&ub.broadcast((n, ub.len())).expect("bias broadcast"));
-            general_mat_mul(1.0, &input, &uw, 1.0, &mut rz);
+            mat_mul(&input, &uw, 1.0, &mut rz);
             if l > 0 {
-                general_mat_mul(1.0, &rows(&ws.ra[l - 1], n), &w, 1.0, &mut rz);
+                mat_mul(&rows(&ws.ra[l - 1], n), &w, 1.0, &mut rz);
             }
             if l < top {
                 let ra = rows_mut(&mut ws.ra[l], n);
@@ -417,9 +417,9 @@ impl Mlp {
             let rdelta = rows(&ws.rdelta[l], n);
             {
                 let mut hw = ArrayViewMut2::from_shape(shape, &mut hu[wr]).expect("shape");
-                general_mat_mul(1.0, &input.t(), &rdelta, 0.0, &mut hw);
+                mat_mul(&input.t(), &rdelta, 0.0, &mut hw);
                 if l > 0 {
-                    general_mat_mul(1.0, &rows(&ws.ra[l - 1], n).t(), &delta, 1.0, &mut hw);
+                    mat_mul(&rows(&ws.ra[l - 1], n).t(), &delta, 1.0, &mut hw);
                 }
             }
             for (h, col) in hu[br].iter_mut().zip(rdelta.axis_iter(Axis(1))) {
@@ -427,8 +427,8 @@ impl Mlp {
             }
             if l > 0 {
                 let mut rback = rows_mut(&mut ws.rback[l - 1], n);
-                general_mat_mul(1.0, &rdelta, &self.w(theta, l).t(), 0.0, &mut rback);
-                general_mat_mul(1.0, &delta, &self.w(u, l).t(), 1.0, &mut rback);
+                mat_mul(&rdelta, &self.w(theta, l).t(), 0.0, &mut rback);
+                mat_mul(&delta, &self.w(u, l).t(), 1.0, &mut rback);
                 let (lower, _) = ws.rdelta.split_at_mut(l);
                 Zip::from(rows_mut(&mut lower[l - 1], n))
                     .and(&rback)
