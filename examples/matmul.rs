@@ -1,18 +1,19 @@
-//! # Matrix products of the MLP's shapes: revgrad's kernel vs ndarray/matrixmultiply
+//! # Matrix products of the MLP's shapes: revgrad's kernels vs ndarray/matrixmultiply
 //!
 //! For each product the MLP runs at B = 100 (digits 64-100-100-10 and MNIST 784-100-10),
-//! times `revgrad::model::linalg::mat_mul` and `ndarray::linalg::general_mat_mul`
-//! (matrixmultiply) in interleaved rounds and prints the median nanoseconds per product of
-//! each and their ratio. `ROUNDS` (default 15) rounds of `REPS` products each.
+//! times `revgrad::model::linalg::mat_mul_with` on each kernel path this machine has and
+//! `ndarray::linalg::general_mat_mul` (matrixmultiply) in interleaved rounds (15 rounds of
+//! `REPS` products, default 200) and prints the median nanoseconds per product of each, and
+//! each one's ratio to matrixmultiply.
 //!
 //! ```text
-//! cargo run --release --example matmul            # all shapes, both kernels
-//! cargo run --release --example matmul -- ours    # only revgrad's kernel (for callgrind)
-//! cargo run --release --example matmul -- mm      # only matrixmultiply (for callgrind)
+//! cargo run --release --example matmul                # all shapes, all kernels
+//! cargo run --release --example matmul -- ours 10     # only the detected path, 1 round
+//! cargo run --release --example matmul -- mm 10       # only matrixmultiply, 1 round
 //! ```
 //!
-//! Under `valgrind --tool=callgrind` pass `ours`/`mm` and a small `REPS` (e.g. `ours 10`) and
-//! read the instruction counts per function.
+//! Under `valgrind --tool=callgrind` (which hides AVX-512, so `ours` is the AVX2 path) pass
+//! `ours`/`mm` and a small `REPS` and read the instruction counts per function.
 #![allow(clippy::disallowed_macros)] // a measuring tool, run by hand on a terminal
 
 use std::hint::black_box;
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
-use revgrad::model::linalg::{Kernel, mat_mul};
+use revgrad::model::linalg::{Kernel, mat_mul, mat_mul_with};
 
 /// (name, m, k, n, A transposed, B transposed, β).
 const SHAPES: &[(&str, usize, usize, usize, bool, bool, f64)] = &[
@@ -56,6 +57,14 @@ fn ours(a: &ArrayView2<f64>, b: &ArrayView2<f64>, beta: f64, c: &mut ArrayViewMu
     mat_mul(a, b, beta, c)
 }
 
+fn avx512(a: &ArrayView2<f64>, b: &ArrayView2<f64>, beta: f64, c: &mut ArrayViewMut2<f64>) {
+    mat_mul_with(Kernel::Avx512, a, b, beta, c)
+}
+
+fn avx2(a: &ArrayView2<f64>, b: &ArrayView2<f64>, beta: f64, c: &mut ArrayViewMut2<f64>) {
+    mat_mul_with(Kernel::Avx2, a, b, beta, c)
+}
+
 fn mm(a: &ArrayView2<f64>, b: &ArrayView2<f64>, beta: f64, c: &mut ArrayViewMut2<f64>) {
     general_mat_mul(1.0, a, b, beta, c)
 }
@@ -66,8 +75,17 @@ fn main() {
     let reps: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
     let rounds: usize = if which == "both" { 15 } else { 1 };
     let mut kernels: Vec<(&str, Product)> = Vec::new();
-    if which != "mm" {
-        kernels.push(("revgrad", ours));
+    match which {
+        "ours" => kernels.push(("revgrad", ours)),
+        "mm" => {}
+        _ => {
+            if Kernel::Avx512.available() {
+                kernels.push(("avx512", avx512));
+            }
+            if Kernel::Avx2.available() {
+                kernels.push(("avx2", avx2));
+            }
+        }
     }
     if which != "ours" {
         kernels.push(("matrixmultiply", mm));
@@ -110,10 +128,15 @@ fn main() {
             .zip(&medians)
             .map(|((k, _), ns)| format!("{k}={ns:.0}ns"))
             .collect();
-        let ratio = if medians.len() == 2 {
-            format!(" ratio={:.2}", medians[0] / medians[1])
+        let last = medians[medians.len() - 1];
+        let ratio: String = medians[..medians.len() - 1]
+            .iter()
+            .map(|m| format!(" {:.2}", m / last))
+            .collect();
+        let ratio = if ratio.is_empty() {
+            ratio
         } else {
-            String::new()
+            format!(" ratios to mm:{ratio}")
         };
         let gflops = 2.0 * (m * k * n) as f64 / medians[0];
         println!("{name:30} {}{ratio} ({gflops:.1} GFLOP/s)", cols.join(" "));

@@ -456,20 +456,20 @@ mod tests {
 
     #[test]
     fn softplus_special_values() {
-        assert_eq!(softplus(f64::INFINITY), f64::INFINITY);
+        assert_eq!(softplus(f64::INFINITY).to_bits(), f64::INFINITY.to_bits());
         assert_eq!(softplus(f64::NEG_INFINITY).to_bits(), 0f64.to_bits());
         assert_eq!(softplus(-800.0).to_bits(), 0f64.to_bits());
-        assert_eq!(softplus(0.0), std::f64::consts::LN_2);
-        assert_eq!(softplus(40.0), 40.0);
+        assert_eq!(softplus(0.0).to_bits(), std::f64::consts::LN_2.to_bits());
+        assert_eq!(softplus(40.0).to_bits(), 40f64.to_bits());
         assert!(softplus(f64::NAN).is_nan());
         assert!(sigmoid(f64::NAN).is_nan());
-        assert_eq!(sigmoid(f64::INFINITY), 1.0);
+        assert_eq!(sigmoid(f64::INFINITY).to_bits(), 1f64.to_bits());
         assert_eq!(sigmoid(f64::NEG_INFINITY).to_bits(), 0f64.to_bits());
-        assert_eq!(sigmoid(0.0), 0.5);
-        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(sigmoid(0.0).to_bits(), 0.5f64.to_bits());
+        assert_eq!(exp_nonpositive(0.0).to_bits(), 1f64.to_bits());
         assert_eq!(
-            exp_nonpositive(-1075.0 * std::f64::consts::LN_2 + 0.1),
-            5e-324
+            exp_nonpositive(-1075.0 * std::f64::consts::LN_2 + 0.1).to_bits(),
+            5e-324f64.to_bits()
         );
     }
 
@@ -510,7 +510,7 @@ mod tests {
             for (name, path) in &paths {
                 let (mut a, mut d1, mut d2) = (vec![0.0; n], vec![0.0; n], vec![7.0; n]);
                 path(act, &z, &mut a, &mut d1, Some(&mut d2));
-                let (mut a1, mut d11, mut d21) = (vec![0.0; n], vec![0.0; n], vec![7.0; n]);
+                let (mut a1, mut d11, mut d21) = (vec![0.0; n], vec![0.0; n], vec![7f64; n]);
                 path(act, &z, &mut a1, &mut d11, None);
                 let _ = &mut d21;
                 for i in 0..n {
@@ -522,7 +522,7 @@ mod tests {
                         z[i]
                     );
                     assert!(
-                        same(a1[i], v) && same(d11[i], p) && d21[i] == 7.0,
+                        same(a1[i], v) && same(d11[i], p) && d21[i].to_bits() == 7f64.to_bits(),
                         "{act:?} {name} z={}",
                         z[i]
                     );
