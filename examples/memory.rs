@@ -9,13 +9,15 @@
 //! - `info_buffer_bytes` and `info_bits_per_param_step` (reverse only) next to `floor_bits`,
 //!   `log₂(65536/58983)`, the information-theoretic minimum per multiply;
 //! - `store_all_bytes`: what the stored path keeps, (T+1)·|θ|·16;
-//! - `seconds`: wall time of the hypergradient.
+//! - `seconds`: wall time of the hypergradient (`float`: of `STEPS` plain f64 momentum steps
+//!   from the same θ₀ with the same penalty, the training the hypergradient differentiates).
 //!
 //! Run each path in its own process, so the peaks do not mix:
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 10000
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- stored 10000
+//! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- float 10000
 //! ```
 #![allow(clippy::disallowed_macros)] // a measuring tool, run by hand on a terminal
 
@@ -28,7 +30,8 @@ use revgrad::hyper::Kind;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::hypergrad::{Setup, store_all_bytes};
-use revgrad::model::{Objective, init_noise};
+use revgrad::model::{Objective, Penalized, init_noise};
+use revgrad::optim::FloatMomentum;
 use revgrad::problem::Experiment;
 
 /// The digits experiment, as in `benches/kernels.rs`.
@@ -38,7 +41,7 @@ const CONFIG: &str = r#"{
     "inner": {"batch_size": 100, "alpha": 0.1, "gamma": 0.9, "l2": 0.0001}
 }"#;
 
-const USAGE: &str = "usage: memory (reverse|stored) STEPS";
+const USAGE: &str = "usage: memory (reverse|stored|float) STEPS";
 
 /// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
 fn status_bytes(field: &str) -> Option<u64> {
@@ -95,6 +98,16 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
                 grads.get(Kind::Alpha).values[0]
             )
         }
+        "float" => {
+            let mut float = FloatMomentum::new(&hypers, &layout, steps);
+            let mut pen = Penalized::new(&mut problem, setup.lambda());
+            let (mut theta, mut v) = (setup.theta0(), vec![0.0; dim]);
+            let mut loss = 0.0;
+            for t in 0..steps {
+                loss = float.step(&mut pen, t, &mut theta, &mut v)?;
+            }
+            format!("last_batch_loss={loss:.6}")
+        }
         _ => unreachable!("checked in main"),
     };
     let seconds = start.elapsed().as_secs_f64();
@@ -109,13 +122,15 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (path, steps) = match args.as_slice() {
-        [p, s] if p == "reverse" || p == "stored" => match s.parse::<usize>() {
-            Ok(steps) if steps > 0 => (p.as_str(), steps),
-            _ => {
-                eprintln!("{USAGE}\nSTEPS must be a positive integer, got {s:?}");
-                return ExitCode::from(2);
+        [p, s] if ["reverse", "stored", "float"].contains(&p.as_str()) => {
+            match s.parse::<usize>() {
+                Ok(steps) if steps > 0 => (p.as_str(), steps),
+                _ => {
+                    eprintln!("{USAGE}\nSTEPS must be a positive integer, got {s:?}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

@@ -1,8 +1,9 @@
 //! The per-step hot loops allocate nothing: with a counting global allocator, a hypergradient
 //! (exact forward + exact reversal with the adjoint) makes the same number of allocations for
 //! T = 10 and T = 2000 steps. The objective is a quadratic with a closed-form gradient and
-//! Hessian, so only revgrad's own code runs (the MLP's matrix products go through
-//! `matrixmultiply`, which allocates a packing buffer per product by its own design).
+//! Hessian, so only revgrad's own code runs. (The MLP's matrix products allocate nothing
+//! per call either: `model::linalg` packs nothing, and its one scratch buffer, for products
+//! with a transposed right factor, is per thread and grows only to the largest weight.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -32,9 +32,9 @@
 //!
 //! The gradient is computed by the same instructions whether or not the R-pass runs, so
 //! [`Mlp::grad_into`] and [`Mlp::grad_hvp_into`] return bit-identical gradients: the exact
-//! reverse pass relies on that. Matrix products go through `ndarray::linalg::general_mat_mul`
-//! (single-threaded `matrixmultiply`), whose summation order depends only on the shapes, so
-//! results are deterministic.
+//! reverse pass relies on that. Matrix products go through [`super::linalg::mat_mul`], one
+//! fused multiply-add chain per output element in a fixed order, so every result is a
+//! function of the inputs alone (the same bits on every machine and SIMD path).
 //!
 //! The model is penalty-free: weight penalties are a separate objective wrapped around it
 //! ([`crate::model::Penalized`]).
@@ -42,9 +42,9 @@
 //! Softmax is computed as `exp(z − max z)` and `log p = z − max z − ln Σ exp(z − max z)`, the
 //! usual log-sum-exp stabilisation; no clamping.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip, s};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, s};
 
+use super::linalg::mat_mul;
 use super::{Activation, Layout};
 
 /// An MLP: a layout and a hidden activation. Parameters are passed in as flat slices.
@@ -186,6 +186,20 @@ fn rows_mut(a: &mut Array2<f64>, n: usize) -> ArrayViewMut2<'_, f64> {
     a.slice_mut(s![..n, ..])
 }
 
+/// The first `n` rows of a workspace array as one slice (they are contiguous: the arrays
+/// are in standard layout), for the elementwise loops.
+fn flat(a: &Array2<f64>, n: usize) -> &[f64] {
+    let len = n * a.ncols();
+    &a.as_slice().expect("workspace arrays are standard layout")[..len]
+}
+
+fn flat_mut(a: &mut Array2<f64>, n: usize) -> &mut [f64] {
+    let len = n * a.ncols();
+    &mut a
+        .as_slice_mut()
+        .expect("workspace arrays are standard layout")[..len]
+}
+
 impl Mlp {
     /// An MLP with the given layout and hidden activation.
     pub fn new(layout: Layout, activation: Activation) -> Self {
@@ -223,24 +237,15 @@ impl Mlp {
             let input = layer_input(&ws.x, before, l, n);
             let mut z = rows_mut(&mut ws.z[l], n);
             z.assign(&b.broadcast((n, b.len())).expect("bias broadcast"));
-            general_mat_mul(1.0, &input, &w, 1.0, &mut z);
+            mat_mul(&input, &w, 1.0, &mut z);
             if l + 1 < nl {
-                let act = self.activation;
-                let a = rows_mut(&mut after[0], n);
-                let d1 = rows_mut(&mut ws.d1[l], n);
-                let d2 = rows_mut(&mut ws.d2[l], n);
-                Zip::from(a)
-                    .and(d1)
-                    .and(d2)
-                    .and(&z)
-                    .for_each(|a, d1, d2, &z| {
-                        *a = act.value(z);
-                        let (p, q) = act.derivatives(z, *a);
-                        *d1 = p;
-                        if second {
-                            *d2 = q;
-                        }
-                    });
+                let width = z.ncols();
+                let z = flat(&ws.z[l], n);
+                let a = flat_mut(&mut after[0], n);
+                let d1 = flat_mut(&mut ws.d1[l], n);
+                let d2 = second.then(|| flat_mut(&mut ws.d2[l], n));
+                debug_assert_eq!(z.len(), n * width);
+                self.activation.forward_slices(z, a, d1, d2);
             }
         }
         // Softmax and cross-entropy on the logits.
@@ -305,21 +310,19 @@ impl Mlp {
             {
                 let mut gw =
                     ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
-                general_mat_mul(1.0, &input.t(), &delta, 0.0, &mut gw);
+                mat_mul(&input.t(), &delta, 0.0, &mut gw);
             }
             for (g, col) in grad[br].iter_mut().zip(delta.axis_iter(Axis(1))) {
                 *g = col.sum();
             }
             if l > 0 {
                 let mut back = rows_mut(&mut ws.back[l - 1], n);
-                general_mat_mul(1.0, &delta, &self.w(theta, l).t(), 0.0, &mut back);
-                let (lower, upper) = ws.delta.split_at_mut(l);
-                let _ = upper;
-                let mut dprev = rows_mut(&mut lower[l - 1], n);
-                Zip::from(&mut dprev)
-                    .and(&back)
-                    .and(&rows(&ws.d1[l - 1], n))
-                    .for_each(|d, &b, &a1| *d = b * a1);
+                mat_mul(&delta, &self.w(theta, l).t(), 0.0, &mut back);
+                let dprev = flat_mut(&mut ws.delta[l - 1], n);
+                let (back, d1) = (flat(&ws.back[l - 1], n), flat(&ws.d1[l - 1], n));
+                for ((d, &b), &a1) in dprev.iter_mut().zip(back).zip(d1) {
+                    *d = b * a1;
+                }
             }
         }
     }
@@ -379,16 +382,15 @@ impl Mlp {
             let input = layer_input(&ws.x, &ws.a, l, n);
             let mut rz = rows_mut(&mut ws.rz[l], n);
             rz.assign(&ub.broadcast((n, ub.len())).expect("bias broadcast"));
-            general_mat_mul(1.0, &input, &uw, 1.0, &mut rz);
+            mat_mul(&input, &uw, 1.0, &mut rz);
             if l > 0 {
-                general_mat_mul(1.0, &rows(&ws.ra[l - 1], n), &w, 1.0, &mut rz);
+                mat_mul(&rows(&ws.ra[l - 1], n), &w, 1.0, &mut rz);
             }
             if l < top {
-                let ra = rows_mut(&mut ws.ra[l], n);
-                Zip::from(ra)
-                    .and(&rz)
-                    .and(&rows(&ws.d1[l], n))
-                    .for_each(|ra, &rz, &d1| *ra = d1 * rz);
+                let (rz, d1) = (flat(&ws.rz[l], n), flat(&ws.d1[l], n));
+                for ((ra, &rz), &d1) in flat_mut(&mut ws.ra[l], n).iter_mut().zip(rz).zip(d1) {
+                    *ra = d1 * rz;
+                }
             }
         }
         // R{δ_L} = c ⊙ p ⊙ (R z − rowsum(p ⊙ R z)) / B, and R{CE_i} = rowsum(p ⊙ R z) − R z_{y_i}.
@@ -417,9 +419,9 @@ impl Mlp {
             let rdelta = rows(&ws.rdelta[l], n);
             {
                 let mut hw = ArrayViewMut2::from_shape(shape, &mut hu[wr]).expect("shape");
-                general_mat_mul(1.0, &input.t(), &rdelta, 0.0, &mut hw);
+                mat_mul(&input.t(), &rdelta, 0.0, &mut hw);
                 if l > 0 {
-                    general_mat_mul(1.0, &rows(&ws.ra[l - 1], n).t(), &delta, 1.0, &mut hw);
+                    mat_mul(&rows(&ws.ra[l - 1], n).t(), &delta, 1.0, &mut hw);
                 }
             }
             for (h, col) in hu[br].iter_mut().zip(rdelta.axis_iter(Axis(1))) {
@@ -427,16 +429,18 @@ impl Mlp {
             }
             if l > 0 {
                 let mut rback = rows_mut(&mut ws.rback[l - 1], n);
-                general_mat_mul(1.0, &rdelta, &self.w(theta, l).t(), 0.0, &mut rback);
-                general_mat_mul(1.0, &delta, &self.w(u, l).t(), 1.0, &mut rback);
-                let (lower, _) = ws.rdelta.split_at_mut(l);
-                Zip::from(rows_mut(&mut lower[l - 1], n))
-                    .and(&rback)
-                    .and(&rows(&ws.back[l - 1], n))
-                    .and(&rows(&ws.d1[l - 1], n))
-                    .and(&rows(&ws.d2[l - 1], n))
-                    .and(&rows(&ws.rz[l - 1], n))
-                    .for_each(|rd, &rb, &b, &d1, &d2, &rz| *rd = rb * d1 + b * d2 * rz);
+                mat_mul(&rdelta, &self.w(theta, l).t(), 0.0, &mut rback);
+                mat_mul(&delta, &self.w(u, l).t(), 1.0, &mut rback);
+                let rd = flat_mut(&mut ws.rdelta[l - 1], n);
+                let (rb, b) = (flat(&ws.rback[l - 1], n), flat(&ws.back[l - 1], n));
+                let (d1, d2) = (flat(&ws.d1[l - 1], n), flat(&ws.d2[l - 1], n));
+                let rz = flat(&ws.rz[l - 1], n);
+                let len = rd.len();
+                let (rb, b, d1, d2, rz) =
+                    (&rb[..len], &b[..len], &d1[..len], &d2[..len], &rz[..len]);
+                for i in 0..len {
+                    rd[i] = rb[i] * d1[i] + b[i] * d2[i] * rz[i];
+                }
             }
         }
     }

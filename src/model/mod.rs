@@ -5,6 +5,7 @@
 //! hypergradient are written against, so tests can plug in a quadratic with a closed-form
 //! Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
 pub mod activation;
+pub mod linalg;
 pub mod mlp;
 pub mod npz;
 pub mod params;
