@@ -212,11 +212,10 @@ impl InfoBuffer {
             self.emit(s as u32);
             s >>= WORD_BITS;
         }
-        let (quot, rem) = if carry {
-            StrengthReducedU64::div_rem(s, k.wide)
-        } else {
-            StrengthReducedU64::div_rem(s, k.narrow)
-        };
+        // Select the divisor, then divide once: `carry` is a coin flip per element, and a
+        // branch around two divisions mispredicts half the time.
+        let div = if carry { &k.wide } else { &k.narrow };
+        let (quot, rem) = StrengthReducedU64::div_rem(s, *div);
         self.states[i] = (quot << WORD_BITS) + rem + cum;
     }
 
@@ -355,30 +354,25 @@ fn div_rem_u128(u: u128, k: &Coder) -> (u128, u64) {
     (((q2 as u128) << 64) | ((q1 as u128) << 32) | q0 as u128, r)
 }
 
-/// `(⌊y/n⌋, y mod n)` with floor semantics for an i128 `y`.
+/// `(⌊y/n⌋, y mod n)` with floor semantics for an i128 `y`, branch-free as [`floor_div`].
 #[inline]
 fn floor_div_wide(y: i128, k: &Coder) -> (i128, u64) {
-    if y >= 0 {
-        let (q, r) = div_rem_u128(y as u128, k);
-        (q as i128, r)
-    } else {
-        let (q, r) = div_rem_u128((-1 - y) as u128, k);
-        (-1 - q as i128, k.n - 1 - r)
-    }
+    let sign = y >> 127;
+    let (q, r) = div_rem_u128((y ^ sign) as u128, k);
+    let neg = (sign as u64) & (k.n - 1).wrapping_sub(2 * r);
+    (q as i128 ^ sign, r.wrapping_add(neg))
 }
 
-/// `(⌊y/n⌋, y mod n)` with floor semantics, for any sign of `y`.
+/// `(⌊y/n⌋, y mod n)` with floor semantics, for any sign of `y`. For `y < 0` write
+/// `y = −1 − t` (`t = !y ≥ 0`): `⌊y/n⌋ = −1 − ⌊t/n⌋ = !⌊t/n⌋` and `y mod n = n − 1 − (t
+/// mod n)`. Branch-free (the sign of a velocity is a coin flip per element): one division
+/// of `y ^ (y >> 63)`, then the sign mask applied to both results.
 #[inline]
 fn floor_div(y: i64, k: &Coder) -> (i64, u64) {
-    if y >= 0 {
-        let (q, r) = StrengthReducedU64::div_rem(y as u64, k.n_div);
-        (q as i64, r)
-    } else {
-        // y = −1 − t with t ≥ 0:  ⌊y/n⌋ = −1 − ⌊t/n⌋,  y mod n = n − 1 − (t mod n).
-        let t = (-1 - y) as u64;
-        let (q, r) = StrengthReducedU64::div_rem(t, k.n_div);
-        (-1 - q as i64, k.n - 1 - r)
-    }
+    let sign = y >> 63;
+    let (q, r) = StrengthReducedU64::div_rem((y ^ sign) as u64, k.n_div);
+    let neg = (sign as u64) & (k.n - 1).wrapping_sub(2 * r);
+    (q as i64 ^ sign, r.wrapping_add(neg))
 }
 
 #[cfg(test)]
