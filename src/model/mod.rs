@@ -12,6 +12,7 @@ pub mod npz;
 pub mod parallel;
 pub mod params;
 pub mod penalty;
+pub mod pool;
 
 pub use activation::Activation;
 pub use mlp::{Mlp, Workspace};

@@ -27,15 +27,15 @@
 //! differs (about 1e-16 relative).
 //!
 //! [`Threads`] is the thread count as a setting. One thread runs the parts in a plain loop
-//! on the calling thread (no pool, nothing allocated); more run them on a rayon pool of
-//! that many threads.
+//! on the calling thread (no pool, nothing allocated); N run them on the caller and N − 1
+//! workers of a [`crate::model::pool::Pool`].
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use ndarray::ArrayView2;
-use rayon::prelude::*;
 
+use super::pool::Pool;
 use super::{Mlp, Workspace};
 
 /// Target rows per part: small enough that a batch of 100 splits into 4 parts, large
@@ -58,7 +58,7 @@ pub const EVAL_PARTS: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Threads {
     n: usize,
-    pool: Option<Arc<rayon::ThreadPool>>,
+    pool: Option<Arc<Pool>>,
 }
 
 impl Default for Threads {
@@ -73,7 +73,7 @@ impl Threads {
         Threads { n: 1, pool: None }
     }
 
-    /// `n` threads (the calling thread waits while they work). Results do not depend on `n`.
+    /// `n` threads: the calling thread and `n − 1` workers. Results do not depend on `n`.
     /// No part of a computation is split beyond [`MAX_BATCH_PARTS`] pieces, so the pool
     /// has at most that many threads.
     ///
@@ -87,15 +87,11 @@ impl Threads {
             1 => Ok(Threads::one()),
             _ => {
                 let n = n.min(MAX_BATCH_PARTS.max(EVAL_PARTS));
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .thread_name(|i| format!("revgrad-{i}"))
-                    .build()
-                    .map_err(|e| {
-                        crate::Error::Usage(format!(
-                            "--threads {n}: cannot start the worker threads ({e}); try fewer"
-                        ))
-                    })?;
+                let pool = Pool::new(n).map_err(|e| {
+                    crate::Error::Usage(format!(
+                        "--threads {n}: cannot start the worker threads ({e}); try fewer"
+                    ))
+                })?;
                 Ok(Threads {
                     n,
                     pool: Some(Arc::new(pool)),
@@ -119,7 +115,7 @@ impl Threads {
     fn for_each<T: Send>(&self, items: &mut [T], f: impl Fn(&mut T) + Sync) {
         match &self.pool {
             None => items.iter_mut().for_each(f),
-            Some(pool) => pool.install(|| items.par_iter_mut().with_max_len(1).for_each(&f)),
+            Some(pool) => pool.for_each(items, f),
         }
     }
 }
