@@ -12,12 +12,14 @@
 //! - `seconds`: wall time of the hypergradient (`float`: of `STEPS` plain f64 momentum steps
 //!   from the same θ₀ with the same penalty, the training the hypergradient differentiates).
 //!
-//! Run each path in its own process, so the peaks do not mix:
+//! An optional third argument is the number of threads (`--threads`; default 1); results do
+//! not depend on it. Run each path in its own process, so the peaks do not mix:
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 10000
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- stored 10000
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- float 10000
+//! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 1000 2
 //! ```
 #![allow(clippy::disallowed_macros)] // a measuring tool, run by hand on a terminal
 
@@ -30,7 +32,7 @@ use revgrad::hyper::Kind;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::hypergrad::{Setup, store_all_bytes};
-use revgrad::model::{Objective, Penalized, init_noise};
+use revgrad::model::{Objective, Penalized, Threads, init_noise};
 use revgrad::optim::FloatMomentum;
 use revgrad::problem::Experiment;
 
@@ -41,7 +43,7 @@ const CONFIG: &str = r#"{
     "inner": {"batch_size": 100, "alpha": 0.1, "gamma": 0.9, "l2": 0.0001}
 }"#;
 
-const USAGE: &str = "usage: memory (reverse|stored|float) STEPS";
+const USAGE: &str = "usage: memory (reverse|stored|float) STEPS [THREADS]";
 
 /// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
 fn status_bytes(field: &str) -> Option<u64> {
@@ -57,9 +59,10 @@ fn status_bytes(field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn run(path: &str, steps: usize) -> revgrad::Result<String> {
+fn run(path: &str, steps: usize, threads: usize) -> revgrad::Result<String> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench.json");
-    let exp = Experiment::from_config(Config::from_json_str(CONFIG, &file)?)?;
+    let exp = Experiment::from_config(Config::from_json_str(CONFIG, &file)?)?
+        .with_threads(Threads::new(threads)?);
     let mut problem = exp.problem();
     let layout = problem.layout().clone();
     let hypers = exp.hypers(&layout)?;
@@ -113,7 +116,7 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
     let seconds = start.elapsed().as_secs_f64();
     let peak = status_bytes("VmHWM").unwrap_or(0);
     Ok(format!(
-        "path={path} steps={steps} dim={dim} peak_rss_bytes={peak} base_rss_bytes={base} \
+        "path={path} steps={steps} threads={threads} dim={dim} peak_rss_bytes={peak} base_rss_bytes={base} \
          store_all_bytes={} seconds={seconds:.2} {extra}",
         store_all_bytes(dim, steps, 2)
     ))
@@ -121,12 +124,15 @@ fn run(path: &str, steps: usize) -> revgrad::Result<String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (path, steps) = match args.as_slice() {
-        [p, s] if ["reverse", "stored", "float"].contains(&p.as_str()) => {
-            match s.parse::<usize>() {
-                Ok(steps) if steps > 0 => (p.as_str(), steps),
+    let positive = |s: &str| s.parse::<usize>().ok().filter(|&n| n > 0);
+    let (path, steps, threads) = match args.as_slice() {
+        [p, s, rest @ ..]
+            if ["reverse", "stored", "float"].contains(&p.as_str()) && rest.len() <= 1 =>
+        {
+            match (positive(s), rest.first().map_or(Some(1), |t| positive(t))) {
+                (Some(steps), Some(threads)) => (p.as_str(), steps, threads),
                 _ => {
-                    eprintln!("{USAGE}\nSTEPS must be a positive integer, got {s:?}");
+                    eprintln!("{USAGE}\nSTEPS and THREADS must be positive integers");
                     return ExitCode::from(2);
                 }
             }
@@ -136,7 +142,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(path, steps) {
+    match run(path, steps, threads) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS

@@ -2,33 +2,31 @@
 //!
 //! Binds an [`Mlp`], the training and validation sets and the mini-batch schedule into an
 //! [`Objective`]: `L_t(θ)` is the loss on batch `t`, the meta-objective `f(θ)` is the mean
-//! cross-entropy over the whole validation set (no penalty, SPEC §3). Buffers are allocated
-//! once here, so the optimizers' per-step calls allocate nothing.
+//! cross-entropy over the whole validation set (no penalty, SPEC §3). Each batch and each
+//! evaluation is split into parts computed on the problem's [`Threads`]
+//! ([`crate::model::parallel`]), with results bit-identical for every thread count. Buffers
+//! are allocated once here, so the optimizers' per-step calls allocate nothing (on one
+//! thread; a pool may allocate for its own bookkeeping).
 
 use crate::data::Data;
 use crate::data::batches::BatchSchedule;
 use crate::hyper::{Block, Hypers};
-use crate::model::{Activation, Layout, Mlp, Objective, Workspace};
-
-/// Validation and full-training-set evaluations are done in chunks of this many rows.
-const EVAL_CHUNK: usize = 256;
+use crate::model::parallel::{self, Batch};
+use crate::model::{Activation, Chunked, Layout, Mlp, Objective, Threads};
 
 /// Model + data + batch schedule.
 #[derive(Debug, Clone)]
 pub struct Problem<'a> {
-    mlp: Mlp,
+    model: Chunked,
     data: &'a Data,
     schedule: BatchSchedule,
     rows: Vec<usize>,
     row_weights: Option<Vec<f64>>,
-    batch_ws: Workspace,
-    eval_ws: Workspace,
-    scratch: Vec<f64>,
 }
 
 impl<'a> Problem<'a> {
     /// A problem with hidden sizes `hidden`, batches of `batch_size` rows (shuffled per
-    /// epoch from `seed` if `shuffle`).
+    /// epoch from `seed` if `shuffle`), computed on one thread ([`Problem::with_threads`]).
     pub fn new(
         data: &'a Data,
         hidden: &[usize],
@@ -40,70 +38,61 @@ impl<'a> Problem<'a> {
         let mut sizes = vec![data.n_features];
         sizes.extend_from_slice(hidden);
         sizes.push(data.n_classes);
-        let layout = Layout::new(&sizes);
-        let n = layout.len();
+        let mlp = Mlp::new(Layout::new(&sizes), activation);
         Problem {
-            batch_ws: Workspace::new(&layout, batch_size),
-            eval_ws: Workspace::new(&layout, EVAL_CHUNK),
-            mlp: Mlp::new(layout, activation),
+            model: Chunked::new(mlp, batch_size, Threads::one()),
             data,
             schedule: BatchSchedule::new(data.train.y.len(), batch_size, shuffle, seed),
             rows: Vec::with_capacity(batch_size),
             row_weights: None,
-            scratch: vec![0.0; n],
         }
+    }
+
+    /// The same problem computed on `threads`: every result stays bit-identical.
+    pub fn with_threads(mut self, threads: Threads) -> Self {
+        self.model.set_threads(threads);
+        self
     }
 
     /// The model.
     pub fn mlp(&self) -> &Mlp {
-        &self.mlp
+        self.model.mlp()
     }
 
     /// The parameter layout.
     pub fn layout(&self) -> &Layout {
-        self.mlp.layout()
+        self.model.mlp().layout()
     }
 
     /// Mean cross-entropy and accuracy on the whole training set (no penalty).
     pub fn train_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
         let d = &self.data.train;
-        self.mlp
-            .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
+        self.model.evaluate(theta, d.x.view(), &d.y)
     }
 
     /// Mean cross-entropy and accuracy on the validation set.
     pub fn validation_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
         let d = &self.data.validation;
-        self.mlp
-            .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws)
+        self.model.evaluate(theta, d.x.view(), &d.y)
     }
 
     /// Mean cross-entropy and accuracy on the test set; `None` without one. Reported only:
     /// nothing is tuned on it.
     pub fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         let d = self.data.test.as_ref()?;
-        Some(
-            self.mlp
-                .evaluate(theta, d.x.view(), &d.y, &mut self.eval_ws),
-        )
-    }
-
-    fn load_batch(&mut self, step: usize) {
-        self.schedule.rows_into(step, &mut self.rows);
-        let d = &self.data.train;
-        self.batch_ws.gather(d.x.view(), &d.y, &self.rows);
-        self.batch_ws.weigh(self.row_weights.as_deref(), &self.rows);
+        Some(self.model.evaluate(theta, d.x.view(), &d.y))
     }
 }
 
 impl Objective for Problem<'_> {
     fn dim(&self) -> usize {
-        self.scratch.len()
+        self.layout().len()
     }
 
     fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
-        self.load_batch(step);
-        self.mlp.grad_into(theta, &mut self.batch_ws, grad)
+        self.schedule.rows_into(step, &mut self.rows);
+        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        self.model.grad_into(theta, batch, grad)
     }
 
     fn grad_hvp_into(
@@ -114,9 +103,9 @@ impl Objective for Problem<'_> {
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64 {
-        self.load_batch(step);
-        self.mlp
-            .grad_hvp_into(theta, u, &mut self.batch_ws, grad, hu)
+        self.schedule.rows_into(step, &mut self.rows);
+        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        self.model.grad_hvp_into(theta, u, batch, grad, hu)
     }
 
     fn grad_then_hvp_into(
@@ -128,21 +117,15 @@ impl Objective for Problem<'_> {
         make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
         hu: &mut [f64],
     ) -> f64 {
-        self.load_batch(step);
-        self.mlp
-            .grad_then_hvp_into(theta, &mut self.batch_ws, grad, u, make_u, hu)
+        self.schedule.rows_into(step, &mut self.rows);
+        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        self.model
+            .grad_then_hvp_into(theta, batch, grad, u, make_u, hu)
     }
 
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         let d = &self.data.validation;
-        self.mlp.full_grad_into(
-            theta,
-            d.x.view(),
-            &d.y,
-            &mut self.eval_ws,
-            grad,
-            &mut self.scratch,
-        )
+        self.model.full_grad_into(theta, d.x.view(), &d.y, grad)
     }
 
     fn train_loss(&mut self, theta: &[f64]) -> f64 {
@@ -163,9 +146,19 @@ impl Objective for Problem<'_> {
 
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
         let s = scale / self.rows.len() as f64;
-        for (&r, &t) in self.rows.iter().zip(self.batch_ws.row_tangents()) {
+        for (&r, t) in self.rows.iter().zip(self.model.row_tangents()) {
             out[r] += s * t;
         }
+    }
+}
+
+/// The training rows `rows` of `data`, with the example weights if set.
+fn batch_of<'d>(data: &'d Data, rows: &'d [usize], weights: Option<&'d [f64]>) -> Batch<'d> {
+    Batch {
+        x: data.train.x.view(),
+        y: &data.train.y,
+        rows,
+        weights,
     }
 }
 
@@ -207,16 +200,20 @@ impl Context {
 /// about ten of them).
 pub const MAX_PARAMETERS: usize = 50_000_000;
 
-/// Bytes a run needs, roughly: the two workspaces (a batch and a 256-row evaluation chunk,
-/// about 14 arrays of `rows × Σ layer widths` f64 each), about 10 parameter-sized f64
-/// vectors (θ, v, gradients, adjoints, scratch), and the data. Saturates rather than wraps.
+/// Bytes a run needs, roughly: the workspaces (the batch's parts hold B rows in all, the
+/// evaluation parts 8·32; about 14 arrays of `rows × Σ layer widths` f64 each), about 10
+/// parameter-sized f64 vectors (θ, v, gradients, adjoints, scratch) plus the parts' own
+/// (a gradient and a Hessian-vector product per batch part, a gradient per evaluation part,
+/// [`crate::model::parallel`]), and the data. Saturates rather than wraps.
 pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Data) -> u64 {
     let sizes: Vec<u128> = sizes.iter().map(|&s| s as u128).collect();
     let width: u128 = sizes.iter().sum();
     let params: u128 = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
-    let rows = (config.inner.batch_size + EVAL_CHUNK) as u128;
+    let batch = config.inner.batch_size;
+    let rows = batch as u128 + (parallel::EVAL_PARTS * parallel::CHUNK_ROWS) as u128;
     let workspace = rows * width * 14 * 8;
-    let vectors = 10 * params * 8;
+    let parts = 2 * parallel::batch_parts(batch) + parallel::EVAL_PARTS;
+    let vectors = (10 + parts as u128) * params * 8;
     let values = |d: &crate::data::Dataset| (d.x.len() + d.y.len()) as u128 * 8;
     let data = values(&data.train) + values(&data.validation);
     u64::try_from(workspace + vectors + data).unwrap_or(u64::MAX)
@@ -230,6 +227,8 @@ pub struct Experiment {
     pub config: crate::config::Config,
     /// Training, validation and test sets, standardised.
     pub data: Data,
+    /// The threads its problems compute on (one unless [`Experiment::with_threads`]).
+    pub threads: Threads,
 }
 
 impl Experiment {
@@ -258,7 +257,11 @@ impl Experiment {
             Some(p) if p <= MAX_PARAMETERS => {
                 let what = format!("{}: this model and batch size", config.file.display());
                 crate::memory::ensure_fits(estimate_bytes(&sizes, &config, &data), &what)?;
-                Ok(Experiment { config, data })
+                Ok(Experiment {
+                    config,
+                    data,
+                    threads: Threads::one(),
+                })
             }
             _ => Err(crate::Error::config(
                 &config.file,
@@ -272,7 +275,14 @@ impl Experiment {
         }
     }
 
-    /// The inner problem: model, data and batch schedule of the config.
+    /// The same experiment with its problems computed on `threads` (results do not change).
+    pub fn with_threads(mut self, threads: Threads) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The inner problem: model, data and batch schedule of the config, on the experiment's
+    /// threads.
     pub fn problem(&self) -> Problem<'_> {
         let (m, i) = (&self.config.model, &self.config.inner);
         Problem::new(
@@ -283,6 +293,7 @@ impl Experiment {
             i.shuffle,
             self.config.seed,
         )
+        .with_threads(self.threads.clone())
     }
 
     /// The problem, its layout, the initial-weight noise and the configured blocks: what

@@ -16,6 +16,7 @@ use crate::hypergrad::finite_diff::{
 };
 use crate::hypergrad::reverse::hypergradient;
 use crate::hypergrad::stored::hypergradient_stored;
+use crate::model::Threads;
 use crate::problem::Experiment;
 use crate::report::sink::Output;
 use crate::report::table::{num, render};
@@ -39,14 +40,14 @@ pub struct Args {
 ///
 /// # Errors
 /// Config and data errors (exit 2); divergence, or disagreement beyond tolerance (exit 1).
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, threads: &Threads) -> Result<()> {
     if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
         return Err(Error::Usage(format!(
             "--tolerance must be finite and > 0, got {}",
             crate::error::show(args.tolerance)
         )));
     }
-    let exp = Experiment::load(&args.config)?;
+    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     // A closed stdout fails now, not after the runs.
     crate::cli::outputs::check_outputs(&exp.config, None, &[])?;
     exp.require_reversible()?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::hyper::Hypers;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
+use crate::model::Threads;
 use crate::problem::Experiment;
 use crate::report::rows::HypergradJson;
 use crate::report::sink::Output;
@@ -56,8 +57,8 @@ fn block_rows(hypers: &Hypers, h: &Hypergradient) -> Vec<Vec<String>> {
 ///
 /// # Errors
 /// Config and data errors (exit 2); divergence or overflow (exit 1).
-pub fn run(args: Args) -> Result<()> {
-    let exp = Experiment::load(&args.config)?;
+pub fn run(args: Args, threads: &Threads) -> Result<()> {
+    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     // A closed stdout fails now, not after the runs.
     crate::cli::outputs::check_outputs(&exp.config, None, &[])?;
     exp.require_reversible()?;

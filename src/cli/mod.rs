@@ -1,7 +1,8 @@
 //! # Command line
 //!
-//! clap derive; one file per subcommand, each an `Args` struct and a `run(args)`. The CLI
-//! only parses, calls the library and formats: no numerics here.
+//! clap derive; one file per subcommand, each an `Args` struct and a `run(args, threads)`
+//! (the global `--threads` as a [`Threads`] setting). The CLI only parses, calls the library
+//! and formats: no numerics here.
 
 pub mod check_grad;
 pub mod hypergrad;
@@ -14,6 +15,7 @@ pub mod verify_reversal;
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
+use crate::model::Threads;
 
 /// revgrad: tune a network's learning rate and momentum by gradient descent on the
 /// validation loss, with hypergradients from exactly reversed training.
@@ -27,9 +29,10 @@ pub struct Cli {
     /// REVGRAD_MEMORY_LIMIT variable, else half of the physical memory).
     #[arg(long, global = true, value_name = "SIZE")]
     pub memory_limit: Option<String>,
-    /// Worker threads (≥ 1) [all cores]. revgrad computes on one thread for now, so every
-    /// result is bit-identical for every N by construction; the flag is accepted so that
-    /// scripts written against SPEC §1 run.
+    /// Worker threads (≥ 1) [all cores]. Every result (θ_T, losses, hypergradients, CSV
+    /// cells) is bit-identical for every N: each batch is split into the same parts of
+    /// about 32 rows whatever N, and the parts' gradients are added in a fixed order. A
+    /// batch of B rows keeps at most ⌈B/32⌉ threads busy (at most 16).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 }
@@ -62,11 +65,7 @@ pub enum Command {
 /// # Errors
 /// Whatever the command fails with; [`crate::Error::exit_code`] gives its exit code.
 pub fn run(cli: Cli) -> Result<u8> {
-    if cli.threads == Some(0) {
-        return Err(crate::Error::Usage(
-            "--threads must be at least 1, got 0".into(),
-        ));
-    }
+    let threads = Threads::new(cli.threads.unwrap_or_else(Threads::all_cores))?;
     if let Some(limit) = &cli.memory_limit {
         crate::memory::set_limit(limit)?;
     }
@@ -76,12 +75,12 @@ pub fn run(cli: Cli) -> Result<u8> {
         let _ = ctrlc::set_handler(|| crate::fsutil::exit_interrupted());
     }
     match cli.command {
-        Command::Tune(a) => tune::run(a),
-        Command::Search(a) => search::run(a),
-        Command::Hypergrad(a) => hypergrad::run(a).map(|_| 0),
-        Command::Train(a) => train::run(a).map(|_| 0),
-        Command::VerifyReversal(a) => verify_reversal::run(a).map(|_| 0),
-        Command::CheckGrad(a) => check_grad::run(a).map(|_| 0),
+        Command::Tune(a) => tune::run(a, &threads),
+        Command::Search(a) => search::run(a, &threads),
+        Command::Hypergrad(a) => hypergrad::run(a, &threads).map(|_| 0),
+        Command::Train(a) => train::run(a, &threads).map(|_| 0),
+        Command::VerifyReversal(a) => verify_reversal::run(a, &threads).map(|_| 0),
+        Command::CheckGrad(a) => check_grad::run(a, &threads).map(|_| 0),
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::hyper::Kind;
+use crate::model::Threads;
 use crate::problem::Experiment;
 use crate::tune::search::{Search, run as search_run};
 
@@ -36,7 +37,7 @@ pub struct Args {
 ///
 /// # Errors
 /// Usage, config and data errors (exit 2); output errors.
-pub fn run(args: Args) -> Result<u8> {
+pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     if args.trials == Some(0) {
         return Err(Error::Usage("--trials must be at least 1, got 0".into()));
     }
@@ -48,7 +49,7 @@ pub fn run(args: Args) -> Result<u8> {
             crate::error::show(s)
         )));
     }
-    let exp = Experiment::load(&args.config)?;
+    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     if exp.config.outer.tune.contains(&Kind::ExampleWeight) {
         return Err(Error::config(
             &exp.config.file,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::Result;
+use crate::model::Threads;
 use crate::optim::{Arithmetic, train};
 use crate::problem::Experiment;
 use crate::report::rows::TrainJson;
@@ -30,8 +31,8 @@ pub struct Args {
 ///
 /// # Errors
 /// Config, data, npz errors (exit 2); divergence or overflow (exit 1).
-pub fn run(args: Args) -> Result<()> {
-    let exp = Experiment::load(&args.config)?;
+pub fn run(args: Args, threads: &Threads) -> Result<()> {
+    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     if args.exact {
         exp.require_reversible()?;
     }

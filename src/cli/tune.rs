@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Result;
+use crate::model::Threads;
 use crate::problem::Experiment;
 use crate::report::progress::Progress;
 use crate::report::sink::{BestConfigWriter, HypersOut, Output, TuneCsv};
@@ -90,8 +91,8 @@ pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
 ///
 /// # Errors
 /// Config and data errors (exit 2); a starting point that diverges (exit 1); output errors.
-pub fn run(args: Args) -> Result<u8> {
-    let mut exp = Experiment::load(&args.config)?;
+pub fn run(args: Args, threads: &Threads) -> Result<u8> {
+    let mut exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     exp.require_reversible()?;
     crate::cli::outputs::check_outputs(
         &exp.config,

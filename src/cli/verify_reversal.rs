@@ -17,6 +17,7 @@ use indicatif::ProgressBar;
 
 use crate::error::{Error, Result, show};
 use crate::hyper::{Kind, MAX_GAMMA};
+use crate::model::Threads;
 use crate::optim::Arithmetic;
 use crate::optim::verify::{Method, ReversalReport, verify_reversal};
 use crate::problem::Experiment;
@@ -72,9 +73,9 @@ fn check_lists(args: &Args) -> Result<()> {
 ///
 /// # Errors
 /// Config, data and usage errors (exit 2); output errors.
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, threads: &Threads) -> Result<()> {
     check_lists(&args)?;
-    let exp = Experiment::load(&args.config)?;
+    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
     crate::cli::outputs::check_outputs(&exp.config, args.output.as_deref(), &[])?;
     // Every input is read and validated before the output file is created.
     let mut run = exp.prepare()?;

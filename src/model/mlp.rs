@@ -32,9 +32,12 @@
 //!
 //! The gradient is computed by the same instructions whether or not the R-pass runs, so
 //! [`Mlp::grad_into`] and [`Mlp::grad_hvp_into`] return bit-identical gradients: the exact
-//! reverse pass relies on that. Matrix products go through [`super::linalg::mat_mul`], one
-//! fused multiply-add chain per output element in a fixed order, so every result is a
-//! function of the inputs alone (the same bits on every machine and SIMD path).
+//! reverse pass relies on that. A workspace may hold one chunk of a larger batch: the `1/B`
+//! above is then the whole batch's ([`Workspace::set_mean_over`]), so the chunks' losses,
+//! gradients and Hessian-vector products add up to the batch's ([`crate::model::parallel`]).
+//! Matrix products go through [`super::linalg::mat_mul`], one fused multiply-add chain per
+//! output element in a fixed order, so every result is a function of the inputs alone (the
+//! same bits on every machine and SIMD path).
 //!
 //! The model is penalty-free: weight penalties are a separate objective wrapped around it
 //! ([`crate::model::Penalized`]).
@@ -60,6 +63,8 @@ pub struct Mlp {
 pub struct Workspace {
     capacity: usize,
     rows: usize,
+    /// B of the `1/B` in the loss: `rows`, unless the rows are a chunk of a larger batch.
+    mean_over: usize,
     x: Array2<f64>,
     labels: Vec<usize>,
     /// Pre-activations per layer.
@@ -98,6 +103,7 @@ impl Workspace {
         Workspace {
             capacity,
             rows: 0,
+            mean_over: 0,
             x: Array2::zeros((capacity, sizes[0])),
             labels: vec![0; capacity],
             weight: vec![1.0; capacity],
@@ -129,6 +135,7 @@ impl Workspace {
     pub fn gather(&mut self, x: ArrayView2<f64>, y: &[usize], rows: &[usize]) {
         assert!(rows.len() <= self.capacity, "batch larger than workspace");
         self.rows = rows.len();
+        self.mean_over = rows.len();
         self.weighted = false;
         for (i, &r) in rows.iter().enumerate() {
             self.x.row_mut(i).assign(&x.row(r));
@@ -147,6 +154,13 @@ impl Workspace {
         }
     }
 
+    /// Make the current rows a chunk of a batch of `total` rows: the loss, gradient and
+    /// Hessian-vector product become `(1/total)·Σ_{rows here} c_i·…`, so the chunks of a
+    /// batch add up to the batch's. [`Workspace::gather`] resets it to the row count.
+    pub fn set_mean_over(&mut self, total: usize) {
+        self.mean_over = total;
+    }
+
     /// `R{CE_i} = ⟨u, ∇_θ CE_i⟩` of the last [`Mlp::grad_hvp_into`], per batch row.
     pub fn row_tangents(&self) -> &[f64] {
         &self.rce[..self.rows]
@@ -156,6 +170,7 @@ impl Workspace {
     pub fn gather_range(&mut self, x: ArrayView2<f64>, y: &[usize], start: usize, len: usize) {
         assert!(len <= self.capacity, "batch larger than workspace");
         self.rows = len;
+        self.mean_over = len;
         self.weighted = false;
         self.x
             .slice_mut(s![..len, ..])
@@ -226,7 +241,7 @@ impl Mlp {
     }
 
     /// Forward pass on the workspace batch; fills `z`, `a` (softmax at the top) and the
-    /// activation derivatives. Returns (mean cross-entropy, number of correct argmax predictions).
+    /// activation derivatives. Returns (`Σ c_i·CE_i / B`, number of correct argmax predictions).
     fn forward(&self, theta: &[f64], ws: &mut Workspace, second: bool) -> (f64, usize) {
         let n = ws.rows;
         let nl = self.layout.n_layers();
@@ -278,15 +293,17 @@ impl Mlp {
                 correct += 1;
             }
         }
-        (loss / n as f64, correct)
+        (loss / ws.mean_over as f64, correct)
     }
 
-    /// Backprop from the softmax outputs; writes ∂L/∂θ into `grad`.
-    fn backward(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64]) {
+    /// Backprop from the softmax outputs; writes ∂L/∂θ into `grad`, or adds it to `grad`
+    /// when `accumulate`.
+    fn backward(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64], accumulate: bool) {
         let n = ws.rows;
         let nl = self.layout.n_layers();
         let top = nl - 1;
-        let inv_n = 1.0 / n as f64;
+        let inv_n = 1.0 / ws.mean_over as f64;
+        let beta = if accumulate { 1.0 } else { 0.0 };
         {
             let mut d = rows_mut(&mut ws.delta[top], n);
             d.assign(&rows(&ws.a[top], n));
@@ -310,10 +327,14 @@ impl Mlp {
             {
                 let mut gw =
                     ArrayViewMut2::from_shape(shape, &mut grad[wr.clone()]).expect("shape");
-                mat_mul(&input.t(), &delta, 0.0, &mut gw);
+                mat_mul(&input.t(), &delta, beta, &mut gw);
             }
             for (g, col) in grad[br].iter_mut().zip(delta.axis_iter(Axis(1))) {
-                *g = col.sum();
+                *g = if accumulate {
+                    *g + col.sum()
+                } else {
+                    col.sum()
+                };
             }
             if l > 0 {
                 let mut back = rows_mut(&mut ws.back[l - 1], n);
@@ -331,7 +352,7 @@ impl Mlp {
     /// `L = mean CE`; `grad ← ∇L`. Returns `L`.
     pub fn grad_into(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64]) -> f64 {
         let (ce, _) = self.forward(theta, ws, false);
-        self.backward(theta, ws, grad);
+        self.backward(theta, ws, grad, false);
         ce
     }
 
@@ -345,28 +366,42 @@ impl Mlp {
         grad: &mut [f64],
         hu: &mut [f64],
     ) -> f64 {
-        let (ce, _) = self.forward(theta, ws, true);
-        self.backward(theta, ws, grad);
-        self.r_pass(theta, u, ws, hu);
+        let ce = self.grad_for_hvp_into(theta, ws, grad);
+        self.hvp_into(theta, u, ws, hu);
         ce
     }
 
-    /// [`Mlp::grad_hvp_into`] with the direction built from the gradient: forward, backward,
-    /// `make_u(grad, u)`, then the R-pass along `u`.
-    pub fn grad_then_hvp_into(
+    /// The first half of [`Mlp::grad_hvp_into`], for a direction `u` that is not known yet
+    /// (it is built from the gradient): loss and gradient, bit-identical to
+    /// [`Mlp::grad_into`]'s, keeping what [`Mlp::hvp_into`] needs in the workspace.
+    pub fn grad_for_hvp_into(&self, theta: &[f64], ws: &mut Workspace, grad: &mut [f64]) -> f64 {
+        let (ce, _) = self.forward(theta, ws, true);
+        self.backward(theta, ws, grad, false);
+        ce
+    }
+
+    /// The second half of [`Mlp::grad_hvp_into`]: `hu ← H·u` on the workspace batch of the
+    /// last [`Mlp::grad_for_hvp_into`] (same `theta`), and the row tangents.
+    pub fn hvp_into(&self, theta: &[f64], u: &[f64], ws: &mut Workspace, hu: &mut [f64]) {
+        self.r_pass(theta, u, ws, hu);
+    }
+
+    /// Loss (`Σ CE / B`, no penalty) and number of correct argmax predictions on the
+    /// workspace batch.
+    pub fn loss(&self, theta: &[f64], ws: &mut Workspace) -> (f64, usize) {
+        self.forward(theta, ws, false)
+    }
+
+    /// [`Mlp::loss`], and `grad += ∇L`.
+    pub fn add_grad_into(
         &self,
         theta: &[f64],
         ws: &mut Workspace,
         grad: &mut [f64],
-        u: &mut [f64],
-        make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
-        hu: &mut [f64],
-    ) -> f64 {
-        let (ce, _) = self.forward(theta, ws, true);
-        self.backward(theta, ws, grad);
-        make_u(grad, u);
-        self.r_pass(theta, u, ws, hu);
-        ce
+    ) -> (f64, usize) {
+        let out = self.forward(theta, ws, false);
+        self.backward(theta, ws, grad, true);
+        out
     }
 
     /// R-operator forward and backward, after `forward(.., second = true)` and `backward`.
@@ -394,7 +429,7 @@ impl Mlp {
             }
         }
         // R{δ_L} = c ⊙ p ⊙ (R z − rowsum(p ⊙ R z)) / B, and R{CE_i} = rowsum(p ⊙ R z) − R z_{y_i}.
-        let inv_n = 1.0 / n as f64;
+        let inv_n = 1.0 / ws.mean_over as f64;
         for i in 0..n {
             let p = ws.a[top].row(i);
             let rz = ws.rz[top].row(i);
@@ -443,65 +478,6 @@ impl Mlp {
                 }
             }
         }
-    }
-
-    /// Mean cross-entropy (no penalty) and accuracy of `theta` on all of `(x, y)`, evaluated
-    /// in chunks of the workspace's capacity.
-    pub fn evaluate(
-        &self,
-        theta: &[f64],
-        x: ArrayView2<f64>,
-        y: &[usize],
-        ws: &mut Workspace,
-    ) -> (f64, f64) {
-        self.over_chunks(theta, x, y, ws, None)
-    }
-
-    /// Mean cross-entropy over all of `(x, y)` and its gradient (no penalty) into `grad`,
-    /// in chunks of the workspace's capacity; `scratch` has length |θ|. Returns (loss, accuracy).
-    pub fn full_grad_into(
-        &self,
-        theta: &[f64],
-        x: ArrayView2<f64>,
-        y: &[usize],
-        ws: &mut Workspace,
-        grad: &mut [f64],
-        scratch: &mut [f64],
-    ) -> (f64, f64) {
-        grad.fill(0.0);
-        self.over_chunks(theta, x, y, ws, Some((grad, scratch)))
-    }
-
-    /// The mean loss and accuracy over all rows, chunk by chunk; with `grad` also the mean
-    /// gradient, each chunk's weighted by its share of the rows.
-    fn over_chunks(
-        &self,
-        theta: &[f64],
-        x: ArrayView2<f64>,
-        y: &[usize],
-        ws: &mut Workspace,
-        mut grad: Option<(&mut [f64], &mut [f64])>,
-    ) -> (f64, f64) {
-        let total = y.len();
-        let mut loss = 0.0;
-        let mut correct = 0;
-        let mut start = 0;
-        while start < total {
-            let len = ws.capacity.min(total - start);
-            ws.gather_range(x, y, start, len);
-            let (l, c) = self.forward(theta, ws, false);
-            if let Some((grad, scratch)) = grad.as_mut() {
-                self.backward(theta, ws, scratch);
-                let wgt = len as f64 / total as f64;
-                for (g, s) in grad.iter_mut().zip(scratch.iter()) {
-                    *g += wgt * s;
-                }
-            }
-            loss += l * len as f64;
-            correct += c;
-            start += len;
-        }
-        (loss / total as f64, correct as f64 / total as f64)
     }
 }
 

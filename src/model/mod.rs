@@ -4,15 +4,20 @@
 //! a batch (see [`mlp`] for the math). [`Objective`] is the capability the optimizers and the
 //! hypergradient are written against, so tests can plug in a quadratic with a closed-form
 //! Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
+//! [`parallel`] splits batches into a fixed set of parts computed on any number of
+//! [`Threads`], with results bit-identical for every thread count.
 pub mod activation;
 pub mod linalg;
 pub mod mlp;
 pub mod npz;
+pub mod parallel;
 pub mod params;
 pub mod penalty;
+pub mod pool;
 
 pub use activation::Activation;
 pub use mlp::{Mlp, Workspace};
+pub use parallel::{Chunked, Threads};
 pub use params::Layout;
 pub use penalty::Penalized;
 

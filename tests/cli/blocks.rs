@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Scratch, TUNE_HEADER, Table, assert_header, json_of, p, revgrad, same_f64, set, small_config,
-    stdout_of,
+    Scratch, TUNE_HEADER, Table, assert_header, first_rejecting_tune, json_of, p, revgrad,
+    same_f64, set, small_config, stdout_of,
 };
 use crate::errors::expect_exit_2;
 
@@ -217,29 +217,37 @@ fn tune_with_blocks_logs_means_sums_and_every_entry() {
     }
 }
 
-/// Starts next to the fixed-point edge (every entry of a per-layer α schedule at 500; 550
-/// already overflows) at outer learning rate 0.5: the first Adam step moves each entry by
-/// ×e^±0.5, the upward moves overflow, and the row is `rejected` (measured: ok, rejected,
-/// rejected, ok).
-fn rejecting_blocks_config() -> Value {
-    let mut c = small_config();
-    set(
-        &mut c,
-        "inner.alpha",
-        json!({"per": "layer", "knots": 2, "init": 500.0}),
-    );
-    set(&mut c, "outer.learning_rate", json!(0.5));
-    set(&mut c, "outer.tune", json!(["alpha"]));
-    set(&mut c, "outer.steps", json!(3));
-    c
+/// Configs next to the fixed-point edge (every entry of a per-layer α schedule near 500;
+/// 550 already overflows) at outer learning rate 0.5: the first Adam step moves each entry
+/// by ×e^±0.5, and where a move goes upwards it overflows and the row is `rejected`. Which
+/// config does is chaotic (see [`first_rejecting_tune`]).
+fn rejecting_blocks_configs() -> Vec<Value> {
+    [500.0, 450.0, 520.0, 400.0, 480.0, 350.0]
+        .iter()
+        .map(|&init| {
+            let mut c = small_config();
+            set(
+                &mut c,
+                "inner.alpha",
+                json!({"per": "layer", "knots": 2, "init": init}),
+            );
+            set(&mut c, "outer.learning_rate", json!(0.5));
+            set(&mut c, "outer.tune", json!(["alpha"]));
+            set(&mut c, "outer.steps", json!(3));
+            c
+        })
+        .collect()
 }
 
 #[test]
 fn hypers_out_leaves_gradients_empty_on_rejected_rows() {
     let dir = Scratch::new();
-    let cfg = dir.config("edge.json", &rejecting_blocks_config());
     let hypers = dir.path("hypers.csv");
-    let out = stdout_of(["tune", p(&cfg), "--quiet", "--hypers-out", p(&hypers)]);
+    let (_, out) = first_rejecting_tune(
+        &dir,
+        &rejecting_blocks_configs(),
+        &["--hypers-out", p(&hypers)],
+    );
     let t = Table::parse(&out);
     let entries = parse_hypers_out(&std::fs::read(&hypers).expect("--hypers-out written"));
     assert_eq!(

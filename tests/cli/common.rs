@@ -235,3 +235,32 @@ where
 pub fn p(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+/// Near the fixed-point edge the sign of a hypergradient — and so the direction of the
+/// tuner's first move — is chaotic: it flips with the last bit of any kernel or summation
+/// order. Tests of rejection therefore try a short list of edge configs and take the first
+/// whose `tune` (with `extra` arguments) rejects a step and then goes on with an `ok` row;
+/// returns that config's path and the tune's stdout. Panics if none does.
+pub fn first_rejecting_tune(
+    dir: &Scratch,
+    candidates: &[Value],
+    extra: &[&str],
+) -> (PathBuf, Vec<u8>) {
+    for (i, c) in candidates.iter().enumerate() {
+        let cfg = dir.config(&format!("edge{i}.json"), c);
+        let mut args = vec!["tune", p(&cfg), "--quiet"];
+        args.extend_from_slice(extra);
+        let out = stdout_of(args);
+        let t = Table::parse(&out);
+        let statuses: Vec<&str> = t.rows.iter().map(|r| t.cell(r, "status")).collect();
+        if let Some(k) = statuses.iter().position(|&s| s == "rejected") {
+            if statuses[k..].contains(&"ok") {
+                return (cfg, out);
+            }
+        }
+    }
+    panic!(
+        "none of the {} edge configs rejected a step",
+        candidates.len()
+    );
+}

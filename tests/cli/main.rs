@@ -17,6 +17,7 @@ mod help;
 mod hypergrad;
 mod robust;
 mod search;
+mod threads;
 mod train;
 mod tune;
 mod verify_reversal;

@@ -622,27 +622,6 @@ fn long_user_text_and_huge_numbers_are_shortened() {
 }
 
 #[test]
-fn threads_flag_is_accepted_and_changes_no_result() {
-    let tiny = tiny_config();
-    let json = |threads: &str| {
-        let out = revgrad()
-            .args(["--threads", threads, "hypergrad", &tiny, "--json"])
-            .assert()
-            .success();
-        let mut v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-        v.as_object_mut().unwrap().remove("seconds");
-        v
-    };
-    assert_eq!(json("1"), json("2"));
-    assert_eq!(json("1"), json("3"));
-    revgrad()
-        .args(["--threads", "0", "hypergrad", &tiny])
-        .assert()
-        .failure()
-        .code(2);
-}
-
-#[test]
 fn an_output_naming_the_test_file_is_refused_before_anything_is_written() {
     let dir = Scratch::new();
     let test = dir.path("test.csv");
