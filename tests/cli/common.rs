@@ -253,10 +253,9 @@ pub fn first_rejecting_tune(
         let out = stdout_of(args);
         let t = Table::parse(&out);
         let statuses: Vec<&str> = t.rows.iter().map(|r| t.cell(r, "status")).collect();
-        if let Some(k) = statuses.iter().position(|&s| s == "rejected") {
-            if statuses[k..].contains(&"ok") {
-                return (cfg, out);
-            }
+        let rejected = statuses.iter().position(|&s| s == "rejected");
+        if rejected.is_some_and(|k| statuses[k..].contains(&"ok")) {
+            return (cfg, out);
         }
     }
     panic!(
