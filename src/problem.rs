@@ -85,6 +85,10 @@ impl<'a> Problem<'a> {
 }
 
 impl Objective for Problem<'_> {
+    fn threads(&self) -> Threads {
+        self.model.threads().clone()
+    }
+
     fn dim(&self) -> usize {
         self.layout().len()
     }

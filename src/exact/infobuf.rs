@@ -37,6 +37,10 @@
 //! after a full reversal every state is `L` again, the stack is empty and nothing is
 //! borrowed.
 //!
+//! The stack is per [`Segment`] of [`SEGMENT_LEN`] elements ([`InfoBuffer`] holds the
+//! segments), so the segments can be worked on by different threads; the LIFO order above
+//! holds within each segment.
+//!
 //! Net cost per multiply: `log₂ d − log₂ n` bits plus the slot-width rounding,
 //! `log₂(2^32/n) − log₂ f_c < 2^−15` bits. Memory: 8 bytes of state per element plus 4 bytes
 //! per stack word.
@@ -99,18 +103,19 @@ impl Coder {
     }
 }
 
-/// Per-element rANS states plus a shared stack of 32-bit words.
+/// One segment of an [`InfoBuffer`]: per-element rANS states plus their shared stack of
+/// 32-bit words. Element indices are local to the segment.
 #[derive(Debug, Clone)]
-pub struct InfoBuffer {
+pub struct Segment {
     states: Vec<u64>,
     stack: Vec<u32>,
     borrowed: u64,
 }
 
-impl InfoBuffer {
-    /// An empty buffer for `len` elements.
+impl Segment {
+    /// An empty segment for `len` elements.
     pub fn new(len: usize) -> Self {
-        InfoBuffer {
+        Segment {
             states: vec![LOWER; len],
             stack: Vec::new(),
             borrowed: 0,
@@ -236,7 +241,7 @@ impl InfoBuffer {
         s & D_MASK as u64
     }
 
-    /// `x ← (n/d)·x` elementwise, exactly invertible by [`InfoBuffer::unmul_inplace`]:
+    /// `x ← (n/d)·x` elementwise, exactly invertible by [`Segment::unmul_inplace`]:
     /// `x' = ⌊(x·n + c)/d⌋` with `c` popped from the buffer, `(x·n + c) mod d` pushed.
     ///
     /// Any `x` except `i64::MIN` is accepted (the fixed point's whole range); the result's
@@ -268,9 +273,9 @@ impl InfoBuffer {
         }
     }
 
-    /// Element `i` of [`InfoBuffer::mul_inplace`], for loops that fuse other work with the
+    /// Element `i` of [`Segment::mul_inplace`], for loops that fuse other work with the
     /// multiply. Within one step, the multiplies must visit the elements in increasing
-    /// order, and their undo ([`InfoBuffer::unmul_at`]) in decreasing order, so the shared
+    /// order, and their undo ([`Segment::unmul_at`]) in decreasing order, so the shared
     /// stack stays LIFO; each element may use its own coder.
     ///
     /// `x·n` can take 79 bits, so it is never formed: with `x = q·d + r` (`q = ⌊x/d⌋`, an
@@ -286,10 +291,10 @@ impl InfoBuffer {
         q * k.n as i64 + (t >> DEN_BITS) as i64
     }
 
-    /// Exact inverse of [`InfoBuffer::mul_inplace`] with the same coder.
+    /// Exact inverse of [`Segment::mul_inplace`] with the same coder.
     ///
     /// # Panics
-    /// If `x` is not as long as the buffer (a programming error).
+    /// If `x` is not as long as the segment (a programming error).
     #[track_caller]
     pub fn unmul_inplace(&mut self, x: &mut [i64], k: &Coder) {
         assert_eq!(x.len(), self.states.len(), "buffer length mismatch");
@@ -316,7 +321,7 @@ impl InfoBuffer {
     }
 }
 
-impl InfoBuffer {
+impl Segment {
     /// [`InfoBuffer::mul_at`] for a wide (i128) fixed-point value, sharing element `i`'s
     /// coder state and the stack with the i64 multiplies (Adam multiplies m and s of one
     /// parameter on one state, so the buffer keeps one 8-byte state per parameter):
@@ -339,6 +344,151 @@ impl InfoBuffer {
         let (q, c) = floor_div_wide(y, k);
         self.push_n(i, c, k);
         q
+    }
+}
+
+/// Elements per [`Segment`] (the last one may be shorter).
+pub const SEGMENT_LEN: usize = 1024;
+
+/// The information buffer of a vector: its elements in fixed segments of [`SEGMENT_LEN`]
+/// (a partition that depends on the length alone), each segment with its own stack. The
+/// segments are independent, so an optimizer may run them on different threads with
+/// bit-identical results; within a segment the multiplies visit the elements in
+/// increasing order and the undos in decreasing order ([`InfoBuffer::mul_at`]). Cost: one
+/// partly filled word per segment, against the one shared stack this replaces.
+#[derive(Debug, Clone)]
+pub struct InfoBuffer {
+    segments: Vec<Segment>,
+    len: usize,
+}
+
+impl InfoBuffer {
+    /// An empty buffer for `len` elements.
+    pub fn new(len: usize) -> Self {
+        let segments = (0..len.div_ceil(SEGMENT_LEN))
+            .map(|j| Segment::new(SEGMENT_LEN.min(len - j * SEGMENT_LEN)))
+            .collect();
+        InfoBuffer { segments, len }
+    }
+
+    /// Reserve stack space for `bits` more bits of information over the whole vector,
+    /// shared among the segments by their lengths (see [`Segment::reserve_bits`]).
+    pub fn reserve_bits(&mut self, bits: f64) {
+        let len = self.len.max(1) as f64;
+        for seg in &mut self.segments {
+            let share = seg.len() as f64 / len;
+            seg.reserve_bits(bits * share);
+        }
+    }
+
+    /// The segments, element `i` in segment `i / SEGMENT_LEN` at index `i % SEGMENT_LEN`.
+    pub fn segments_mut(&mut self) -> &mut [Segment] {
+        &mut self.segments
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a buffer of no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes held: 8 per element state plus 4 per stack word.
+    pub fn bytes(&self) -> usize {
+        self.segments.iter().map(Segment::bytes).sum()
+    }
+
+    /// Words on the stacks.
+    pub fn stack_words(&self) -> usize {
+        self.segments.iter().map(Segment::stack_words).sum()
+    }
+
+    /// Zero words taken from below the bottoms of the stacks.
+    pub fn borrowed(&self) -> u64 {
+        self.segments.iter().map(Segment::borrowed).sum()
+    }
+
+    /// True when the buffer holds no information (every segment empty of it).
+    pub fn is_empty_of_information(&self) -> bool {
+        self.segments.iter().all(Segment::is_empty_of_information)
+    }
+
+    #[inline(always)]
+    fn at(&mut self, i: usize) -> (&mut Segment, usize) {
+        (&mut self.segments[i / SEGMENT_LEN], i % SEGMENT_LEN)
+    }
+
+    /// `x ← (n/d)·x` elementwise ([`Segment::mul_inplace`] on every segment).
+    ///
+    /// ```
+    /// use revgrad::exact::{Coder, InfoBuffer, Rational};
+    /// let mut buf = InfoBuffer::new(3000);
+    /// let k = Coder::new(Rational::approximate(0.9).unwrap());
+    /// let x0: Vec<i64> = (0..3000).map(|i| (i - 1500) << 40).collect();
+    /// let mut x = x0.clone();
+    /// for _ in 0..100 {
+    ///     buf.mul_inplace(&mut x, &k);
+    /// }
+    /// for _ in 0..100 {
+    ///     buf.unmul_inplace(&mut x, &k);
+    /// }
+    /// assert_eq!(x, x0);
+    /// assert!(buf.is_empty_of_information());
+    /// ```
+    ///
+    /// # Panics
+    /// If `x` is not as long as the buffer (a programming error).
+    #[track_caller]
+    pub fn mul_inplace(&mut self, x: &mut [i64], k: &Coder) {
+        assert_eq!(x.len(), self.len, "buffer length mismatch");
+        for (seg, x) in self.segments.iter_mut().zip(x.chunks_mut(SEGMENT_LEN)) {
+            seg.mul_inplace(x, k);
+        }
+    }
+
+    /// Exact inverse of [`InfoBuffer::mul_inplace`] with the same coder.
+    ///
+    /// # Panics
+    /// If `x` is not as long as the buffer (a programming error).
+    #[track_caller]
+    pub fn unmul_inplace(&mut self, x: &mut [i64], k: &Coder) {
+        assert_eq!(x.len(), self.len, "buffer length mismatch");
+        for (seg, x) in self.segments.iter_mut().zip(x.chunks_mut(SEGMENT_LEN)) {
+            seg.unmul_inplace(x, k);
+        }
+    }
+
+    /// Element `i` of [`InfoBuffer::mul_inplace`] ([`Segment::mul_at`] in its segment):
+    /// within a segment, the multiplies of one step visit the elements in increasing order
+    /// and their undos in decreasing order; segments are independent of each other.
+    #[inline]
+    pub fn mul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
+        let (seg, j) = self.at(i);
+        seg.mul_at(j, x, k)
+    }
+
+    /// Element `i` of [`InfoBuffer::unmul_inplace`].
+    #[inline]
+    pub fn unmul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
+        let (seg, j) = self.at(i);
+        seg.unmul_at(j, x, k)
+    }
+
+    /// [`Segment::mul_wide_at`] of element `i`.
+    #[inline]
+    pub fn mul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+        let (seg, j) = self.at(i);
+        seg.mul_wide_at(j, x, k)
+    }
+
+    /// [`Segment::unmul_wide_at`] of element `i`.
+    #[inline]
+    pub fn unmul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+        let (seg, j) = self.at(i);
+        seg.unmul_wide_at(j, x, k)
     }
 }
 

@@ -33,5 +33,5 @@ pub mod infobuf;
 pub mod rational;
 
 pub use fixed::{FRAC_BITS, MAX_VALUE};
-pub use infobuf::{Coder, InfoBuffer};
+pub use infobuf::{Coder, InfoBuffer, SEGMENT_LEN, Segment};
 pub use rational::Rational;

@@ -84,6 +84,11 @@ pub trait Objective {
         let _ = theta;
         None
     }
+    /// The threads this objective computes on; the exact optimizers run their element
+    /// loops on the same ones (a cheap handle: clones share one pool).
+    fn threads(&self) -> Threads {
+        Threads::one()
+    }
 }
 
 /// Initial-weight noise ε: `W_l ~ N(0, 1/fan_in)`, biases 0, drawn from `seed`.

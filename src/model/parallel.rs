@@ -4,17 +4,17 @@
 //! by a rule that depends only on the number of rows, never on the number of threads:
 //!
 //! ```text
-//! batch of B rows:   P = clamp(⌈B/32⌉, 1, 16) parts, part k = rows 8·⌊kU/P⌋ .. 8·⌊(k+1)U/P⌋
+//! batch of B rows:   P = clamp(⌈B/64⌉, 1, 16) parts, part k = rows 8·⌊kU/P⌋ .. 8·⌊(k+1)U/P⌋
 //!                    with U = ⌊B/8⌋ (the last part also takes the B mod 8 rows left over)
 //! n evaluation rows: P = clamp(⌈n/32⌉, 1, 8) parts, likewise, each swept 32 rows at a time
 //! ```
 //!
-//! Parts start at multiples of 8 rows because matrixmultiply's f64 kernel computes tiles of
-//! 8 rows: a batch of 100 splits into 24 + 24 + 24 + 28 rather than 4 × 25 (which would cost
-//! as much as 4 × 32 in the products over the batch's rows). Measured with callgrind on the
-//! digits model (64-100-100-10, B = 100), one thread, per hypergradient step: 4 parts cost
-//! 9% more instructions than the whole batch in one workspace (16% unaligned), 2 parts 3%,
-//! 7 parts 19%; 4 parts let up to 4 threads share a batch of 100.
+//! Parts start at multiples of 8 rows because the matrix kernel's tiles are 8 rows high: a
+//! batch of 100 splits into 48 + 52. Measured with callgrind on the digits model
+//! (64-100-100-10, B = 100), one thread, per hypergradient step: 2 parts cost 3% more
+//! instructions than the whole batch in one workspace, 4 parts 9% (16% unaligned), 7 parts
+//! 19%. Two parts suit the 2-core machines this is measured on (in wall time, 4 parts cost
+//! 10–15% of a one-thread hypergradient); larger batches get more parts and more threads.
 //!
 //! Each part has its own [`Workspace`] and its own gradient and Hessian-vector buffers; the
 //! parts may run on any thread, in any order. Every part's loss is already divided by the
@@ -38,9 +38,13 @@ use ndarray::ArrayView2;
 use super::pool::Pool;
 use super::{Mlp, Workspace};
 
-/// Target rows per part: small enough that a batch of 100 splits into 4 parts, large
-/// enough that each part's matrix products stay efficient.
+/// Rows per part of an evaluation, and per sweep within a part.
 pub const CHUNK_ROWS: usize = 32;
+
+/// Target rows per part of a batch: a batch of 100 splits into 2 parts (48 + 52), which
+/// two threads share. Parts of 32 rows (4 parts) cost 9% more per step on one thread than
+/// one workspace over the whole batch, parts of 64 rows 3% (callgrind, digits model).
+pub const BATCH_PART_ROWS: usize = 64;
 
 /// Parts start at multiples of this many rows (the height of matrixmultiply's f64 tiles).
 const ALIGN_ROWS: usize = 8;
@@ -112,7 +116,7 @@ impl Threads {
     }
 
     /// `f` on every item, each item on one thread; returns when all are done.
-    fn for_each<T: Send>(&self, items: &mut [T], f: impl Fn(&mut T) + Sync) {
+    pub fn for_each<T: Send>(&self, items: &mut [T], f: impl Fn(&mut T) + Sync) {
         match &self.pool {
             None => items.iter_mut().for_each(f),
             Some(pool) => pool.for_each(items, f),
@@ -135,7 +139,7 @@ fn part_range(k: usize, parts: usize, len: usize) -> Range<usize> {
 
 /// Parts of a batch of `rows` rows.
 pub fn batch_parts(rows: usize) -> usize {
-    rows.div_ceil(CHUNK_ROWS).clamp(1, MAX_BATCH_PARTS)
+    rows.div_ceil(BATCH_PART_ROWS).clamp(1, MAX_BATCH_PARTS)
 }
 
 /// Parts of an evaluation over `rows` rows.
@@ -414,9 +418,10 @@ mod tests {
         }
         assert_eq!(part_range(0, 4, 100), 0..24);
         assert_eq!(part_range(3, 4, 100), 72..100);
-        assert_eq!(batch_parts(32), 1);
-        assert_eq!(batch_parts(33), 2);
-        assert_eq!(batch_parts(100), 4);
+        assert_eq!(part_range(1, 2, 100), 48..100);
+        assert_eq!(batch_parts(64), 1);
+        assert_eq!(batch_parts(65), 2);
+        assert_eq!(batch_parts(100), 2);
         assert_eq!(batch_parts(10_000), MAX_BATCH_PARTS);
         assert_eq!(eval_parts(0), 1);
         assert_eq!(eval_parts(10_000), EVAL_PARTS);

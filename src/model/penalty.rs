@@ -119,6 +119,10 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
         self.inner.set_row_weights(weights)
     }
 
+    fn threads(&self) -> crate::model::Threads {
+        self.inner.threads()
+    }
+
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
         self.inner.add_row_tangents(scale, out)
     }

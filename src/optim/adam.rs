@@ -51,12 +51,13 @@
 use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
+use super::segments::{arrays_in, over_segments};
 use super::{Reversible, diverged, overflow, overflow_at_init};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, Threads};
 
 /// α, β₁, β₂ (with their rationals) and ε at step t, per parameter array.
 #[derive(Debug, Clone)]
@@ -254,50 +255,92 @@ impl ExactAdam {
 
     /// First half of the undo of step t: `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`;
     /// leaves θ_t and m_{t+1}, s_{t+1} in f64 scratch.
-    fn undo_position(&mut self, t: usize, s: &mut AdamState) {
-        let mut ok = true;
-        for (a, r) in self.plan.arrays.iter().enumerate() {
-            let c = self.plan.consts(a, t, true);
-            let al = fixed::scaled(c.alpha);
-            for i in r.clone() {
-                let (mf, sf) = (fixed::wide_to_f64(s.m[i]), fixed::wide_to_f64(s.s[i]));
-                self.m_next[i] = mf;
-                self.s_next[i] = sf;
-                let (inc, ok1) = fixed::increment(al, c.update(mf, sf).3);
-                let (theta, ok2) = fixed::checked_sum(s.theta[i], inc);
-                ok &= ok1 & ok2;
-                s.theta[i] = theta;
-                self.theta_f[i] = fixed::to_f64(theta);
+    fn undo_position(&mut self, threads: &Threads, t: usize, s: &mut AdamState) {
+        let plan = &self.plan;
+        let data = (
+            &mut s.theta[..],
+            (&s.m[..], &s.s[..]),
+            &mut self.m_next[..],
+            &mut self.s_next[..],
+            &mut self.theta_f[..],
+        );
+        let flags = over_segments(threads, &mut s.buffer, data, &|start,
+                                                                  _,
+                                                                  (
+            theta,
+            (m, sv),
+            m_next,
+            s_next,
+            theta_f,
+        )| {
+            let mut ok = true;
+            for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
+                let c = plan.consts(a, t, true);
+                let al = fixed::scaled(c.alpha);
+                for i in r {
+                    let (mf, sf) = (fixed::wide_to_f64(m[i]), fixed::wide_to_f64(sv[i]));
+                    m_next[i] = mf;
+                    s_next[i] = sf;
+                    let (inc, ok1) = fixed::increment(al, c.update(mf, sf).3);
+                    let (th, ok2) = fixed::checked_sum(theta[i], inc);
+                    ok &= ok1 & ok2;
+                    theta[i] = th;
+                    theta_f[i] = fixed::to_f64(th);
+                }
             }
-        }
-        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+            u8::from(!ok)
+        });
+        debug_assert!(
+            flags == 0,
+            "undoing a completed forward step cannot overflow"
+        );
     }
 
     /// Second half, given `self.grad = ∇L_t(θ_t)`: s_t, then m_t, exactly.
-    fn undo_moments(&mut self, s: &mut AdamState) {
-        let mut ok = true;
-        // Decreasing order, as the information buffer's undo requires; per element the
-        // reverse of the forward order (m, then s).
-        for (a, r) in self.plan.arrays.iter().enumerate().rev() {
-            let (k1, k2) = (*self.plan.beta1.coder(a), *self.plan.beta2.coder(a));
-            let c1 = fixed::wide_scaled(k1.rational().one_minus());
-            let c2 = fixed::wide_scaled(k2.rational().one_minus());
-            for i in r.clone().rev() {
-                let g = self.grad[i];
-                let (inc, ok1) = fixed::wide_increment(c2, g * g);
-                let (v, ok2) = fixed::wide_checked_sum(s.s[i], inc.wrapping_neg());
-                let v = s.buffer.unmul_wide_at(i, v, &k2);
-                s.s[i] = v;
-                self.s_f[i] = fixed::wide_to_f64(v);
-                let (inc, ok3) = fixed::wide_increment(c1, g);
-                let (v, ok4) = fixed::wide_checked_sum(s.m[i], inc.wrapping_neg());
-                let v = s.buffer.unmul_wide_at(i, v, &k1);
-                s.m[i] = v;
-                self.m_f[i] = fixed::wide_to_f64(v);
-                ok &= ok1 & ok2 & ok3 & ok4;
+    fn undo_moments(&mut self, threads: &Threads, s: &mut AdamState) {
+        let plan = &self.plan;
+        let data = (
+            (&mut s.m[..], &mut s.s[..]),
+            &mut self.m_f[..],
+            &mut self.s_f[..],
+            &self.grad[..],
+        );
+        let flags = over_segments(threads, &mut s.buffer, data, &|start,
+                                                                  seg,
+                                                                  (
+            (m, sv),
+            m_f,
+            s_f,
+            grad,
+        )| {
+            let mut ok = true;
+            // Decreasing order, as the segment's undo requires; per element the
+            // reverse of the forward order (m, then s).
+            for (a, r) in arrays_in(&plan.arrays, start..start + m.len()).rev() {
+                let (k1, k2) = (*plan.beta1.coder(a), *plan.beta2.coder(a));
+                let c1 = fixed::wide_scaled(k1.rational().one_minus());
+                let c2 = fixed::wide_scaled(k2.rational().one_minus());
+                for i in r.rev() {
+                    let g = grad[i];
+                    let (inc, ok1) = fixed::wide_increment(c2, g * g);
+                    let (x, ok2) = fixed::wide_checked_sum(sv[i], inc.wrapping_neg());
+                    let x = seg.unmul_wide_at(i, x, &k2);
+                    sv[i] = x;
+                    s_f[i] = fixed::wide_to_f64(x);
+                    let (inc, ok3) = fixed::wide_increment(c1, g);
+                    let (x, ok4) = fixed::wide_checked_sum(m[i], inc.wrapping_neg());
+                    let x = seg.unmul_wide_at(i, x, &k1);
+                    m[i] = x;
+                    m_f[i] = fixed::wide_to_f64(x);
+                    ok &= ok1 & ok2 & ok3 & ok4;
+                }
             }
-        }
-        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+            u8::from(!ok)
+        });
+        debug_assert!(
+            flags == 0,
+            "undoing a completed forward step cannot overflow"
+        );
     }
 
     /// The whole adjoint of step t given the states around it (`theta`, `m`, `s` at t, the
@@ -438,38 +481,58 @@ impl Reversible for ExactAdam {
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
-        // One fused pass per element; the buffer sees elements in increasing order, m's
-        // multiply before s's.
-        let (mut ok_m, mut ok_s, mut ok_theta) = (true, true, true);
-        for (a, r) in self.plan.arrays.iter().enumerate() {
-            let c = self.plan.consts(a, t, true);
-            let (k1, k2) = (*self.plan.beta1.coder(a), *self.plan.beta2.coder(a));
-            let w1 = fixed::wide_scaled(c.omb1);
-            let w2 = fixed::wide_scaled(c.omb2);
-            let al = fixed::scaled(c.alpha);
-            for i in r.clone() {
-                let g = self.grad[i];
-                let m = s.buffer.mul_wide_at(i, s.m[i], &k1);
-                let (inc, ok1) = fixed::wide_increment(w1, g);
-                let (m, ok2) = fixed::wide_checked_sum(m, inc);
-                ok_m &= ok1 & ok2;
-                s.m[i] = m;
-                let v = s.buffer.mul_wide_at(i, s.s[i], &k2);
-                let (inc, ok3) = fixed::wide_increment(w2, g * g);
-                let (v, ok4) = fixed::wide_checked_sum(v, inc);
-                ok_s &= ok3 & ok4;
-                s.s[i] = v;
-                let q = c.update(fixed::wide_to_f64(m), fixed::wide_to_f64(v)).3;
-                let (inc, ok5) = fixed::increment(al, q);
-                let (theta, ok6) = fixed::checked_sum(s.theta[i], inc.wrapping_neg());
-                ok_theta &= ok5 & ok6;
-                s.theta[i] = theta;
+        // One fused pass per element; each segment of the buffer sees its elements in
+        // increasing order, m's multiply before s's. The segments run on the objective's
+        // threads. A wide value past its range cannot be multiplied again, so a segment
+        // stops at the first array that overflowed.
+        const M: u8 = 1;
+        const S: u8 = 2;
+        const THETA: u8 = 4;
+        let plan = &self.plan;
+        let data = (
+            (&mut s.theta[..], &self.grad[..]),
+            &mut s.m[..],
+            &mut s.s[..],
+        );
+        let flags = over_segments(&obj.threads(), &mut s.buffer, data, &|start,
+                                                                         seg,
+                                                                         (
+            (theta, grad),
+            m,
+            sv,
+        )| {
+            let (mut ok_m, mut ok_s, mut ok_theta) = (true, true, true);
+            for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
+                let c = plan.consts(a, t, true);
+                let (k1, k2) = (*plan.beta1.coder(a), *plan.beta2.coder(a));
+                let w1 = fixed::wide_scaled(c.omb1);
+                let w2 = fixed::wide_scaled(c.omb2);
+                let al = fixed::scaled(c.alpha);
+                for i in r {
+                    let g = grad[i];
+                    let x = seg.mul_wide_at(i, m[i], &k1);
+                    let (inc, ok1) = fixed::wide_increment(w1, g);
+                    let (x, ok2) = fixed::wide_checked_sum(x, inc);
+                    ok_m &= ok1 & ok2;
+                    m[i] = x;
+                    let y = seg.mul_wide_at(i, sv[i], &k2);
+                    let (inc, ok3) = fixed::wide_increment(w2, g * g);
+                    let (y, ok4) = fixed::wide_checked_sum(y, inc);
+                    ok_s &= ok3 & ok4;
+                    sv[i] = y;
+                    let q = c.update(fixed::wide_to_f64(x), fixed::wide_to_f64(y)).3;
+                    let (inc, ok5) = fixed::increment(al, q);
+                    let (th, ok6) = fixed::checked_sum(theta[i], inc.wrapping_neg());
+                    ok_theta &= ok5 & ok6;
+                    theta[i] = th;
+                }
+                if !(ok_m && ok_s) {
+                    break;
+                }
             }
-            // A wide value past its range cannot be multiplied again: stop at this step.
-            if !(ok_m && ok_s) {
-                break;
-            }
-        }
+            (u8::from(!ok_m) * M) | (u8::from(!ok_s) * S) | (u8::from(!ok_theta) * THETA)
+        });
+        let (ok_m, ok_s, ok_theta) = (flags & M == 0, flags & S == 0, flags & THETA == 0);
         let alpha = self.plan.alpha.now[0];
         if !ok_m {
             return Err(wide_overflow(t, "the first moment m", alpha));
@@ -527,9 +590,10 @@ impl Reversible for ExactAdam {
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) {
         self.plan.at(t);
-        self.undo_position(t, s);
+        let threads = obj.threads();
+        self.undo_position(&threads, t, s);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.undo_moments(s);
+        self.undo_moments(&threads, s);
     }
 
     fn reverse_step(
@@ -540,13 +604,14 @@ impl Reversible for ExactAdam {
         grads: &mut Hypers,
     ) {
         self.plan.at(t);
-        self.undo_position(t, s);
+        let threads = obj.threads();
+        self.undo_position(&threads, t, s);
         self.adjoint(
             obj,
             t,
             None,
             None,
-            &mut |me: &mut Self| me.undo_moments(s),
+            &mut |me: &mut Self| me.undo_moments(&threads, s),
             None,
             grads,
         );

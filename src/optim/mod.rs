@@ -26,6 +26,7 @@ pub mod adam;
 pub mod float;
 pub mod momentum;
 pub mod plan;
+pub mod segments;
 pub mod verify;
 
 pub use adam::{AdamState, ExactAdam, FloatAdam};

@@ -31,11 +31,12 @@
 //! trajectory ([`Reversible::adjoint_step`], states read from memory).
 
 use super::plan::Plan;
+use super::segments::{arrays_in, over_segments};
 use super::{Reversible, diverged, overflow};
 use crate::error::Result;
 use crate::exact::{InfoBuffer, fixed};
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, Threads};
 
 /// Fixed-point (θ, v) and the information buffer.
 #[derive(Debug, Clone)]
@@ -99,40 +100,73 @@ impl ExactMomentum {
 
     /// First half of the undo of step t: `θ_t = θ_{t+1} − round(α_t·v_{t+1})`; leaves θ_t
     /// and v_{t+1} in f64 scratch.
-    fn undo_position(&mut self, s: &mut ExactState) {
-        let mut ok = true;
-        for (a, r) in self.plan.arrays.iter().enumerate() {
-            let al = fixed::scaled(self.plan.alpha.of(a));
-            for i in r.clone() {
-                let vf = fixed::to_f64(s.v[i]);
-                self.v_next[i] = vf;
-                let (inc, ok1) = fixed::increment(al, vf);
-                let (theta, ok2) = fixed::checked_sum(s.theta[i], inc.wrapping_neg());
-                ok &= ok1 & ok2;
-                s.theta[i] = theta;
-                self.theta_f[i] = fixed::to_f64(theta);
+    fn undo_position(&mut self, threads: &Threads, s: &mut ExactState) {
+        let plan = &self.plan;
+        let data = (
+            &mut s.theta[..],
+            &s.v[..],
+            &mut self.v_next[..],
+            &mut self.theta_f[..],
+        );
+        let flags = over_segments(threads, &mut s.buffer, data, &|start,
+                                                                  _,
+                                                                  (
+            theta,
+            v,
+            v_next,
+            theta_f,
+        )| {
+            let mut ok = true;
+            for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
+                let al = fixed::scaled(plan.alpha.of(a));
+                for i in r {
+                    let vf = fixed::to_f64(v[i]);
+                    v_next[i] = vf;
+                    let (inc, ok1) = fixed::increment(al, vf);
+                    let (th, ok2) = fixed::checked_sum(theta[i], inc.wrapping_neg());
+                    ok &= ok1 & ok2;
+                    theta[i] = th;
+                    theta_f[i] = fixed::to_f64(th);
+                }
             }
-        }
-        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+            u8::from(!ok)
+        });
+        debug_assert!(
+            flags == 0,
+            "undoing a completed forward step cannot overflow"
+        );
     }
 
     /// Second half, given `self.grad = ∇L_t(θ_t)`: `v_t = (d/n_t)·(v_{t+1} + round((1−γ_t)·g))`.
-    fn undo_velocity(&mut self, s: &mut ExactState) {
-        let mut ok = true;
-        // Decreasing order, as the information buffer's undo requires.
-        for (a, r) in self.plan.arrays.iter().enumerate().rev() {
-            let k = *self.plan.coder(a);
-            let c = fixed::scaled(k.rational().one_minus());
-            for i in r.clone().rev() {
-                let (inc, ok1) = fixed::increment(c, self.grad[i]);
-                let (v, ok2) = fixed::checked_sum(s.v[i], inc);
-                ok &= ok1 & ok2;
-                let v = s.buffer.unmul_at(i, v, &k);
-                s.v[i] = v;
-                self.v_f[i] = fixed::to_f64(v);
-            }
-        }
-        debug_assert!(ok, "undoing a completed forward step cannot overflow");
+    fn undo_velocity(&mut self, threads: &Threads, s: &mut ExactState) {
+        let plan = &self.plan;
+        let data = (&mut s.v[..], &mut self.v_f[..], &self.grad[..]);
+        let flags = over_segments(
+            threads,
+            &mut s.buffer,
+            data,
+            &|start, seg, (v, v_f, grad)| {
+                let mut ok = true;
+                // Decreasing order, as the segment's undo requires.
+                for (a, r) in arrays_in(&plan.arrays, start..start + v.len()).rev() {
+                    let k = *plan.coder(a);
+                    let c = fixed::scaled(k.rational().one_minus());
+                    for i in r.rev() {
+                        let (inc, ok1) = fixed::increment(c, grad[i]);
+                        let (x, ok2) = fixed::checked_sum(v[i], inc);
+                        ok &= ok1 & ok2;
+                        let x = seg.unmul_at(i, x, &k);
+                        v[i] = x;
+                        v_f[i] = fixed::to_f64(x);
+                    }
+                }
+                u8::from(!ok)
+            },
+        );
+        debug_assert!(
+            flags == 0,
+            "undoing a completed forward step cannot overflow"
+        );
     }
 }
 
@@ -221,24 +255,38 @@ impl Reversible for ExactMomentum {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         // One fused pass per element: v ← (n/d)·v − round((1−γ)·g), θ ← θ + round(α·v).
-        // The buffer sees elements in increasing order, as mul_at requires.
-        let (mut ok_v, mut ok_theta) = (true, true);
-        for (a, r) in self.plan.arrays.iter().enumerate() {
-            let k = *self.plan.coder(a);
-            let c = fixed::scaled(k.rational().one_minus());
-            let al = fixed::scaled(self.plan.alpha.of(a));
-            for i in r.clone() {
-                let v = s.buffer.mul_at(i, s.v[i], &k);
-                let (dec, ok1) = fixed::increment(c, self.grad[i]);
-                let (v, ok2) = fixed::checked_sum(v, dec.wrapping_neg());
-                ok_v &= ok1 & ok2;
-                s.v[i] = v;
-                let (inc, ok3) = fixed::increment(al, fixed::to_f64(v));
-                let (theta, ok4) = fixed::checked_sum(s.theta[i], inc);
-                ok_theta &= ok3 & ok4;
-                s.theta[i] = theta;
-            }
-        }
+        // Each segment of the buffer sees its elements in increasing order, as mul_at
+        // requires; the segments run on the objective's threads.
+        const V: u8 = 1;
+        const THETA: u8 = 2;
+        let plan = &self.plan;
+        let data = (&mut s.theta[..], &mut s.v[..], &self.grad[..]);
+        let flags = over_segments(
+            &obj.threads(),
+            &mut s.buffer,
+            data,
+            &|start, seg, (theta, v, grad)| {
+                let (mut ok_v, mut ok_theta) = (true, true);
+                for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
+                    let k = *plan.coder(a);
+                    let c = fixed::scaled(k.rational().one_minus());
+                    let al = fixed::scaled(plan.alpha.of(a));
+                    for i in r {
+                        let x = seg.mul_at(i, v[i], &k);
+                        let (dec, ok1) = fixed::increment(c, grad[i]);
+                        let (x, ok2) = fixed::checked_sum(x, dec.wrapping_neg());
+                        ok_v &= ok1 & ok2;
+                        v[i] = x;
+                        let (inc, ok3) = fixed::increment(al, fixed::to_f64(x));
+                        let (th, ok4) = fixed::checked_sum(theta[i], inc);
+                        ok_theta &= ok3 & ok4;
+                        theta[i] = th;
+                    }
+                }
+                (u8::from(!ok_v) * V) | (u8::from(!ok_theta) * THETA)
+            },
+        );
+        let (ok_v, ok_theta) = (flags & V == 0, flags & THETA == 0);
         let alpha = self.plan.alpha.now[0];
         if !ok_v {
             return Err(overflow(t, "the velocity", alpha));
@@ -289,9 +337,10 @@ impl Reversible for ExactMomentum {
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) {
         self.plan.at(t);
-        self.undo_position(s);
+        let threads = obj.threads();
+        self.undo_position(&threads, s);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.undo_velocity(s);
+        self.undo_velocity(&threads, s);
     }
 
     fn reverse_step(
@@ -302,7 +351,8 @@ impl Reversible for ExactMomentum {
         grads: &mut Hypers,
     ) {
         self.plan.at(t);
-        self.undo_position(s);
+        let threads = obj.threads();
+        self.undo_position(&threads, s);
         adjoint_position(
             &mut self.plan,
             &self.v_next,
@@ -312,7 +362,7 @@ impl Reversible for ExactMomentum {
         );
         obj.grad_hvp_into(t, &self.theta_f, &self.u, &mut self.grad, &mut self.hv);
         add_example_weight_gradient(obj, grads);
-        self.undo_velocity(s);
+        self.undo_velocity(&threads, s);
         adjoint_velocity(
             &mut self.plan,
             &self.theta_f,

@@ -1,0 +1,189 @@
+//! # Element loops over the information buffer's segments, on any number of threads
+//!
+//! An exact optimizer's per-element work — the decay multiplies through the information
+//! buffer, the exact increments, their undo — is independent across the buffer's
+//! [`Segment`]s: [`InfoBuffer`] cuts the vector into fixed segments of [`SEGMENT_LEN`]
+//! elements (a partition that depends on the length alone), each with its own stack.
+//! [`over_segments`] hands every segment, with the matching pieces of the state vectors,
+//! to one closure; the segments are shared out among the [`Threads`] in contiguous groups,
+//! or looped over on the calling thread for one thread. The segments share nothing, so
+//! every result is bit-identical for every thread count.
+//!
+//! ```text
+//! vector:   [ seg 0: 0..1024 | seg 1: 1024..2048 | … | seg S−1: …..n ]
+//! closure:  f(start, segment, (θ[start..end], v[start..end], g[start..end], …)) → flags
+//! result:   flags₀ | flags₁ | … (failure bits, e.g. an overflow)
+//! ```
+
+use std::ops::Range;
+
+use crate::exact::{InfoBuffer, Segment};
+use crate::model::Threads;
+
+/// State vectors (or tuples of them) that split at an element index, so each segment gets
+/// its own piece.
+pub trait Split: Sized + Send {
+    /// The elements before `mid`, and the rest.
+    fn split(self, mid: usize) -> (Self, Self);
+}
+
+impl<T: Send> Split for &mut [T] {
+    fn split(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+impl<T: Sync> Split for &[T] {
+    fn split(self, mid: usize) -> (Self, Self) {
+        self.split_at(mid)
+    }
+}
+
+macro_rules! split_tuple {
+    ($($v:ident),+) => {
+        impl<$($v: Split),+> Split for ($($v,)+) {
+            #[allow(non_snake_case)]
+            fn split(self, mid: usize) -> (Self, Self) {
+                let ($($v,)+) = self;
+                $(let $v = $v.split(mid);)+
+                (($($v.0,)+), ($($v.1,)+))
+            }
+        }
+    };
+}
+
+split_tuple!(A, B);
+split_tuple!(A, B, C);
+split_tuple!(A, B, C, D);
+split_tuple!(A, B, C, D, E);
+
+/// A segment's loop: `(first element, its segment, its pieces of the vectors)` → failure
+/// flags (0 for none).
+pub type SegmentLoop<'f, S> = dyn Fn(usize, &mut Segment, S) -> u8 + Sync + 'f;
+
+/// Runs `f` on every segment of `buffer` with its pieces of `data` (vectors as long as the
+/// buffer), on `threads`; returns the OR of the flags. With more than one thread the
+/// segments are cut into one contiguous group per thread (never more than
+/// [`MAX_THREADS`]), each group looped over in order on one thread; nothing is allocated.
+///
+/// # Panics
+/// If a vector is shorter than the buffer (a programming error).
+pub fn over_segments<S: Split>(
+    threads: &Threads,
+    buffer: &mut InfoBuffer,
+    data: S,
+    f: &SegmentLoop<'_, S>,
+) -> u8 {
+    let segments = buffer.segments_mut();
+    let groups = threads.count().min(segments.len()).min(MAX_THREADS);
+    if groups <= 1 {
+        return in_order(segments, 0, data, f);
+    }
+    let total = segments.len();
+    let mut work: [Group<'_, S>; MAX_THREADS] = std::array::from_fn(|_| Group::default());
+    let (mut rest, mut data, mut start) = (segments, Some(data), 0);
+    for (k, g) in work.iter_mut().take(groups).enumerate() {
+        // Group k takes segments ⌊k·S/G⌋ .. ⌊(k+1)·S/G⌋.
+        let count = (k + 1) * total / groups - k * total / groups;
+        let (mine, others) = std::mem::take(&mut rest).split_at_mut(count);
+        let len: usize = mine.iter().map(Segment::len).sum();
+        let (piece, remaining) = data.take().expect("data left").split(len);
+        g.job = Some((start, mine, piece));
+        start += len;
+        rest = others;
+        data = Some(remaining);
+    }
+    threads.for_each(&mut work[..groups], |g| {
+        if let Some((start, segs, piece)) = g.job.take() {
+            g.flags = in_order(segs, start, piece, f);
+        }
+    });
+    work.iter().fold(0, |acc, g| acc | g.flags)
+}
+
+/// Most groups [`over_segments`] makes (threads beyond it idle in these loops).
+pub const MAX_THREADS: usize = 16;
+
+/// One thread's share: its first element, its segments and their pieces; then its flags.
+struct Group<'a, S> {
+    job: Option<(usize, &'a mut [Segment], S)>,
+    flags: u8,
+}
+
+impl<S> Default for Group<'_, S> {
+    fn default() -> Self {
+        Group {
+            job: None,
+            flags: 0,
+        }
+    }
+}
+
+/// `f` on `segments` in order, the first starting at element `start`.
+fn in_order<S: Split>(
+    segments: &mut [Segment],
+    start: usize,
+    data: S,
+    f: &SegmentLoop<'_, S>,
+) -> u8 {
+    let (mut start, mut data, mut flags) = (start, data, 0);
+    for seg in segments {
+        let (piece, rest) = data.split(seg.len());
+        flags |= f(start, seg, piece);
+        start += seg.len();
+        data = rest;
+    }
+    flags
+}
+
+/// The parameter arrays that meet the elements `span`, each as `(array index, its
+/// elements within the span, counted from the span's start)`, in increasing order (reverse
+/// the iterator for the undo).
+pub fn arrays_in(
+    arrays: &[Range<usize>],
+    span: Range<usize>,
+) -> impl DoubleEndedIterator<Item = (usize, Range<usize>)> + '_ {
+    arrays.iter().enumerate().filter_map(move |(a, r)| {
+        let (lo, hi) = (r.start.max(span.start), r.end.min(span.end));
+        (lo < hi).then(|| (a, lo - span.start..hi - span.start))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrays_are_cut_at_the_span() {
+        let arrays = [0..3, 3..4, 4..10, 10..12];
+        let got: Vec<_> = arrays_in(&arrays, 2..11).collect();
+        assert_eq!(got, vec![(0, 0..1), (1, 1..2), (2, 2..8), (3, 8..9)]);
+        let back: Vec<_> = arrays_in(&arrays, 4..10).rev().collect();
+        assert_eq!(back, vec![(2, 0..6)]);
+    }
+
+    #[test]
+    fn every_element_is_visited_once_with_its_own_piece() {
+        for threads in [Threads::one(), Threads::new(3).unwrap()] {
+            let n = 5 * crate::exact::SEGMENT_LEN + 17;
+            let mut buf = InfoBuffer::new(n);
+            let mut x = vec![0usize; n];
+            let idx: Vec<usize> = (0..n).collect();
+            let flags = over_segments(
+                &threads,
+                &mut buf,
+                (&mut x[..], &idx[..]),
+                &|start, seg, (x, idx)| {
+                    assert_eq!(x.len(), seg.len());
+                    for (j, x) in x.iter_mut().enumerate() {
+                        assert_eq!(idx[j], start + j);
+                        *x += 1 + start + j;
+                    }
+                    u8::from(start == crate::exact::SEGMENT_LEN)
+                },
+            );
+            assert_eq!(flags, 1, "the flags of every segment are combined");
+            assert!(x.iter().enumerate().all(|(i, &v)| v == i + 1));
+        }
+    }
+}
