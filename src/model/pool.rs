@@ -18,9 +18,14 @@
 //! not return until every claimed item has finished (panics included: each item runs under
 //! `catch_unwind`, and the first panic is resumed on the caller afterwards). Items are
 //! claimed by a compare-and-swap on one word holding the round number and the count of
-//! unclaimed items, so each index is handed out once and never for a finished round.
+//! unclaimed items: each index is handed out once, and never for a finished round, because
+//! a round ends only when its count has reached 0 (the round bits, which wrap after 2^32
+//! rounds, are not what guarantees it). Callers are serialised by a mutex, and a round's
+//! panic is taken before the next caller may start. A call from inside an item runs its
+//! items inline on that thread (a nested round would wait for itself).
 
 use std::any::Any;
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -30,6 +35,11 @@ use std::time::{Duration, Instant};
 /// How long an idle worker waits for the next round, yielding, before it sleeps: longer
 /// than the sequential step between two rounds of a Fashion-MNIST hypergradient (~1.5 ms).
 pub const STAY_AWAKE: Duration = Duration::from_millis(3);
+
+thread_local! {
+    /// True while this thread runs an item of some round (see [`Pool::for_each`]).
+    static IN_ITEM: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Low half of [`Shared::claim`]: items of the current round not yet claimed.
 const LEFT: u64 = 0xFFFF_FFFF;
@@ -85,11 +95,20 @@ impl Shared {
             }
             let index = ((c & LEFT) - 1) as usize;
             let job = lock(&self.job).expect("a job while items are unclaimed");
+            IN_ITEM.with(|f| f.set(true));
             // SAFETY: our item of this round is unfinished, so the caller is still waiting
             // inside `for_each` and the closure is alive.
             let result = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)(index) }));
+            IN_ITEM.with(|f| f.set(false));
             if let Err(p) = result {
-                lock(&self.panic).get_or_insert(p);
+                let mut slot = lock(&self.panic);
+                if slot.is_none() {
+                    *slot = Some(p);
+                } else {
+                    // Only the first panic is resumed. Dropping another payload could itself
+                    // panic and skip the `done` count below, leaving the caller waiting.
+                    std::mem::forget(p);
+                }
             }
             self.done.fetch_add(1, Ordering::Release);
         }
@@ -207,11 +226,17 @@ impl Pool {
     }
 
     /// `f` on every item, each on one thread (the caller's or a worker's); returns when all
-    /// are done. A panic in `f` is resumed here after every item has finished.
+    /// are done. A panic in `f` is resumed here after every item has finished. Called from
+    /// inside an item (a nested round, which would wait for itself), the items run in a
+    /// plain loop on the calling thread instead.
     pub fn for_each<T: Send>(&self, items: &mut [T], f: impl Fn(&mut T) + Sync) {
         let n = items.len();
         assert!((n as u64) < LEFT, "too many items");
         if n == 0 {
+            return;
+        }
+        if IN_ITEM.with(Cell::get) {
+            items.iter_mut().for_each(f);
             return;
         }
         let base = Items(items.as_mut_ptr());
@@ -239,8 +264,11 @@ impl Pool {
             }
         }
         *lock(&s.job) = None;
+        // This round's panic, taken while the round is still ours: another caller's round
+        // may start as soon as `round` is dropped.
+        let panic = lock(&s.panic).take();
         drop(round);
-        if let Some(p) = lock(&s.panic).take() {
+        if let Some(p) = panic {
             resume_unwind(p);
         }
     }
@@ -302,5 +330,44 @@ mod tests {
         assert_eq!(text.as_deref(), Some("item three"));
         pool.for_each(&mut items, |x| *x += 1);
         assert_eq!(items, (1..7).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_nested_round_runs_inline_instead_of_waiting_for_itself() {
+        let pool = Pool::new(2).unwrap();
+        let mut outer = vec![vec![0u32; 5]; 4];
+        pool.for_each(&mut outer, |inner| pool.for_each(inner, |x| *x += 1));
+        assert!(outer.iter().flatten().all(|&x| x == 1));
+    }
+
+    #[test]
+    fn concurrent_callers_each_get_their_own_results_and_panics() {
+        let pool = Arc::new(Pool::new(2).unwrap());
+        let callers: Vec<_> = (0..3u64)
+            .map(|c| {
+                let pool = Arc::clone(&pool);
+                std::thread::spawn(move || {
+                    let mut items = vec![0u64; 7];
+                    for round in 0..300u64 {
+                        let r = catch_unwind(AssertUnwindSafe(|| {
+                            pool.for_each(&mut items, |x| {
+                                *x += c;
+                                assert!(c != 2 || round % 50 != 7, "caller 2");
+                            });
+                        }));
+                        // Only caller 2 panics, and exactly on its own rounds 7, 57, ….
+                        assert_eq!(
+                            r.is_err(),
+                            c == 2 && round % 50 == 7,
+                            "caller {c} round {round}"
+                        );
+                    }
+                    items
+                })
+            })
+            .collect();
+        for (c, h) in callers.into_iter().enumerate() {
+            assert!(h.join().unwrap().iter().all(|&x| x == 300 * c as u64));
+        }
     }
 }

@@ -505,8 +505,9 @@ impl Reversible for ExactAdam {
             for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
                 let c = plan.consts(a, t, true);
                 let (k1, k2) = (*plan.beta1.coder(a), *plan.beta2.coder(a));
-                let w1 = fixed::wide_scaled(c.omb1);
-                let w2 = fixed::wide_scaled(c.omb2);
+                // 1 − β from the coders, as the undo takes it (the same bits as c.omb).
+                let w1 = fixed::wide_scaled(k1.rational().one_minus());
+                let w2 = fixed::wide_scaled(k2.rational().one_minus());
                 let al = fixed::scaled(c.alpha);
                 for i in r {
                     let g = grad[i];

@@ -25,17 +25,25 @@ use crate::model::Threads;
 pub trait Split: Sized + Send {
     /// The elements before `mid`, and the rest.
     fn split(self, mid: usize) -> (Self, Self);
+    /// The number of elements (`None` for a tuple of vectors of different lengths).
+    fn elements(&self) -> Option<usize>;
 }
 
 impl<T: Send> Split for &mut [T] {
     fn split(self, mid: usize) -> (Self, Self) {
         self.split_at_mut(mid)
     }
+    fn elements(&self) -> Option<usize> {
+        Some(self.len())
+    }
 }
 
 impl<T: Sync> Split for &[T] {
     fn split(self, mid: usize) -> (Self, Self) {
         self.split_at(mid)
+    }
+    fn elements(&self) -> Option<usize> {
+        Some(self.len())
     }
 }
 
@@ -47,6 +55,12 @@ macro_rules! split_tuple {
                 let ($($v,)+) = self;
                 $(let $v = $v.split(mid);)+
                 (($($v.0,)+), ($($v.1,)+))
+            }
+            #[allow(non_snake_case)]
+            fn elements(&self) -> Option<usize> {
+                let ($($v,)+) = self;
+                let lens = [$($v.elements(),)+];
+                lens.iter().all(|&l| l == lens[0]).then_some(lens[0]).flatten()
             }
         }
     };
@@ -67,13 +81,18 @@ pub type SegmentLoop<'f, S> = dyn Fn(usize, &mut Segment, S) -> u8 + Sync + 'f;
 /// [`MAX_THREADS`]), each group looped over in order on one thread; nothing is allocated.
 ///
 /// # Panics
-/// If a vector is shorter than the buffer (a programming error).
+/// If a vector is not as long as the buffer (a programming error).
 pub fn over_segments<S: Split>(
     threads: &Threads,
     buffer: &mut InfoBuffer,
     data: S,
     f: &SegmentLoop<'_, S>,
 ) -> u8 {
+    assert_eq!(
+        data.elements(),
+        Some(buffer.len()),
+        "vectors and buffer differ in length"
+    );
     let segments = buffer.segments_mut();
     let groups = threads.count().min(segments.len()).min(MAX_THREADS);
     if groups <= 1 {
@@ -164,8 +183,10 @@ mod tests {
 
     #[test]
     fn every_element_is_visited_once_with_its_own_piece() {
-        for threads in [Threads::one(), Threads::new(3).unwrap()] {
-            let n = 5 * crate::exact::SEGMENT_LEN + 17;
+        let cases = [(1, 5), (3, 5), (3, 1), (8, 2), (2, 0)];
+        for (threads, full) in cases {
+            let threads = Threads::new(threads).unwrap();
+            let n = full * crate::exact::SEGMENT_LEN + 17;
             let mut buf = InfoBuffer::new(n);
             let mut x = vec![0usize; n];
             let idx: Vec<usize> = (0..n).collect();
@@ -182,7 +203,11 @@ mod tests {
                     u8::from(start == crate::exact::SEGMENT_LEN)
                 },
             );
-            assert_eq!(flags, 1, "the flags of every segment are combined");
+            assert_eq!(
+                flags,
+                u8::from(full >= 1),
+                "the flags of every segment are combined"
+            );
             assert!(x.iter().enumerate().all(|(i, &v)| v == i + 1));
         }
     }
