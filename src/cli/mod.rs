@@ -31,8 +31,9 @@ pub struct Cli {
     pub memory_limit: Option<String>,
     /// Worker threads (≥ 1) [all cores]. Every result (θ_T, losses, hypergradients, CSV
     /// cells) is bit-identical for every N: each batch is split into the same parts of
-    /// about 32 rows whatever N, and the parts' gradients are added in a fixed order. A
-    /// batch of B rows keeps at most ⌈B/32⌉ threads busy (at most 16).
+    /// about 64 rows whatever N, and the parts' gradients are added in a fixed order; the
+    /// exact optimizer's element loops are shared out in fixed segments of 1024
+    /// parameters. A batch of B rows keeps at most ⌈B/64⌉ threads busy (at most 16).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 }

@@ -10,15 +10,16 @@
 //! exact reversal needs; the float computations only read the state).
 //!
 //! Increments are computed in f64 from exactly known state, rounded to the nearest integer
-//! (ties to even, without a libm call), and added with an overflow check:
+//! (ties to even below 2^51 quanta, without a libm call), and added with an overflow check:
 //!
 //! ```text
 //! x ← x + round(s·a · 2^F)        (exact; undone by x ← x − round(s·a · 2^F))
 //! ```
 //!
 //! An increment of magnitude ≥ 2^51 quanta (≥ 0.5) is already (almost) an integer in f64:
-//! it has at most one fractional bit, which the conversion truncates. The increment is
-//! still a deterministic function of `(s, a)`, so the undo subtracts the same integer.
+//! it has at most one fractional bit, which the conversion truncates (a tie goes toward
+//! zero there). The increment is still a deterministic function of `(s, a)`, so the undo
+//! subtracts the same integer.
 
 /// Fractional bits of the fixed-point representation.
 pub const FRAC_BITS: u32 = 52;

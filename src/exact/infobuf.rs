@@ -372,9 +372,11 @@ impl InfoBuffer {
     }
 
     /// Reserve stack space for `bits` more bits of information over the whole vector,
-    /// shared among the segments by their lengths (see [`Segment::reserve_bits`]).
+    /// shared among the segments by their lengths (see [`Segment::reserve_bits`]); at most
+    /// 1 GiB of words in all, as for one stack.
     pub fn reserve_bits(&mut self, bits: f64) {
         let len = self.len.max(1) as f64;
+        let bits = bits.min(MAX_RESERVE_WORDS as f64 * WORD_BITS as f64);
         for seg in &mut self.segments {
             let share = seg.len() as f64 / len;
             seg.reserve_bits(bits * share);

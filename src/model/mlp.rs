@@ -36,8 +36,9 @@
 //! above is then the whole batch's ([`Workspace::set_mean_over`]), so the chunks' losses,
 //! gradients and Hessian-vector products add up to the batch's ([`crate::model::parallel`]).
 //! Matrix products go through [`super::linalg::mat_mul`], one fused multiply-add chain per
-//! output element in a fixed order, so every result is a function of the inputs alone (the
-//! same bits on every machine and SIMD path).
+//! output element in a fixed order, so every product is a function of its inputs alone (the
+//! same bits on every machine and SIMD path); the softmax's `exp` and `ln` are the
+//! platform's, so whole results are reproducible on a given machine and libm.
 //!
 //! The model is penalty-free: weight penalties are a separate objective wrapped around it
 //! ([`crate::model::Penalized`]).
