@@ -1225,10 +1225,11 @@ mod tests {
         let c = Config::load(&cfg).unwrap();
         assert_eq!(c.data.train, dir.path().join("sub/../d.csv"));
         assert_eq!(c.file, cfg);
-        // The same text next to the data file does not find ../d.csv.
+        // The same text one folder deeper does not find ../d.csv (kept inside the temporary
+        // folder: next to d.csv, ../d.csv would be a file in the system's temp folder).
         let e = Config::from_json_str(
             r#"{"data": {"train": "../d.csv"}}"#,
-            &dir.path().join("c.json"),
+            &dir.path().join("sub/deeper/c.json"),
         )
         .unwrap_err();
         assert!(e.to_string().contains("data.train"), "{e}");
