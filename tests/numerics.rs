@@ -9,7 +9,7 @@ use revgrad::config::InnerOptimizer;
 use revgrad::data::{Data, Dataset};
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
-use revgrad::hypergrad::finite_diff::{estimate, probes};
+use revgrad::hypergrad::finite_diff::{Estimate, Probe, estimate, probes};
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::model::{Activation, Layout, Objective, init_noise};
@@ -178,6 +178,23 @@ fn rel(a: f64, b: f64, floor: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(floor)
 }
 
+/// check-grad's rule: the reversal's `a` within 1e-4 relative of the finite differences,
+/// or within 3× their own error estimate (fixed-point quantisation of 2^-52 per step, and γ
+/// rounded to n/2^16 at the interpolated steps of a schedule). Returns the relative error.
+fn assert_agrees_with_fd(case: &str, probe: &Probe, a: f64, fd: Estimate) -> f64 {
+    let e = rel(a, fd.value, 1e-9);
+    let explained = (a - fd.value).abs() <= 3.0 * fd.error;
+    assert!(
+        e < 1e-4 || explained,
+        "{case} d_{} {}: reversal {a} vs finite differences {} ± {} (rel {e:e})",
+        probe.kind.name(),
+        probe.label,
+        fd.value,
+        fd.error
+    );
+    e
+}
+
 /// Blocks of every shape: α per array with 4 knots, γ per layer with 3 knots, l2 per weight,
 /// init_scale per array, with distinct values.
 fn shaped(l: &Layout, seed: u64) -> Hypers {
@@ -251,19 +268,7 @@ fn reversal_matches_finite_differences_on_every_block_shape() {
                 for probe in probes(&h, kind, 3, 1, 5) {
                     let a = probe.predicted(&rev.grads);
                     let fd = estimate(&mut p, su, &probe).unwrap();
-                    let e = rel(a, fd.value, 1e-9);
-                    // check-grad's rule: within 1e-4, or within 3× the finite differences' own
-                    // error estimate (fixed-point quantisation of 2^-36 per step, and γ rounded
-                    // to n/2^16 at the interpolated steps of a schedule).
-                    let explained = (a - fd.value).abs() <= 3.0 * fd.error;
-                    assert!(
-                        e < 1e-4 || explained,
-                        "{act:?} d_{} {}: reversal {a} vs finite differences {} ± {} (rel {e:e})",
-                        kind.name(),
-                        probe.label,
-                        fd.value,
-                        fd.error
-                    );
+                    let e = assert_agrees_with_fd(&format!("{act:?}"), &probe, a, fd);
                     // γ knots of a schedule move rationals n/2^16 at interpolated steps:
                     // their finite differences carry quantisation noise of ~1e-2, and only
                     // the explained rule applies. Everything else must mostly agree to 1e-4.
@@ -875,17 +880,7 @@ fn adam_hypergradients_agree_three_ways() {
             for probe in probes(&h, kind, 2, 0, 5) {
                 let a = probe.predicted(&rev.grads);
                 let fd = estimate(&mut p, su, &probe).unwrap();
-                let e = rel(a, fd.value, 1e-9);
-                // check-grad's rule (see the momentum test above).
-                let explained = (a - fd.value).abs() <= 3.0 * fd.error;
-                assert!(
-                    e < 1e-4 || explained,
-                    "{act:?} d_{} {}: reversal {a} vs finite differences {} ± {} (rel {e:e})",
-                    kind.name(),
-                    probe.label,
-                    fd.value,
-                    fd.error
-                );
+                assert_agrees_with_fd(&format!("{act:?}"), &probe, a, fd);
             }
         }
     }

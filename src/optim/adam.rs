@@ -547,10 +547,6 @@ impl Reversible for ExactAdam {
         Ok(loss)
     }
 
-    fn theta_f64(&self, s: &AdamState) -> Vec<f64> {
-        s.theta.iter().map(|&x| fixed::to_f64(x)).collect()
-    }
-
     fn theta_fixed<'s>(&self, s: &'s AdamState) -> &'s [i64] {
         &s.theta
     }

@@ -62,10 +62,15 @@ pub trait Reversible {
     /// [`Error::Diverged`] for a non-finite loss, [`Error::Overflow`] when a value leaves the
     /// fixed-point range.
     fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut Self::State) -> Result<f64>;
-    /// θ of a state in f64 (exact).
-    fn theta_f64(&self, s: &Self::State) -> Vec<f64>;
     /// θ of a state in fixed point.
     fn theta_fixed<'s>(&self, s: &'s Self::State) -> &'s [i64];
+    /// θ of a state in f64.
+    fn theta_f64(&self, s: &Self::State) -> Vec<f64> {
+        self.theta_fixed(s)
+            .iter()
+            .map(|&x| crate::exact::fixed::to_f64(x))
+            .collect()
+    }
     /// The state in f64.
     fn snapshot(&self, s: &Self::State) -> Self::Snapshot;
     /// Bytes the information buffer holds.

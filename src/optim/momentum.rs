@@ -297,10 +297,6 @@ impl Reversible for ExactMomentum {
         Ok(loss)
     }
 
-    fn theta_f64(&self, s: &ExactState) -> Vec<f64> {
-        s.theta.iter().map(|&x| fixed::to_f64(x)).collect()
-    }
-
     fn theta_fixed<'s>(&self, s: &'s ExactState) -> &'s [i64] {
         &s.theta
     }
