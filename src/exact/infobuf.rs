@@ -1,7 +1,8 @@
 //! # Information buffer: the remainders of `x ← (n/d)·x`, stored near the entropy floor
 //!
 //! Each vector element `i` owns an rANS coder state `s_i ∈ [L, 2^32·L)` with `L = 2^32`;
-//! all elements share one stack of 32-bit words. One multiply by `n/d` (`d = 2^16`) is
+//! the elements of one [`Segment`] (1024 of them) share one stack of 32-bit words. One
+//! multiply by `n/d` (`d = 2^16`) is
 //!
 //! ```text
 //! c  = pop_n(i)            a digit in [0, n), decoded from the state (bits back)
@@ -355,7 +356,7 @@ pub const SEGMENT_LEN: usize = 1024;
 /// segments are independent, so an optimizer may run them on different threads with
 /// bit-identical results; within a segment the multiplies visit the elements in
 /// increasing order and the undos in decreasing order ([`InfoBuffer::mul_at`]). Cost: one
-/// partly filled word per segment, against the one shared stack this replaces.
+/// partly filled word per segment, against one stack for the whole vector.
 #[derive(Debug, Clone)]
 pub struct InfoBuffer {
     segments: Vec<Segment>,

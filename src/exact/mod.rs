@@ -19,8 +19,9 @@
 //! fractional bits `x·n` can take 79 bits, so neither `y` is formed: both directions
 //! divide first and stay in 64-bit integers ([`InfoBuffer::mul_at`]). Each multiply
 //! stores `log₂ d − log₂ n = log₂(1/γ)` bits net: the information-theoretic floor. The
-//! buffer ([`infobuf`]) is a per-element rANS coder state renormalising 32-bit words into one
-//! shared stack, which gets within a few percent of that floor (the seed note's scheme keeps
+//! buffer ([`infobuf`]) is a per-element rANS coder state renormalising 32-bit words into the
+//! stack of its segment of 1024 elements (segments are independent, so threads can share
+//! them), which gets within a few percent of that floor (the seed note's scheme keeps
 //! about 47 of every 64 bits). Its scale does not depend on n, so every multiply may use its
 //! own rational ([`Coder`]): a γ schedule per step and parameter group reverses exactly.
 //!
