@@ -2,7 +2,7 @@
 //!
 //! An exact optimizer's per-element work — the decay multiplies through the information
 //! buffer, the exact increments, their undo — is independent across the buffer's
-//! [`Segment`]s: [`InfoBuffer`] cuts the vector into fixed segments of [`SEGMENT_LEN`]
+//! [`Segment`]s: [`InfoBuffer`] cuts the vector into fixed segments of [`SEGMENT_LEN`](crate::exact::SEGMENT_LEN)
 //! elements (a partition that depends on the length alone), each with its own stack.
 //! [`over_segments`] hands every segment, with the matching pieces of the state vectors,
 //! to one closure; the segments are shared out among the [`Threads`] in contiguous groups,
