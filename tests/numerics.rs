@@ -10,7 +10,7 @@ use revgrad::data::{Data, Dataset};
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::finite_diff::{Estimate, Probe, estimate, probes};
-use revgrad::hypergrad::reverse::hypergradient;
+use revgrad::hypergrad::reverse::{Hypergradient, hypergradient};
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::model::{Activation, Layout, Objective, init_noise};
 use revgrad::optim::{
@@ -178,6 +178,26 @@ fn rel(a: f64, b: f64, floor: f64) -> f64 {
     (a - b).abs() / a.abs().max(b.abs()).max(floor)
 }
 
+/// The exact reversal's hypergradient, after checking that it is exact and that the stored
+/// trajectory gives the same validation loss and every hypergradient entry bit for bit.
+fn assert_reversal_matches_stored(p: &mut Problem, su: Setup, case: &str) -> Hypergradient {
+    let rev = hypergradient(p, su).unwrap();
+    let (stored, val) = hypergradient_stored(p, su).unwrap();
+    assert!(rev.exact, "{case}");
+    assert_eq!(rev.val_loss.to_bits(), val.to_bits(), "{case}");
+    for (a, b) in rev.grads.blocks.iter().zip(&stored.blocks) {
+        for (x, y) in a.values.iter().zip(&b.values) {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "{case} {}: {x} vs {y}",
+                a.kind().name()
+            );
+        }
+    }
+    rev
+}
+
 /// check-grad's rule: the reversal's `a` within 1e-4 relative of the finite differences,
 /// or within 3× their own error estimate (fixed-point quantisation of 2^-52 per step, and γ
 /// rounded to n/2^16 at the interpolated steps of a schedule). Returns the relative error.
@@ -236,20 +256,7 @@ fn reversal_matches_stored_trajectory_bit_for_bit() {
             scalar(&layout, 0.3, 0.85, 0.01, 1.0)
         };
         let su = setup(&h, &eps, &layout, 150);
-        let rev = hypergradient(&mut p, su).unwrap();
-        let (stored, val) = hypergradient_stored(&mut p, su).unwrap();
-        assert!(rev.exact);
-        assert_eq!(rev.val_loss.to_bits(), val.to_bits());
-        for (a, b) in rev.grads.blocks.iter().zip(&stored.blocks) {
-            for (x, y) in a.values.iter().zip(&b.values) {
-                assert_eq!(
-                    x.to_bits(),
-                    y.to_bits(),
-                    "{act:?} shuffle={shuffle} {}: {x} vs {y}",
-                    a.kind().name()
-                );
-            }
-        }
+        assert_reversal_matches_stored(&mut p, su, &format!("{act:?} shuffle={shuffle}"));
     }
 }
 
@@ -855,20 +862,7 @@ fn adam_hypergradients_agree_three_ways() {
             *h.get_mut(Kind::Beta1) = Block::filled(Kind::Beta1, Per::Layer, 3, &layout, 0.8);
         }
         let su = setup(&h, &eps, &layout, 60);
-        let rev = hypergradient(&mut p, su).unwrap();
-        let (stored, val) = hypergradient_stored(&mut p, su).unwrap();
-        assert!(rev.exact);
-        assert_eq!(rev.val_loss.to_bits(), val.to_bits());
-        for (a, b) in rev.grads.blocks.iter().zip(&stored.blocks) {
-            for (x, y) in a.values.iter().zip(&b.values) {
-                assert_eq!(
-                    x.to_bits(),
-                    y.to_bits(),
-                    "{act:?} {}: {x} vs {y}",
-                    a.kind().name()
-                );
-            }
-        }
+        let rev = assert_reversal_matches_stored(&mut p, su, &format!("{act:?}"));
         for kind in h.kinds() {
             // A decay schedule's knots move rationals n/2^16 at interpolated steps, and
             // Adam's bias correction β_t^k multiplies that rounding by k: finite differences

@@ -52,7 +52,7 @@ use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::segments::{arrays_in, over_segments};
-use super::{Reversible, diverged, overflow, overflow_at_init};
+use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, fixed};
 use crate::hyper::block::n_arrays;
@@ -462,10 +462,8 @@ impl Reversible for ExactAdam {
     type Snapshot = AdamSnapshot;
 
     fn start(&mut self, theta0: &[f64]) -> Result<AdamState> {
-        let theta = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
+        let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
         let n = theta.len();
-        let mut buffer = InfoBuffer::new(n);
-        buffer.reserve_bits(self.plan.information_floor_bits() * n as f64);
         Ok(AdamState {
             theta,
             m: vec![0; n],
@@ -476,11 +474,8 @@ impl Reversible for ExactAdam {
 
     fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) -> Result<f64> {
         self.plan.at(t);
-        fixed::to_f64_into(&s.theta, &mut self.theta_f);
-        let loss = obj.grad_into(t, &self.theta_f, &mut self.grad);
-        if !loss.is_finite() {
-            return Err(diverged(t, loss, self.plan.alpha.now[0]));
-        }
+        let alpha = self.plan.alpha.now[0];
+        let loss = exact_gradient(obj, t, &s.theta, &mut self.theta_f, &mut self.grad, alpha)?;
         // One fused pass per element; each segment of the buffer sees its elements in
         // increasing order, m's multiply before s's. The segments run on the objective's
         // threads. A wide value past its range cannot be multiplied again, so a segment

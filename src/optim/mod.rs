@@ -109,6 +109,41 @@ pub trait Reversible {
     fn d_lambda(&self) -> &[f64];
 }
 
+/// θ₀ in fixed point and an empty information buffer over it, with stack room reserved for
+/// `floor_bits` bits per parameter: the start of every exact optimizer.
+///
+/// # Errors
+/// [`Error::Overflow`] at step 0 if θ₀ is outside the fixed-point range.
+pub(crate) fn exact_start(
+    theta0: &[f64],
+    floor_bits: f64,
+) -> Result<(Vec<i64>, crate::exact::InfoBuffer)> {
+    let theta = crate::exact::fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
+    let mut buffer = crate::exact::InfoBuffer::new(theta.len());
+    buffer.reserve_bits(floor_bits * theta.len() as f64);
+    Ok((theta, buffer))
+}
+
+/// `grad ← ∇L_t(θ)` at the fixed-point `theta`, whose f64 value is left in `theta_f`;
+/// returns the loss, or [`Error::Diverged`] (with α = `alpha` in the hint) if it is not
+/// finite: the first half of every exact optimizer's forward step.
+pub(crate) fn exact_gradient(
+    obj: &mut impl Objective,
+    t: usize,
+    theta: &[i64],
+    theta_f: &mut [f64],
+    grad: &mut [f64],
+    alpha: f64,
+) -> Result<f64> {
+    crate::exact::fixed::to_f64_into(theta, theta_f);
+    let loss = obj.grad_into(t, theta_f, grad);
+    if loss.is_finite() {
+        Ok(loss)
+    } else {
+        Err(diverged(t, loss, alpha))
+    }
+}
+
 /// The error for a non-finite training loss at `step`.
 pub(crate) fn diverged(step: usize, loss: f64, alpha: f64) -> Error {
     Error::Diverged {

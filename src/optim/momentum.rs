@@ -32,7 +32,7 @@
 
 use super::plan::Plan;
 use super::segments::{arrays_in, over_segments};
-use super::{Reversible, diverged, overflow};
+use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::Result;
 use crate::exact::{InfoBuffer, fixed};
 use crate::hyper::{Hypers, Kind};
@@ -236,12 +236,9 @@ impl Reversible for ExactMomentum {
     type Snapshot = Snapshot;
 
     fn start(&mut self, theta0: &[f64]) -> Result<ExactState> {
-        let theta = fixed::from_f64_slice(theta0).map_err(|_| super::overflow_at_init())?;
-        let n = theta.len();
-        let mut buffer = InfoBuffer::new(n);
-        buffer.reserve_bits(self.plan.information_floor_bits() * n as f64);
+        let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
         Ok(ExactState {
-            v: vec![0; n],
+            v: vec![0; theta.len()],
             theta,
             buffer,
         })
@@ -249,11 +246,8 @@ impl Reversible for ExactMomentum {
 
     fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) -> Result<f64> {
         self.plan.at(t);
-        fixed::to_f64_into(&s.theta, &mut self.theta_f);
-        let loss = obj.grad_into(t, &self.theta_f, &mut self.grad);
-        if !loss.is_finite() {
-            return Err(diverged(t, loss, self.plan.alpha.now[0]));
-        }
+        let alpha = self.plan.alpha.now[0];
+        let loss = exact_gradient(obj, t, &s.theta, &mut self.theta_f, &mut self.grad, alpha)?;
         // One fused pass per element: v ← (n/d)·v − round((1−γ)·g), θ ← θ + round(α·v).
         // Each segment of the buffer sees its elements in increasing order, as mul_at
         // requires; the segments run on the objective's threads.
