@@ -46,8 +46,7 @@
 //! `log₂(2^32/n) − log₂ f_c < 2^−15` bits. Memory: 8 bytes of state per element plus 4 bytes
 //! per stack word.
 
-use strength_reduce::StrengthReducedU64;
-
+use super::divide::Divisor;
 use super::rational::{DEN, DEN_BITS, Rational};
 
 const WORD_BITS: u32 = 32;
@@ -64,13 +63,13 @@ const D_MASK: i64 = (1 << DEN_BITS) - 1;
 pub struct Coder {
     rational: Rational,
     n: u64,
-    n_div: StrengthReducedU64,
+    n_div: Divisor,
     /// ⌊2^32/n⌋ (the narrow slot width).
     q: u64,
     /// 2^32 mod n.
     r32: u64,
-    narrow: StrengthReducedU64,
-    wide: StrengthReducedU64,
+    narrow: Divisor,
+    wide: Divisor,
 }
 
 impl Coder {
@@ -81,11 +80,11 @@ impl Coder {
         Coder {
             rational,
             n,
-            n_div: StrengthReducedU64::new(n),
+            n_div: Divisor::new(n),
             q,
             r32: LOWER % n,
-            narrow: StrengthReducedU64::new(q),
-            wide: StrengthReducedU64::new(q + 1),
+            narrow: Divisor::new(q),
+            wide: Divisor::new(q + 1),
         }
     }
 
@@ -99,7 +98,7 @@ impl Coder {
     fn slot(&self, c: u64) -> (u64, bool) {
         // c·2^32 = c·q·n + c·r32, so ⌊c·2^32/n⌋ = c·q + ⌊c·r32/n⌋, and the next boundary
         // adds q plus one more exactly when the remainders carry.
-        let (a, b) = StrengthReducedU64::div_rem(c * self.r32, self.n_div);
+        let (a, b) = self.n_div.div_rem(c * self.r32);
         (c * self.q + a, b + self.r32 >= self.n)
     }
 }
@@ -221,7 +220,7 @@ impl Segment {
         // Select the divisor, then divide once: `carry` is a coin flip per element, and a
         // branch around two divisions mispredicts half the time.
         let div = if carry { &k.wide } else { &k.narrow };
-        let (quot, rem) = StrengthReducedU64::div_rem(s, *div);
+        let (quot, rem) = div.div_rem(s);
         self.states[i] = (quot << WORD_BITS) + rem + cum;
     }
 
@@ -314,7 +313,7 @@ impl Segment {
     pub fn unmul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
         let r = self.pop_d(i);
         let (p, e) = floor_div(x, k);
-        let (q, c) = StrengthReducedU64::div_rem((e << DEN_BITS) | r, k.n_div);
+        let (q, c) = k.n_div.div_rem((e << DEN_BITS) | r);
         self.push_n(i, c, k);
         // Wrapping: an undo of a real multiply lands in range; anything else (a caller
         // undoing arbitrary values, as verify-reversal's drifting runs do) must not panic.
@@ -496,14 +495,14 @@ impl InfoBuffer {
 }
 
 /// `⌊u/n⌋` and `u mod n` for a u128 and `n < 2^16`, as three 64-bit divisions by the
-/// strength-reduced n (no software 128-bit division): the high word, then two 32-bit
+/// prepared n ([`Divisor`]) (no software 128-bit division): the high word, then two 32-bit
 /// limbs, each with the running remainder (< 2^16) on top, so every dividend fits 48 bits.
 #[inline]
 fn div_rem_u128(u: u128, k: &Coder) -> (u128, u64) {
     let (hi, lo) = ((u >> 64) as u64, u as u64);
-    let (q2, r) = StrengthReducedU64::div_rem(hi, k.n_div);
-    let (q1, r) = StrengthReducedU64::div_rem((r << 32) | (lo >> 32), k.n_div);
-    let (q0, r) = StrengthReducedU64::div_rem((r << 32) | (lo & 0xffff_ffff), k.n_div);
+    let (q2, r) = k.n_div.div_rem(hi);
+    let (q1, r) = k.n_div.div_rem((r << 32) | (lo >> 32));
+    let (q0, r) = k.n_div.div_rem((r << 32) | (lo & 0xffff_ffff));
     (((q2 as u128) << 64) | ((q1 as u128) << 32) | q0 as u128, r)
 }
 
@@ -523,7 +522,7 @@ fn floor_div_wide(y: i128, k: &Coder) -> (i128, u64) {
 #[inline]
 fn floor_div(y: i64, k: &Coder) -> (i64, u64) {
     let sign = y >> 63;
-    let (q, r) = StrengthReducedU64::div_rem((y ^ sign) as u64, k.n_div);
+    let (q, r) = k.n_div.div_rem((y ^ sign) as u64);
     let neg = (sign as u64) & (k.n - 1).wrapping_sub(2 * r);
     (q as i64 ^ sign, r.wrapping_add(neg))
 }
