@@ -192,21 +192,19 @@ pub fn wide_increment(s_scaled: f64, a: f64) -> (i128, bool) {
     (integral_to_i128(r), r.abs() <= WIDE_LIMIT_F)
 }
 
-/// An integer-valued f64 (or NaN, ±∞) as an i128, without the software 128-bit conversion:
-/// below 2^63 through i64; above, from its bits (`mantissa·2^e`, e ≥ 11), exact. Values at
-/// or beyond 2^120 and NaN give 0 (callers reject them by their range check).
+/// An integer-valued f64 as an i128, branch-free and without the software 128-bit
+/// conversion: `h = trunc(r·2^−62)` (exact scaling, |h| < 2^49 in range) and `l = r − h·2^62`,
+/// which is exact (|l| < 2^62 and, when |r| ≥ 2^62, a multiple of r's spacing 2^10 or more,
+/// so at most 52 significant bits); then `r = h·2^62 + l` in integers. Beyond the wide range
+/// (and NaN) it gives 0: callers reject those by their range check. An increment's
+/// magnitude straddles 2^63 from element to element, so a branch there mispredicted often.
 #[inline(always)]
 fn integral_to_i128(r: f64) -> i128 {
-    if r.abs() < BOUND_F {
-        return to_i64(r) as i128;
-    }
-    let bits = r.to_bits();
-    let e = ((bits >> 52) & 0x7ff) as i32 - 1075;
-    if !(11..=67).contains(&e) {
-        return 0;
-    }
-    let mag = (((bits & ((1 << 52) - 1)) | (1 << 52)) as i128) << e;
-    if bits >> 63 == 1 { -mag } else { mag }
+    const TWO_62: f64 = (1u64 << 62) as f64;
+    let r = if r.abs() <= WIDE_LIMIT_F { r } else { 0.0 };
+    let h = to_i64(r * (1.0 / TWO_62));
+    let l = to_i64(r - h as f64 * TWO_62);
+    ((h as i128) << 62) + l as i128
 }
 
 /// `x + inc` for wide integers, and whether the sum is in range.
@@ -310,7 +308,7 @@ mod tests {
                 (fast - exact).abs() <= exact.abs() * f64::EPSILON,
                 "{x}: {fast} vs {exact}"
             );
-            // Integral f64 of every magnitude: the bit decomposition is exact.
+            // Integral f64 of every magnitude: the two-part conversion is exact.
             let exponent = 1023 + next() % 115;
             let sign = next() & (1 << 63);
             let r = integral(f64::from_bits(sign | exponent << 52 | next() >> 12));
