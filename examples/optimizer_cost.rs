@@ -9,7 +9,7 @@
 //! run and the reversal, on one thread, best of `ROUNDS` runs.
 //!
 //! ```text
-//! cargo run --release --example optimizer_cost -- [STEPS] [ROUNDS]
+//! cargo run --release --example optimizer_cost -- [STEPS] [ROUNDS] [momentum|adam]
 //! ```
 #![allow(clippy::disallowed_macros)] // a measuring tool, run by hand on a terminal
 
@@ -103,10 +103,19 @@ fn time<R: Reversible>(
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let only = match args.last().map(String::as_str) {
+        Some(o @ ("momentum" | "adam")) => Some(o.to_owned()),
+        _ => None,
+    };
+    if only.is_some() {
+        args.pop();
+    }
+    let args: Vec<usize> = args
+        .iter()
         .map(|a| a.parse().expect("STEPS and ROUNDS are integers"))
         .collect();
+    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let steps = args.first().copied().unwrap_or(300);
     let rounds = args.get(1).copied().unwrap_or(3);
     let layout = Layout::new(&[64, 100, 100, 10]);
@@ -123,20 +132,24 @@ fn main() {
             block(Kind::Eps, 1e-8),
         ],
     };
-    time(
-        "momentum",
-        ExactMomentum::new(&momentum, &layout, steps),
-        &momentum,
-        steps,
-        rounds,
-        n,
-    );
-    time(
-        "adam",
-        ExactAdam::new(&adam, &layout, steps),
-        &adam,
-        steps,
-        rounds,
-        n,
-    );
+    if run("momentum") {
+        time(
+            "momentum",
+            ExactMomentum::new(&momentum, &layout, steps),
+            &momentum,
+            steps,
+            rounds,
+            n,
+        );
+    }
+    if run("adam") {
+        time(
+            "adam",
+            ExactAdam::new(&adam, &layout, steps),
+            &adam,
+            steps,
+            rounds,
+            n,
+        );
+    }
 }

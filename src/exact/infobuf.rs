@@ -31,6 +31,17 @@
 //! pop_d:   r = s mod d;  s ← ⌊s/d⌋;  if s < L { s ← s·2^32 + read() }
 //! ```
 //!
+//! A multiply is pop_n then push_d on the same state, and an undo pop_d then push_n, so
+//! the code runs them as fused pairs. When pop_n's refill fires (`s < L`), push_d always
+//! emits the word just read: the decoded state is at least `f_c ≥ 2^16`, so the refilled
+//! one is at least 2^48. The pair therefore skips both (the forward multiply never reads),
+//! and push_d emits only when the decoded state is at least 2^48. Likewise in the undo the
+//! refill-then-emit of the same word happens exactly when `f_c ≤ ⌊s/d⌋ < L`, so the undo
+//! reads a word only when `⌊s/d⌋ < f_c` and never emits. States and stacks are the same as
+//! the four operations' after every multiply and undo (a test checks it against them); a
+//! state below 2^48 after a multiply no longer costs a word read and written back on
+//! every later multiply (with γ = 0.9, about half of them did).
+//!
 //! The forward multiply walks elements `0, 1, …, N−1` and the undo walks `N−1, …, 0`, so
 //! the shared stack stays last-in first-out. Reading from an empty stack yields 0 (the
 //! stack sits on an endless floor of zero words; `borrowed` counts them), and emitting 0
@@ -182,51 +193,25 @@ impl Segment {
         }
     }
 
-    #[inline]
-    fn refill(&mut self, i: usize, s: u64) {
-        self.states[i] = if s < LOWER {
-            (s << WORD_BITS) | self.read()
-        } else {
-            s
-        };
-    }
-
-    #[inline]
-    fn pop_n(&mut self, i: usize, k: &Coder) -> u64 {
-        if k.n == 1 {
-            return 0; // a digit of radix 1 carries no information
-        }
+    /// Forward half one: decode a digit `c ∈ [0, n)` from element `i`'s state (pop_n
+    /// without its refill; see the module doc). Returns `c` and the decoded state.
+    #[inline(always)]
+    fn decode_n(&self, i: usize, k: &Coder) -> (u64, u64) {
         let s = self.states[i];
+        if k.n == 1 {
+            return (0, s); // a digit of radix 1 carries no information
+        }
         let slot = s & SLOT_MASK;
         let c = ((slot + 1) * k.n - 1) >> WORD_BITS;
         let (cum, carry) = k.slot(c);
         let f = k.q + carry as u64;
-        self.refill(i, f * (s >> WORD_BITS) + slot - cum);
-        c
+        (c, f * (s >> WORD_BITS) + slot - cum)
     }
 
-    #[inline]
-    fn push_n(&mut self, i: usize, c: u64, k: &Coder) {
-        if k.n == 1 {
-            return;
-        }
-        let mut s = self.states[i];
-        let (cum, carry) = k.slot(c);
-        let f = k.q + carry as u64;
-        if s >= f << WORD_BITS {
-            self.emit(s as u32);
-            s >>= WORD_BITS;
-        }
-        // Select the divisor, then divide once: `carry` is a coin flip per element, and a
-        // branch around two divisions mispredicts half the time.
-        let div = if carry { &k.wide } else { &k.narrow };
-        let (quot, rem) = div.div_rem(s);
-        self.states[i] = (quot << WORD_BITS) + rem + cum;
-    }
-
-    #[inline]
-    fn push_d(&mut self, i: usize, r: u64) {
-        let mut s = self.states[i];
+    /// Forward half two: append the digit `r ∈ [0, d)` to the decoded state `s` (push_d),
+    /// emitting a word first when `s ≥ 2^48`.
+    #[inline(always)]
+    fn encode_d(&mut self, i: usize, mut s: u64, r: u64) {
         if s >= 1 << (WORD_BITS + DEN_BITS) {
             self.emit(s as u32);
             s >>= WORD_BITS;
@@ -234,11 +219,39 @@ impl Segment {
         self.states[i] = (s << DEN_BITS) | r;
     }
 
-    #[inline]
-    fn pop_d(&mut self, i: usize) -> u64 {
+    /// Undo half one: the digit `r ∈ [0, d)` on top of element `i`'s state, and the state
+    /// without it (pop_d without its refill).
+    #[inline(always)]
+    fn decode_d(&self, i: usize) -> (u64, u64) {
         let s = self.states[i];
-        self.refill(i, s >> DEN_BITS);
-        s & D_MASK as u64
+        (s & D_MASK as u64, s >> DEN_BITS)
+    }
+
+    /// Undo half two: encode the digit `c ∈ [0, n)` into the state `s` from
+    /// [`Segment::decode_d`] (push_n), reading a word first when `s < f_c` (`s < L` for
+    /// n = 1, whose digits are not coded).
+    #[inline(always)]
+    fn encode_n(&mut self, i: usize, s: u64, c: u64, k: &Coder) {
+        if k.n == 1 {
+            self.states[i] = if s < LOWER {
+                (s << WORD_BITS) | self.read()
+            } else {
+                s
+            };
+            return;
+        }
+        let (cum, carry) = k.slot(c);
+        let f = k.q + carry as u64;
+        let s = if s < f {
+            (s << WORD_BITS) | self.read()
+        } else {
+            s
+        };
+        // Select the divisor, then divide once: `carry` is a coin flip per element, and a
+        // branch around two divisions mispredicts half the time. `s < f·2^32 ≤ 2^63`.
+        let div = if carry { &k.wide } else { &k.narrow };
+        let (quot, rem) = div.div_rem(s);
+        self.states[i] = (quot << WORD_BITS) + rem + cum;
     }
 
     /// `x ← (n/d)·x` elementwise, exactly invertible by [`Segment::unmul_inplace`]:
@@ -284,10 +297,10 @@ impl Segment {
     /// 2^32` and `|q·n| < 2^63`.
     #[inline]
     pub fn mul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
-        let c = self.pop_n(i, k);
+        let (c, s) = self.decode_n(i, k);
         let (q, r) = (x >> DEN_BITS, (x & D_MASK) as u64);
         let t = r * k.n + c;
-        self.push_d(i, t & D_MASK as u64);
+        self.encode_d(i, s, t & D_MASK as u64);
         q * k.n as i64 + (t >> DEN_BITS) as i64
     }
 
@@ -311,10 +324,10 @@ impl Segment {
     /// r)/n⌋` and `y mod n = (e·d + r) mod n`, with `e·d + r < 2^32`.
     #[inline]
     pub fn unmul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
-        let r = self.pop_d(i);
+        let (r, s) = self.decode_d(i);
         let (p, e) = floor_div(x, k);
         let (q, c) = k.n_div.div_rem((e << DEN_BITS) | r);
-        self.push_n(i, c, k);
+        self.encode_n(i, s, c, k);
         // Wrapping: an undo of a real multiply lands in range; anything else (a caller
         // undoing arbitrary values, as verify-reversal's drifting runs do) must not panic.
         p.wrapping_mul(DEN as i64).wrapping_add(q as i64)
@@ -330,19 +343,19 @@ impl Segment {
     /// `x` must be within `±(2^111 − 1)` (so `x·n` fits an i128); so is the result.
     #[inline]
     pub fn mul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
-        let c = self.pop_n(i, k) as i128;
-        let y = x * k.n as i128 + c;
-        self.push_d(i, (y & D_MASK as i128) as u64);
+        let (c, s) = self.decode_n(i, k);
+        let y = x * k.n as i128 + c as i128;
+        self.encode_d(i, s, (y & D_MASK as i128) as u64);
         y >> DEN_BITS
     }
 
     /// Exact inverse of [`InfoBuffer::mul_wide_at`] with the same coder.
     #[inline]
     pub fn unmul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
-        let r = self.pop_d(i) as i128;
-        let y = (x << DEN_BITS) + r;
+        let (r, s) = self.decode_d(i);
+        let y = (x << DEN_BITS) + r as i128;
         let (q, c) = floor_div_wide(y, k);
-        self.push_n(i, c, k);
+        self.encode_n(i, s, c, k);
         q
     }
 }
@@ -648,7 +661,148 @@ mod tests {
         );
     }
 
+    /// The coder as first written: four operations, each renormalising on its own
+    /// (`pop_n` and `pop_d` refill below L, `push_n` and `push_d` emit first when the result
+    /// would overflow). [`Segment`] fuses them in pairs and skips the refill-then-emit of
+    /// the same word; its states and stacks must equal these after every operation.
+    struct Reference {
+        states: Vec<u64>,
+        stack: Vec<u32>,
+        borrowed: u64,
+    }
+
+    impl Reference {
+        fn read(&mut self) -> u64 {
+            self.stack.pop().map_or_else(
+                || {
+                    self.borrowed += 1;
+                    0
+                },
+                u64::from,
+            )
+        }
+        fn emit(&mut self, w: u32) {
+            if w == 0 && self.borrowed > 0 && self.stack.is_empty() {
+                self.borrowed -= 1;
+            } else {
+                self.stack.push(w);
+            }
+        }
+        fn refill(&mut self, i: usize, s: u64) {
+            self.states[i] = if s < LOWER {
+                (s << 32) | self.read()
+            } else {
+                s
+            };
+        }
+        /// `(cum_c, f_c)` with `cum_c = ⌊c·2^32/n⌋`, by hardware division.
+        fn slot(c: u64, n: u64) -> (u64, u64) {
+            let cum = (c << 32) / n;
+            (cum, ((c + 1) << 32) / n - cum)
+        }
+        fn pop_n(&mut self, i: usize, k: &Coder) -> u64 {
+            if k.n == 1 {
+                return 0;
+            }
+            let s = self.states[i];
+            let slot = s & SLOT_MASK;
+            let c = ((slot + 1) * k.n - 1) >> 32;
+            let (cum, f) = Self::slot(c, k.n);
+            self.refill(i, f * (s >> 32) + slot - cum);
+            c
+        }
+        fn push_n(&mut self, i: usize, c: u64, k: &Coder) {
+            if k.n == 1 {
+                return;
+            }
+            let mut s = self.states[i];
+            let (cum, f) = Self::slot(c, k.n);
+            if s >= f << 32 {
+                self.emit(s as u32);
+                s >>= 32;
+            }
+            self.states[i] = ((s / f) << 32) + s % f + cum;
+        }
+        fn push_d(&mut self, i: usize, r: u64) {
+            let mut s = self.states[i];
+            if s >= 1 << 48 {
+                self.emit(s as u32);
+                s >>= 32;
+            }
+            self.states[i] = (s << 16) | r;
+        }
+        fn pop_d(&mut self, i: usize) -> u64 {
+            let s = self.states[i];
+            self.refill(i, s >> 16);
+            s & 0xffff
+        }
+        fn mul(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+            let y = x * k.n as i128 + self.pop_n(i, k) as i128;
+            self.push_d(i, (y & 0xffff) as u64);
+            y >> 16
+        }
+        fn unmul(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
+            let y = (x << 16) + self.pop_d(i) as i128;
+            let n = k.n as i128;
+            self.push_n(i, y.rem_euclid(n) as u64, k);
+            y.div_euclid(n)
+        }
+    }
+
     proptest! {
+        #[test]
+        #[allow(clippy::needless_range_loop)] // i indexes the buffer's elements too
+        fn fused_coder_equals_the_four_operation_coder(
+            xs in proptest::collection::vec(-(1i64 << 60)..(1i64 << 60), 1..8),
+            ns in proptest::collection::vec(
+                prop_oneof![1u64..4, 1u64..65536, 65000u64..65536], 1..6),
+            steps in 1usize..300,
+        ) {
+            let coders: Vec<Coder> = ns
+                .iter()
+                .map(|&n| Coder::new(Rational::from_numerator(n).unwrap()))
+                .collect();
+            let k = |t: usize, i: usize| &coders[(t * 5 + i) % coders.len()];
+            let mut seg = Segment::new(xs.len());
+            let mut reference = Reference {
+                states: vec![LOWER; xs.len()],
+                stack: Vec::new(),
+                borrowed: 0,
+            };
+            let same = |seg: &Segment, r: &Reference| {
+                seg.states == r.states && seg.stack == r.stack && seg.borrowed == r.borrowed
+            };
+            let mut x: Vec<i64> = xs.clone();
+            for t in 0..steps {
+                for i in 0..x.len() {
+                    // Narrow and wide multiplies on the same state, as momentum and Adam do.
+                    let want = reference.mul(i, x[i] as i128, k(t, i));
+                    if t % 3 == 2 {
+                        prop_assert_eq!(seg.mul_wide_at(i, x[i] as i128, k(t, i)), want);
+                    } else {
+                        prop_assert_eq!(seg.mul_at(i, x[i], k(t, i)) as i128, want);
+                    }
+                    prop_assert!(same(&seg, &reference), "step {} element {}", t, i);
+                    x[i] = want as i64 + (1 << 40) * (i as i64 % 3 - 1);
+                }
+            }
+            for t in (0..steps).rev() {
+                for i in (0..x.len()).rev() {
+                    x[i] -= (1 << 40) * (i as i64 % 3 - 1);
+                    let want = reference.unmul(i, x[i] as i128, k(t, i));
+                    if t % 3 == 2 {
+                        prop_assert_eq!(seg.unmul_wide_at(i, x[i] as i128, k(t, i)), want);
+                    } else {
+                        prop_assert_eq!(seg.unmul_at(i, x[i], k(t, i)) as i128, want);
+                    }
+                    prop_assert!(same(&seg, &reference), "undo {} element {}", t, i);
+                    x[i] = want as i64;
+                }
+            }
+            prop_assert_eq!(x, xs);
+            prop_assert!(seg.is_empty_of_information());
+        }
+
         #[test]
         fn wide_mul_unmul_round_trips_interleaved_with_narrow(
             xs in proptest::collection::vec(
