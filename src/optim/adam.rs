@@ -51,10 +51,10 @@
 use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
-use super::segments::{arrays_in, over_segments};
+use super::segments::{PerSegment, arrays_in, over_segments};
 use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::{Error, Result};
-use crate::exact::{InfoBuffer, fixed};
+use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
@@ -209,6 +209,65 @@ impl AdamSnapshot {
     }
 }
 
+/// One (segment, array) pair's share of a step's hypergradient sums: `(α, ε, β₁, β₂)` in
+/// the position pass, `(β₁, β₂, ·, ·)` in the moments pass.
+type Partial = [f64; 4];
+
+impl Consts {
+    /// The adjoint through `θ_{t+1} = θ_t − α·q(m, s)` at one element, given the moments
+    /// `m, s` at t+1 and `dθ`: adds to `dm`, `ds` and the sums `acc = (α, ε, β₁, β₂)`;
+    /// returns q (which the exact undo of θ needs too).
+    ///
+    /// q = m̂/D, D = √ŝ + ε: ∂q/∂m̂ = 1/D, ∂q/∂D = −q/D, ∂D/∂ŝ = 1/(2√ŝ); m̂ = m/c₁ and
+    /// ŝ = s/c₂ with ∂c/∂β = −k·β^(k−1). Two divisions besides q's own.
+    #[inline(always)]
+    fn position_adjoint(
+        &self,
+        m: f64,
+        s: f64,
+        dth: f64,
+        dm: &mut f64,
+        ds: &mut f64,
+        acc: &mut Partial,
+    ) -> f64 {
+        let (mh, rt, d, q) = self.update(m, s);
+        acc[0] -= dth * q;
+        let dmh = -self.alpha * dth / d;
+        let dd = -dmh * q;
+        acc[1] += dd;
+        // dŝ = dD/(2√ŝ); ŝ·dŝ = dD·√ŝ/2 needs no division.
+        let dsh = if rt > 0.0 { dd / (2.0 * rt) } else { 0.0 };
+        *dm += dmh * self.inv_c1;
+        *ds += dsh * self.inv_c2;
+        acc[2] += dmh * mh * self.dlog_c1;
+        acc[3] += 0.5 * dd * rt * self.dlog_c2;
+        q
+    }
+
+    /// The adjoint through the moment updates at one element, given g, the moments m, s
+    /// at t, `hv = (H·u)_i`, `u_i` and θ_i: the β sums `acc[0..2]`, then
+    /// `dθ += hv`, `dλ += u·θ`, `dm ← β₁·dm`, `ds ← β₂·ds`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn moments_adjoint(
+        &self,
+        (g, m, s): (f64, f64, f64),
+        (hv, u, theta): (f64, f64, f64),
+        dth: &mut f64,
+        dl: &mut f64,
+        dm: &mut f64,
+        ds: &mut f64,
+        acc: &mut Partial,
+    ) {
+        acc[0] += *dm * (m - g);
+        acc[1] += *ds * (s - g * g);
+        *dth += hv;
+        *dl += u * theta;
+        *dm *= self.b1;
+        *ds *= self.b2;
+    }
+}
+
 /// Exactly reversible Adam, with its scratch and adjoint vectors.
 #[derive(Debug, Clone)]
 pub struct ExactAdam {
@@ -216,10 +275,6 @@ pub struct ExactAdam {
     /// Each array's numbers at the step being reversed.
     consts: Vec<Consts>,
     theta_f: Vec<f64>,
-    m_f: Vec<f64>,
-    s_f: Vec<f64>,
-    m_next: Vec<f64>,
-    s_next: Vec<f64>,
     grad: Vec<f64>,
     hv: Vec<f64>,
     /// The direction of the Hessian-vector product, (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds.
@@ -228,6 +283,9 @@ pub struct ExactAdam {
     d_m: Vec<f64>,
     d_s: Vec<f64>,
     d_lambda: Vec<f64>,
+    /// Partial hypergradient sums per (segment, array), combined in segment order so the
+    /// sums are the same for every thread count and for both paths.
+    partials: Vec<Partial>,
 }
 
 impl ExactAdam {
@@ -235,14 +293,12 @@ impl ExactAdam {
     pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
         let z = || vec![0.0; layout.len()];
         let plan = AdamPlan::new(hypers, layout, steps);
+        let na = plan.arrays.len();
         ExactAdam {
-            consts: vec![plan.consts(0, 0, true); plan.arrays.len()],
+            consts: vec![plan.consts(0, 0, true); na],
+            partials: vec![[0.0; 4]; layout.len().div_ceil(SEGMENT_LEN) * na],
             plan,
             theta_f: z(),
-            m_f: z(),
-            s_f: z(),
-            m_next: z(),
-            s_next: z(),
             grad: z(),
             hv: z(),
             u: z(),
@@ -253,40 +309,66 @@ impl ExactAdam {
         }
     }
 
-    /// First half of the undo of step t: `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`;
-    /// leaves θ_t and m_{t+1}, s_{t+1} in f64 scratch.
-    fn undo_position(&mut self, threads: &Threads, t: usize, s: &mut AdamState) {
-        let plan = &self.plan;
+    /// Evaluate the plan at step t and each array's numbers (with the rational β's).
+    fn at(&mut self, t: usize) {
+        self.plan.at(t);
+        for (a, c) in self.consts.iter_mut().enumerate() {
+            *c = self.plan.consts(a, t, true);
+        }
+    }
+
+    /// The undo of step t's position, `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`, with
+    /// (if `adjoint`) the adjoint through it in the same pass; leaves θ_t in f64 in
+    /// `theta_f`.
+    fn position_pass(&mut self, threads: &Threads, s: &mut AdamState, adjoint: bool) {
+        let ExactAdam {
+            plan,
+            consts,
+            theta_f,
+            d_theta,
+            d_m,
+            d_s,
+            partials,
+            ..
+        } = self;
+        let (plan, consts, na) = (&*plan, &*consts, plan.arrays.len());
+        let n = s.theta.len();
         let data = (
-            &mut s.theta[..],
+            (&mut s.theta[..], &mut theta_f[..]),
             (&s.m[..], &s.s[..]),
-            &mut self.m_next[..],
-            &mut self.s_next[..],
-            &mut self.theta_f[..],
+            &d_theta[..],
+            (&mut d_m[..], &mut d_s[..]),
+            PerSegment::new(partials, na, n),
         );
         let flags = over_segments(threads, &mut s.buffer, data, &|start,
                                                                   _,
                                                                   (
-            theta,
+            (theta, theta_f),
             (m, sv),
-            m_next,
-            s_next,
-            theta_f,
+            d_theta,
+            (d_m, d_s),
+            part,
         )| {
+            let part = part.slots();
             let mut ok = true;
             for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
-                let c = plan.consts(a, t, true);
+                let c = &consts[a];
                 let al = fixed::scaled(c.alpha);
+                let mut acc = [0.0; 4];
                 for i in r {
                     let (mf, sf) = (fixed::wide_to_f64(m[i]), fixed::wide_to_f64(sv[i]));
-                    m_next[i] = mf;
-                    s_next[i] = sf;
-                    let (inc, ok1) = fixed::increment(al, c.update(mf, sf).3);
+                    let q = if adjoint {
+                        c.position_adjoint(mf, sf, d_theta[i], &mut d_m[i], &mut d_s[i], &mut acc)
+                    } else {
+                        c.update(mf, sf).3
+                    };
+                    let (inc, ok1) = fixed::increment(al, q);
                     let (th, ok2) = fixed::checked_sum(theta[i], inc);
                     ok &= ok1 & ok2;
                     theta[i] = th;
                     theta_f[i] = fixed::to_f64(th);
                 }
+                part[a] = acc;
             }
             u8::from(!ok)
         });
@@ -296,112 +378,187 @@ impl ExactAdam {
         );
     }
 
-    /// Second half, given `self.grad = ∇L_t(θ_t)`: s_t, then m_t, exactly.
-    fn undo_moments(&mut self, threads: &Threads, s: &mut AdamState) {
-        let plan = &self.plan;
-        let data = (
-            (&mut s.m[..], &mut s.s[..]),
-            &mut self.m_f[..],
-            &mut self.s_f[..],
-            &self.grad[..],
-        );
-        let flags = over_segments(threads, &mut s.buffer, data, &|start,
-                                                                  seg,
-                                                                  (
-            (m, sv),
-            m_f,
-            s_f,
-            grad,
-        )| {
-            let mut ok = true;
-            // Decreasing order, as the segment's undo requires; per element the
-            // reverse of the forward order (m, then s).
-            for (a, r) in arrays_in(&plan.arrays, start..start + m.len()).rev() {
-                let (k1, k2) = (*plan.beta1.coder(a), *plan.beta2.coder(a));
-                let c1 = fixed::wide_scaled(k1.rational().one_minus());
-                let c2 = fixed::wide_scaled(k2.rational().one_minus());
-                for i in r.rev() {
-                    let g = grad[i];
-                    let (inc, ok1) = fixed::wide_increment(c2, g * g);
-                    let (x, ok2) = fixed::wide_checked_sum(sv[i], inc.wrapping_neg());
-                    let x = seg.unmul_wide_at(i, x, &k2);
-                    sv[i] = x;
-                    s_f[i] = fixed::wide_to_f64(x);
-                    let (inc, ok3) = fixed::wide_increment(c1, g);
-                    let (x, ok4) = fixed::wide_checked_sum(m[i], inc.wrapping_neg());
-                    let x = seg.unmul_wide_at(i, x, &k1);
-                    m[i] = x;
-                    m_f[i] = fixed::wide_to_f64(x);
-                    ok &= ok1 & ok2 & ok3 & ok4;
-                }
-            }
-            u8::from(!ok)
-        });
-        debug_assert!(
-            flags == 0,
-            "undoing a completed forward step cannot overflow"
-        );
-    }
-
-    /// The whole adjoint of step t given the states around it (`theta`, `m`, `s` at t, the
-    /// moments `m_next`, `s_next` at t+1): the position part, one gradient-then-HVP pass
-    /// at θ_t, then — after `between` (the exact undo of the moments, which needs g) — the
-    /// moments part. Shared by the reversal and the stored trajectory.
-    #[allow(clippy::too_many_arguments)]
-    fn adjoint(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: Option<&[f64]>,
-        m_next: Option<(&[f64], &[f64])>,
-        between: &mut dyn FnMut(&mut Self),
-        m_s: Option<(&[f64], &[f64])>,
-        grads: &mut Hypers,
-    ) {
+    /// The undo of step t's moments given `self.grad = ∇L_t(θ_t)`: s_t, then m_t, exactly;
+    /// with (if `adjoint`) the adjoint through the moment updates in the same pass.
+    fn moments_pass(&mut self, threads: &Threads, s: &mut AdamState, adjoint: bool) {
         let ExactAdam {
             plan,
             consts,
             theta_f,
-            m_next: mn,
-            s_next: sn,
             grad,
             hv,
             u,
             d_theta,
             d_m,
             d_s,
+            d_lambda,
+            partials,
+        } = self;
+        let (plan, consts, na) = (&*plan, &*consts, plan.arrays.len());
+        let n = s.m.len();
+        let data = (
+            (&mut s.m[..], &mut s.s[..]),
+            (&grad[..], &hv[..]),
+            (&u[..], &theta_f[..]),
+            (
+                (&mut d_theta[..], &mut d_lambda[..]),
+                (&mut d_m[..], &mut d_s[..]),
+            ),
+            PerSegment::new(partials, na, n),
+        );
+        let flags = over_segments(threads, &mut s.buffer, data, &|start,
+                                                                  seg,
+                                                                  (
+            (m, sv),
+            (grad, hv),
+            (u, theta),
+            ((d_theta, d_lambda), (d_m, d_s)),
+            part,
+        )| {
+            let part = part.slots();
+            let mut ok = true;
+            // Decreasing order, as the segment's undo requires; per element the
+            // reverse of the forward order (m, then s).
+            for (a, r) in arrays_in(&plan.arrays, start..start + m.len()).rev() {
+                let c = &consts[a];
+                let (k1, k2) = (plan.beta1.coder(a), plan.beta2.coder(a));
+                let c1 = fixed::wide_scaled(k1.rational().one_minus());
+                let c2 = fixed::wide_scaled(k2.rational().one_minus());
+                let mut acc = [0.0; 4];
+                for i in r.rev() {
+                    let g = grad[i];
+                    let (inc, ok1) = fixed::wide_increment(c2, g * g);
+                    let (x, ok2) = fixed::wide_checked_sum(sv[i], inc.wrapping_neg());
+                    let x = seg.unmul_wide_at(i, x, k2);
+                    sv[i] = x;
+                    let (inc, ok3) = fixed::wide_increment(c1, g);
+                    let (y, ok4) = fixed::wide_checked_sum(m[i], inc.wrapping_neg());
+                    let y = seg.unmul_wide_at(i, y, k1);
+                    m[i] = y;
+                    ok &= ok1 & ok2 & ok3 & ok4;
+                    if adjoint {
+                        let (mf, sf) = (fixed::wide_to_f64(y), fixed::wide_to_f64(x));
+                        c.moments_adjoint(
+                            (g, mf, sf),
+                            (hv[i], u[i], theta[i]),
+                            &mut d_theta[i],
+                            &mut d_lambda[i],
+                            &mut d_m[i],
+                            &mut d_s[i],
+                            &mut acc,
+                        );
+                    }
+                }
+                part[a] = acc;
+            }
+            u8::from(!ok)
+        });
+        debug_assert!(
+            flags == 0,
+            "undoing a completed forward step cannot overflow"
+        );
+    }
+
+    /// The stored-trajectory path's position pass: [`ExactAdam::position_pass`]'s adjoint,
+    /// with the moments at t+1 read from a snapshot, segment by segment in the same order
+    /// so the sums are bit-identical.
+    fn position_pass_stored(&mut self, m: &[f64], sv: &[f64]) {
+        let na = self.plan.arrays.len();
+        for (j, start) in (0..m.len()).step_by(SEGMENT_LEN).enumerate() {
+            let end = (start + SEGMENT_LEN).min(m.len());
+            for (a, r) in arrays_in(&self.plan.arrays, start..end) {
+                let c = &self.consts[a];
+                let mut acc = [0.0; 4];
+                for i in r.start + start..r.end + start {
+                    c.position_adjoint(
+                        m[i],
+                        sv[i],
+                        self.d_theta[i],
+                        &mut self.d_m[i],
+                        &mut self.d_s[i],
+                        &mut acc,
+                    );
+                }
+                self.partials[j * na + a] = acc;
+            }
+        }
+    }
+
+    /// The stored-trajectory path's moments pass: [`ExactAdam::moments_pass`]'s adjoint,
+    /// with θ, m and s at t read from a snapshot, in the same (decreasing) order.
+    fn moments_pass_stored(&mut self, before: &AdamSnapshot) {
+        let na = self.plan.arrays.len();
+        let n = before.m.len();
+        for (j, start) in (0..n).step_by(SEGMENT_LEN).enumerate() {
+            let end = (start + SEGMENT_LEN).min(n);
+            for (a, r) in arrays_in(&self.plan.arrays, start..end).rev() {
+                let c = &self.consts[a];
+                let mut acc = [0.0; 4];
+                for i in (r.start + start..r.end + start).rev() {
+                    c.moments_adjoint(
+                        (self.grad[i], before.m[i], before.s[i]),
+                        (self.hv[i], self.u[i], before.theta[i]),
+                        &mut self.d_theta[i],
+                        &mut self.d_lambda[i],
+                        &mut self.d_m[i],
+                        &mut self.d_s[i],
+                        &mut acc,
+                    );
+                }
+                self.partials[j * na + a] = acc;
+            }
+        }
+    }
+
+    /// Adds the partial sums of a pass to the plan's step sums, per array in segment
+    /// order: `(α, ε, β₁, β₂)` after the position pass, `(β₁, β₂)` after the moments pass.
+    fn fold_partials(&mut self, position: bool) {
+        let na = self.plan.arrays.len();
+        for a in 0..na {
+            let r = self.plan.arrays[a].clone();
+            if r.is_empty() {
+                continue;
+            }
+            let mut sum = [0.0; 4];
+            for j in r.start / SEGMENT_LEN..=(r.end - 1) / SEGMENT_LEN {
+                for (s, p) in sum.iter_mut().zip(self.partials[j * na + a]) {
+                    *s += p;
+                }
+            }
+            let plan = &mut self.plan;
+            if position {
+                plan.alpha.add(a, sum[0]);
+                plan.eps.add(a, sum[1]);
+                plan.beta1.value.add(a, sum[2]);
+                plan.beta2.value.add(a, sum[3]);
+            } else {
+                plan.beta1.value.add(a, sum[0]);
+                plan.beta2.value.add(a, sum[1]);
+            }
+        }
+    }
+
+    /// The middle of the adjoint of step t, at θ_t (`theta`): the gradient, then
+    /// `u = (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds` built from it, then `H_t·u`, in one
+    /// gradient-then-HVP pass; and the example weights' share. Shared by both paths.
+    fn hvp(
+        &mut self,
+        obj: &mut impl Objective,
+        t: usize,
+        theta: Option<&[f64]>,
+        grads: &mut Hypers,
+    ) {
+        let ExactAdam {
+            plan,
+            consts,
+            theta_f,
+            grad,
+            hv,
+            u,
+            d_m,
+            d_s,
             ..
         } = self;
-        let (mn, sn) = m_next.unwrap_or((&mn[..], &sn[..]));
-        for (a, c) in consts.iter_mut().enumerate() {
-            *c = plan.consts(a, t, true);
-        }
-        // Through θ_{t+1} = θ_t − α·q(m_{t+1}, s_{t+1}).
-        for (a, r) in plan.arrays.iter().enumerate() {
-            let c = consts[a];
-            let (mut da, mut de, mut db1, mut db2) = (0.0, 0.0, 0.0, 0.0);
-            for i in r.clone() {
-                // q = m̂/D, D = √ŝ + ε: ∂q/∂m̂ = 1/D, ∂q/∂D = −q/D, ∂D/∂ŝ = 1/(2√ŝ);
-                // m̂ = m/c₁ and ŝ = s/c₂ with ∂c/∂β = −k·β^(k−1). Two divisions.
-                let (mh, rt, d, q) = c.update(mn[i], sn[i]);
-                let dth = d_theta[i];
-                da -= dth * q;
-                let dmh = -c.alpha * dth / d;
-                let dd = -dmh * q;
-                de += dd;
-                // dŝ = dD/(2√ŝ); ŝ·dŝ = dD·√ŝ/2 needs no division.
-                let dsh = if rt > 0.0 { dd / (2.0 * rt) } else { 0.0 };
-                d_m[i] += dmh * c.inv_c1;
-                d_s[i] += dsh * c.inv_c2;
-                db1 += dmh * mh * c.dlog_c1;
-                db2 += 0.5 * dd * rt * c.dlog_c2;
-            }
-            plan.alpha.add(a, da);
-            plan.eps.add(a, de);
-            plan.beta1.value.add(a, db1);
-            plan.beta2.value.add(a, db2);
-        }
-        // u = (1−β₁)⊙dm + 2(1−β₂)⊙g⊙ds, built once g is known; then H·u.
         let theta_now: &[f64] = theta.unwrap_or(&theta_f[..]);
         let arrays = &plan.arrays;
         let (dm, ds) = (&*d_m, &*d_s);
@@ -420,40 +577,6 @@ impl ExactAdam {
         if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
             obj.add_row_tangents(1.0, &mut b.values);
         }
-        between(self);
-        let ExactAdam {
-            plan,
-            consts,
-            theta_f,
-            m_f,
-            s_f,
-            grad,
-            hv,
-            u,
-            d_theta,
-            d_m,
-            d_s,
-            d_lambda,
-            ..
-        } = self;
-        let theta_now: &[f64] = theta.unwrap_or(&theta_f[..]);
-        let (m_now, s_now) = m_s.unwrap_or((&m_f[..], &s_f[..]));
-        for (a, r) in plan.arrays.iter().enumerate() {
-            let c = consts[a];
-            let (mut db1, mut db2) = (0.0, 0.0);
-            for i in r.clone() {
-                let g = grad[i];
-                db1 += d_m[i] * (m_now[i] - g);
-                db2 += d_s[i] * (s_now[i] - g * g);
-                d_theta[i] += hv[i];
-                d_lambda[i] += u[i] * theta_now[i];
-                d_m[i] *= c.b1;
-                d_s[i] *= c.b2;
-            }
-            plan.beta1.value.add(a, db1);
-            plan.beta2.value.add(a, db2);
-        }
-        plan.fold_step(t, grads);
     }
 }
 
@@ -581,11 +704,11 @@ impl Reversible for ExactAdam {
     }
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) {
-        self.plan.at(t);
+        self.at(t);
         let threads = obj.threads();
-        self.undo_position(&threads, t, s);
+        self.position_pass(&threads, s, false);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.undo_moments(&threads, s);
+        self.moments_pass(&threads, s, false);
     }
 
     fn reverse_step(
@@ -595,18 +718,14 @@ impl Reversible for ExactAdam {
         s: &mut AdamState,
         grads: &mut Hypers,
     ) {
-        self.plan.at(t);
+        self.at(t);
         let threads = obj.threads();
-        self.undo_position(&threads, t, s);
-        self.adjoint(
-            obj,
-            t,
-            None,
-            None,
-            &mut |me: &mut Self| me.undo_moments(&threads, s),
-            None,
-            grads,
-        );
+        self.position_pass(&threads, s, true);
+        self.fold_partials(true);
+        self.hvp(obj, t, None, grads);
+        self.moments_pass(&threads, s, true);
+        self.fold_partials(false);
+        self.plan.fold_step(t, grads);
     }
 
     fn adjoint_step(
@@ -617,16 +736,13 @@ impl Reversible for ExactAdam {
         after: &AdamSnapshot,
         grads: &mut Hypers,
     ) {
-        self.plan.at(t);
-        self.adjoint(
-            obj,
-            t,
-            Some(&before.theta),
-            Some((&after.m, &after.s)),
-            &mut |_: &mut Self| {},
-            Some((&before.m, &before.s)),
-            grads,
-        );
+        self.at(t);
+        self.position_pass_stored(&after.m, &after.s);
+        self.fold_partials(true);
+        self.hvp(obj, t, Some(&before.theta), grads);
+        self.moments_pass_stored(before);
+        self.fold_partials(false);
+        self.plan.fold_step(t, grads);
     }
 
     fn d_theta(&self) -> &[f64] {

@@ -2,7 +2,7 @@
 //!
 //! An exact optimizer's per-element work — the decay multiplies through the information
 //! buffer, the exact increments, their undo — is independent across the buffer's
-//! [`Segment`]s: [`InfoBuffer`] cuts the vector into fixed segments of [`SEGMENT_LEN`](crate::exact::SEGMENT_LEN)
+//! [`Segment`]s: [`InfoBuffer`] cuts the vector into fixed segments of [`SEGMENT_LEN`]
 //! elements (a partition that depends on the length alone), each with its own stack.
 //! [`over_segments`] hands every segment, with the matching pieces of the state vectors,
 //! to one closure; the segments are shared out among the [`Threads`] in contiguous groups,
@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use crate::exact::{InfoBuffer, Segment};
+use crate::exact::{InfoBuffer, SEGMENT_LEN, Segment};
 use crate::model::Threads;
 
 /// State vectors (or tuples of them) that split at an element index, so each segment gets
@@ -64,6 +64,58 @@ macro_rules! split_tuple {
             }
         }
     };
+}
+
+/// Slots that belong to whole segments rather than to elements: `width` of them per
+/// segment (its partial sums, say), split together with the segments' elements, so each
+/// segment's loop gets its own. Sums combined afterwards in segment order are the same for
+/// every thread count.
+pub struct PerSegment<'a, T> {
+    slots: &'a mut [T],
+    width: usize,
+    elements: usize,
+}
+
+impl<'a, T> PerSegment<'a, T> {
+    /// `width` slots per segment of a vector of `elements` elements.
+    ///
+    /// # Panics
+    /// If `slots` does not hold exactly that many (a programming error).
+    pub fn new(slots: &'a mut [T], width: usize, elements: usize) -> Self {
+        assert_eq!(
+            slots.len(),
+            elements.div_ceil(SEGMENT_LEN) * width,
+            "per-segment slots for {elements} elements"
+        );
+        PerSegment {
+            slots,
+            width,
+            elements,
+        }
+    }
+
+    /// The slots of this piece's segments (`width` for each, in order).
+    pub fn slots(self) -> &'a mut [T] {
+        self.slots
+    }
+}
+
+impl<T: Send> Split for PerSegment<'_, T> {
+    fn split(self, mid: usize) -> (Self, Self) {
+        debug_assert!(mid % SEGMENT_LEN == 0 || mid == self.elements);
+        let (a, b) = self
+            .slots
+            .split_at_mut(mid.div_ceil(SEGMENT_LEN) * self.width);
+        let piece = |slots, elements| PerSegment {
+            slots,
+            width: self.width,
+            elements,
+        };
+        (piece(a, mid), piece(b, self.elements - mid))
+    }
+    fn elements(&self) -> Option<usize> {
+        Some(self.elements)
+    }
 }
 
 split_tuple!(A, B);
@@ -186,7 +238,7 @@ mod tests {
         let cases = [(1, 5), (3, 5), (3, 1), (8, 2), (2, 0)];
         for (threads, full) in cases {
             let threads = Threads::new(threads).unwrap();
-            let n = full * crate::exact::SEGMENT_LEN + 17;
+            let n = full * SEGMENT_LEN + 17;
             let mut buf = InfoBuffer::new(n);
             let mut x = vec![0usize; n];
             let idx: Vec<usize> = (0..n).collect();
@@ -200,7 +252,7 @@ mod tests {
                         assert_eq!(idx[j], start + j);
                         *x += 1 + start + j;
                     }
-                    u8::from(start == crate::exact::SEGMENT_LEN)
+                    u8::from(start == SEGMENT_LEN)
                 },
             );
             assert_eq!(
