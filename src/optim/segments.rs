@@ -102,7 +102,7 @@ impl<'a, T> PerSegment<'a, T> {
 
 impl<T: Send> Split for PerSegment<'_, T> {
     fn split(self, mid: usize) -> (Self, Self) {
-        debug_assert!(mid % SEGMENT_LEN == 0 || mid == self.elements);
+        debug_assert!(mid.is_multiple_of(SEGMENT_LEN) || mid == self.elements);
         let (a, b) = self
             .slots
             .split_at_mut(mid.div_ceil(SEGMENT_LEN) * self.width);
