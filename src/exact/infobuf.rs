@@ -295,7 +295,7 @@ impl Segment {
     /// arithmetic shift, `0 ≤ r < d`), `x·n + c = q·n·d + (r·n + c)`, hence
     /// `x' = q·n + ⌊(r·n + c)/d⌋` and the pushed digit is `(r·n + c) mod d`; `r·n + c <
     /// 2^32` and `|q·n| < 2^63`.
-    #[inline]
+    #[inline(always)]
     pub fn mul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
         let (c, s) = self.decode_n(i, k);
         let (q, r) = (x >> DEN_BITS, (x & D_MASK) as u64);
@@ -322,7 +322,7 @@ impl Segment {
     /// Divide-first, as the multiply: with `x' = p·n + e` (`p = ⌊x'/n⌋`, `0 ≤ e < n`) and
     /// the popped digit `r`, `y = x'·d + r = p·n·d + (e·d + r)`, so `⌊y/n⌋ = p·d + ⌊(e·d +
     /// r)/n⌋` and `y mod n = (e·d + r) mod n`, with `e·d + r < 2^32`.
-    #[inline]
+    #[inline(always)]
     pub fn unmul_at(&mut self, i: usize, x: i64, k: &Coder) -> i64 {
         let (r, s) = self.decode_d(i);
         let (p, e) = floor_div(x, k);
@@ -341,7 +341,7 @@ impl Segment {
     /// `x' = ⌊(x·n + c)/d⌋`, `c` popped, `(x·n + c) mod d` pushed.
     ///
     /// `x` must be within `±(2^111 − 1)` (so `x·n` fits an i128); so is the result.
-    #[inline]
+    #[inline(always)]
     pub fn mul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
         let (c, s) = self.decode_n(i, k);
         let y = x * k.n as i128 + c as i128;
@@ -350,7 +350,7 @@ impl Segment {
     }
 
     /// Exact inverse of [`InfoBuffer::mul_wide_at`] with the same coder.
-    #[inline]
+    #[inline(always)]
     pub fn unmul_wide_at(&mut self, i: usize, x: i128, k: &Coder) -> i128 {
         let (r, s) = self.decode_d(i);
         let y = (x << DEN_BITS) + r as i128;
@@ -510,7 +510,7 @@ impl InfoBuffer {
 /// `⌊u/n⌋` and `u mod n` for a u128 and `n < 2^16`, as three 64-bit divisions by the
 /// prepared n ([`Divisor`]) (no software 128-bit division): the high word, then two 32-bit
 /// limbs, each with the running remainder (< 2^16) on top, so every dividend fits 48 bits.
-#[inline]
+#[inline(always)]
 fn div_rem_u128(u: u128, k: &Coder) -> (u128, u64) {
     let (hi, lo) = ((u >> 64) as u64, u as u64);
     let (q2, r) = k.n_div.div_rem(hi);
@@ -520,7 +520,7 @@ fn div_rem_u128(u: u128, k: &Coder) -> (u128, u64) {
 }
 
 /// `(⌊y/n⌋, y mod n)` with floor semantics for an i128 `y`, branch-free as [`floor_div`].
-#[inline]
+#[inline(always)]
 fn floor_div_wide(y: i128, k: &Coder) -> (i128, u64) {
     let sign = y >> 127;
     let (q, r) = div_rem_u128((y ^ sign) as u128, k);
@@ -532,7 +532,7 @@ fn floor_div_wide(y: i128, k: &Coder) -> (i128, u64) {
 /// `y = −1 − t` (`t = !y ≥ 0`): `⌊y/n⌋ = −1 − ⌊t/n⌋ = !⌊t/n⌋` and `y mod n = n − 1 − (t
 /// mod n)`. Branch-free (the sign of a velocity is a coin flip per element): one division
 /// of `y ^ (y >> 63)`, then the sign mask applied to both results.
-#[inline]
+#[inline(always)]
 fn floor_div(y: i64, k: &Coder) -> (i64, u64) {
     let sign = y >> 63;
     let (q, r) = k.n_div.div_rem((y ^ sign) as u64);
