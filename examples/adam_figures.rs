@@ -3,7 +3,10 @@
 //! On the digits model 64-100-100-10 (17,610 parameters, tanh, batches of 100, α = 0.001,
 //! β₁ = 0.9, β₂ = 0.999, ε = 1e-8, l2 = 1e-4), for `STEPS` inner steps, prints one line of
 //! `key=value` fields: `float_seconds` (float64 Adam training), `hypergrad_seconds` (exact
-//! forward + exact reversal with the adjoint) and their ratio; `info_bits_per_param_step`
+//! forward + exact reversal with the adjoint) and their ratio; `stored_float_seconds`, the
+//! same hypergradient from float64 training with every state stored (what the reversal
+//! would cost if exact arithmetic were free: the floor of `time_ratio`), and its ratio to
+//! float training (run up to T = 2000 only); `info_bits_per_param_step`
 //! and `floor_bits` (log₂(d/n₁) + log₂(d/n₂)) and their ratio; `peak_rss_bytes` (`VmHWM`).
 //!
 //! ```text
@@ -17,6 +20,7 @@ use std::time::Instant;
 
 use revgrad::config::{Config, InnerOptimizer};
 use revgrad::hypergrad::reverse::hypergradient;
+use revgrad::hypergrad::stored::hypergradient_stored_float;
 use revgrad::model::Penalized;
 use revgrad::optim::{Arithmetic, train};
 use revgrad::problem::Experiment;
@@ -76,18 +80,29 @@ fn main() -> revgrad::Result<()> {
     let start = Instant::now();
     let h = hypergradient(&mut run.problem, run.ctx.setup(&hypers))?;
     let hg = start.elapsed().as_secs_f64();
+    // Peak memory of the runs so far; the stored trajectory below holds every state.
+    let peak = peak_rss();
+    let stored = if steps <= 2000 {
+        let start = Instant::now();
+        hypergradient_stored_float(&mut run.problem, run.ctx.setup(&hypers))?;
+        start.elapsed().as_secs_f64()
+    } else {
+        f64::NAN // 3·|θ|·8 bytes per step: not run beyond 2000 steps
+    };
     println!(
         "steps={steps} float_seconds={float_seconds:.3} hypergrad_seconds={hg:.3} time_ratio={:.2} \
+         stored_float_seconds={stored:.3} stored_float_ratio={:.2} \
          exact={} info_bits_per_param_step={:.5} floor_bits={:.5} buffer_ratio={:.4} \
          info_buffer_bytes={} store_all_bytes={} peak_rss_bytes={}",
         hg / float_seconds,
+        stored / float_seconds,
         h.exact,
         h.info_bits_per_param_step,
         h.info_floor_bits,
         h.info_bits_per_param_step / h.info_floor_bits,
         h.info_buffer_bytes,
         h.store_all_bytes,
-        peak_rss()
+        peak
     );
     Ok(())
 }

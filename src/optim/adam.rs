@@ -47,6 +47,13 @@
 //! u depends on g, so the reverse step asks the objective for the gradient first and builds
 //! u from it inside the same forward-over-reverse pass
 //! ([`crate::model::Objective::grad_then_hvp_into`]).
+//!
+//! A reverse step is two passes over the information buffer's segments, on the objective's
+//! threads, around that gradient-then-HVP pass: the position pass undoes θ and runs the
+//! first row of the adjoint with the same q; the moments pass undoes s and m and runs the
+//! rest with the recovered moments. The hypergradient sums are kept per (segment, array)
+//! and added in segment order, so they do not depend on the thread count, and the
+//! stored-trajectory path walks the same segments in the same order to get the same bits.
 
 use std::ops::Range;
 

@@ -9,6 +9,10 @@
 //! or looped over on the calling thread for one thread. The segments share nothing, so
 //! every result is bit-identical for every thread count.
 //!
+//! Sums over the elements (an adjoint's hypergradient sums) go into [`PerSegment`] slots,
+//! one set per segment, which the caller adds up in segment order afterwards: the same
+//! bits for every thread count.
+//!
 //! ```text
 //! vector:   [ seg 0: 0..1024 | seg 1: 1024..2048 | … | seg S−1: …..n ]
 //! closure:  f(start, segment, (θ[start..end], v[start..end], g[start..end], …)) → flags
