@@ -11,7 +11,7 @@ use std::cell::Cell;
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
-use revgrad::model::{Layout as Net, Objective};
+use revgrad::model::{Layout as Net, Quadratic};
 use revgrad::optim::FloatMomentum;
 
 struct Counting;
@@ -43,58 +43,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// `L_t(θ) = ½·Σ a_i·(θ_i − c_i·cos t)²`, validation `½·Σ (θ_i − 1)²`.
-struct Quadratic {
-    a: Vec<f64>,
-    c: Vec<f64>,
-}
-
-impl Quadratic {
-    fn new(n: usize) -> Self {
-        Quadratic {
-            a: (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.1).collect(),
-            c: (0..n).map(|i| ((i * 37) % 11) as f64 * 0.2 - 1.0).collect(),
-        }
-    }
-}
-
-impl Objective for Quadratic {
-    fn dim(&self) -> usize {
-        self.a.len()
-    }
-    fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
-        let ct = (step as f64).cos();
-        let mut loss = 0.0;
-        for i in 0..theta.len() {
-            let d = theta[i] - self.c[i] * ct;
-            loss += 0.5 * self.a[i] * d * d;
-            grad[i] = self.a[i] * d;
-        }
-        loss
-    }
-    fn grad_hvp_into(
-        &mut self,
-        step: usize,
-        theta: &[f64],
-        u: &[f64],
-        grad: &mut [f64],
-        hu: &mut [f64],
-    ) -> f64 {
-        for i in 0..u.len() {
-            hu[i] = self.a[i] * u[i];
-        }
-        self.grad_into(step, theta, grad)
-    }
-    fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
-        let mut loss = 0.0;
-        for (g, &t) in grad.iter_mut().zip(theta) {
-            *g = t - 1.0;
-            loss += 0.5 * (t - 1.0) * (t - 1.0);
-        }
-        (loss, 0.0)
-    }
-    fn train_loss(&mut self, _theta: &[f64]) -> f64 {
-        0.0
+/// The library's diagonal quadratic (ω = 1) with curvatures 0.5–1.1.
+fn quadratic(n: usize) -> Quadratic {
+    Quadratic {
+        a: (0..n).map(|i| 0.5 + (i % 7) as f64 * 0.1).collect(),
+        c: (0..n).map(|i| ((i * 37) % 11) as f64 * 0.2 - 1.0).collect(),
+        omega: 1.0,
     }
 }
 
@@ -128,7 +82,7 @@ fn hypergradient_allocations_do_not_grow_with_the_horizon() {
     let n = l.len();
     let eps: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
     let count = |steps: usize| {
-        let mut q = Quadratic::new(n);
+        let mut q = quadratic(n);
         // Per-step γ (K = T) has T entries; build it outside the counted region.
         let h = hypers(&l, steps);
         let setup = Setup {
@@ -155,7 +109,7 @@ fn hypergradient_allocations_do_not_grow_with_the_horizon() {
 fn float_momentum_step_does_not_allocate() {
     let l = net();
     let n = l.len();
-    let mut q = Quadratic::new(n);
+    let mut q = quadratic(n);
     let mut theta = vec![0.5; n];
     let mut v = vec![0.0; n];
     let h = hypers(&l, 500);

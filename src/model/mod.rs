@@ -2,8 +2,8 @@
 //!
 //! [`Mlp`] computes the training loss, its gradient and its exact Hessian-vector product on
 //! a batch (see [`mlp`] for the math). [`Objective`] is the capability the optimizers and the
-//! hypergradient are written against, so tests can plug in a quadratic with a closed-form
-//! Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
+//! hypergradient are written against, so tests and benchmarks can plug in a [`Quadratic`]
+//! with a closed-form Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
 //! [`parallel`] splits batches into a fixed set of parts computed on any number of
 //! [`Threads`], with results bit-identical for every thread count.
 pub mod activation;
@@ -14,12 +14,14 @@ pub mod parallel;
 pub mod params;
 pub mod penalty;
 pub mod pool;
+pub mod quadratic;
 
 pub use activation::Activation;
 pub use mlp::{Mlp, Workspace};
 pub use parallel::{Chunked, Threads};
 pub use params::Layout;
 pub use penalty::Penalized;
+pub use quadratic::Quadratic;
 
 use ndarray_rand::rand::SeedableRng;
 use ndarray_rand::rand::rngs::StdRng;
