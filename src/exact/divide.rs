@@ -6,8 +6,8 @@
 //! multiplier, so two multiplies and an add, which `strength_reduce` did).
 //!
 //! For a divisor `f` of bit length `b` that is not a power of two, take `K = 63 + b` and
-//! `M = ⌈2^K/f⌉`; then `2^63 < 2^K/f < 2^64`, so M fits 64 bits, and `e = M·f − 2^K` lies in
-//! `[1, f)`. For `0 ≤ x < 2^63`:
+//! `M = ⌈2^K/f⌉`. Then `f ≥ 2^(b−1) + 1`, so `2^K/f ≤ 2^64/(1 + 2^(1−b)) < 2^64 − 1` and M
+//! fits 64 bits; and `e = M·f − 2^K` lies in `[1, f)`. For `0 ≤ x < 2^63`:
 //!
 //! ```text
 //! x·M/2^K = x/f + x·e/(f·2^K),   0 < x·e/(f·2^K) < 2^63·2^b/(f·2^K) = 1/f
@@ -51,13 +51,9 @@ impl Divisor {
         }
     }
 
-    /// The divisor.
-    #[inline(always)]
-    pub fn get(&self) -> u64 {
-        self.f
-    }
-
-    /// `(⌊x/f⌋, x mod f)` for `x < 2^63`.
+    /// `(⌊x/f⌋, x mod f)` for `x < 2^63`. A larger `x` gives a wrong result (checked in
+    /// debug builds only: this is the information buffer's innermost loop, whose dividends
+    /// are all below 2^63; the module is private to the crate).
     #[inline(always)]
     pub fn div_rem(&self, x: u64) -> (u64, u64) {
         debug_assert!(x < 1 << 63, "dividend {x} ≥ 2^63");

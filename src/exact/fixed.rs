@@ -193,7 +193,7 @@ pub fn wide_increment(s_scaled: f64, a: f64) -> (i128, bool) {
 }
 
 /// An integer-valued f64 as an i128, branch-free and without the software 128-bit
-/// conversion: `h = trunc(r·2^−62)` (exact scaling, |h| < 2^49 in range) and `l = r − h·2^62`,
+/// conversion: `h = trunc(r·2^−62)` (exact scaling, |h| ≤ 2^49 in range) and `l = r − h·2^62`,
 /// which is exact (|l| < 2^62 and, when |r| ≥ 2^62, a multiple of r's spacing 2^10 or more,
 /// so at most 52 significant bits); then `r = h·2^62 + l` in integers. Beyond the wide range
 /// (and NaN) it gives 0: callers reject those by their range check. An increment's

@@ -750,6 +750,45 @@ mod tests {
     }
 
     proptest! {
+        /// Multiplies and undos in any order, on any element, including undos past the
+        /// start: the stack runs dry, zero words are borrowed and given back (emit's special
+        /// case), and the fused coder still equals the four-operation one.
+        #[test]
+        fn fused_coder_equals_the_four_operation_coder_in_any_order(
+            ops in proptest::collection::vec(
+                (any::<bool>(), 0usize..4, 0usize..3, -(1i64 << 40)..(1i64 << 40)), 1..400),
+            ns in proptest::collection::vec(
+                prop_oneof![1u64..4, 1u64..65536, 65000u64..65536], 3),
+        ) {
+            let coders: Vec<Coder> = ns
+                .iter()
+                .map(|&n| Coder::new(Rational::from_numerator(n).unwrap()))
+                .collect();
+            let mut seg = Segment::new(4);
+            let mut reference = Reference {
+                states: vec![LOWER; 4],
+                stack: Vec::new(),
+                borrowed: 0,
+            };
+            for (j, &(undo, i, c, x)) in ops.iter().enumerate() {
+                let k = &coders[c];
+                let wide = j % 2 == 1;
+                let (got, want) = match (undo, wide) {
+                    (false, false) => (seg.mul_at(i, x, k) as i128, reference.mul(i, x as i128, k)),
+                    (false, true) => (seg.mul_wide_at(i, x as i128, k), reference.mul(i, x as i128, k)),
+                    (true, false) => (seg.unmul_at(i, x, k) as i128, reference.unmul(i, x as i128, k)),
+                    (true, true) => (seg.unmul_wide_at(i, x as i128, k), reference.unmul(i, x as i128, k)),
+                };
+                prop_assert_eq!(got, want, "operation {}", j);
+                prop_assert!(
+                    seg.states == reference.states
+                        && seg.stack == reference.stack
+                        && seg.borrowed == reference.borrowed,
+                    "operation {}", j
+                );
+            }
+        }
+
         #[test]
         #[allow(clippy::needless_range_loop)] // i indexes the buffer's elements too
         fn fused_coder_equals_the_four_operation_coder(

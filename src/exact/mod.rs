@@ -29,7 +29,7 @@
 //! negative values round-trip. A value leaving the representable range is an error, never a
 //! wrapped integer.
 
-pub mod divide;
+pub(crate) mod divide;
 pub mod fixed;
 pub mod infobuf;
 pub mod rational;
