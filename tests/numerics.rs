@@ -258,6 +258,14 @@ fn reversal_matches_stored_trajectory_bit_for_bit() {
         let su = setup(&h, &eps, &layout, 150);
         assert_reversal_matches_stored(&mut p, su, &format!("{act:?} shuffle={shuffle}"));
     }
+    // 2,283 parameters: three buffer segments with arrays straddling their edges, whose
+    // α and γ sums are added per segment, in segment order, on both paths.
+    let data = blobs(40, 20, 12, 3, 5);
+    let mut p = Problem::new(&data, &[40, 40], Activation::Tanh, 8, true, 4);
+    let layout = p.layout().clone();
+    assert!(layout.len() > 2 * revgrad::exact::SEGMENT_LEN);
+    let (eps, h) = (init_noise(&layout, 4), shaped(&layout, 3));
+    assert_reversal_matches_stored(&mut p, setup(&h, &eps, &layout, 40), "segments");
 }
 
 #[test]

@@ -58,7 +58,7 @@
 use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
-use super::segments::{PerSegment, arrays_in, over_segments};
+use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
@@ -216,10 +216,6 @@ impl AdamSnapshot {
     }
 }
 
-/// One (segment, array) pair's share of a step's hypergradient sums: `(α, ε, β₁, β₂)` in
-/// the position pass, `(β₁, β₂, ·, ·)` in the moments pass.
-type Partial = [f64; 4];
-
 impl Consts {
     /// The adjoint through `θ_{t+1} = θ_t − α·q(m, s)` at one element, given the moments
     /// `m, s` at t+1 and `dθ`: adds to `dm`, `ds` and the sums `acc = (α, ε, β₁, β₂)`;
@@ -235,7 +231,7 @@ impl Consts {
         dth: f64,
         dm: &mut f64,
         ds: &mut f64,
-        acc: &mut Partial,
+        acc: &mut Sums,
     ) -> f64 {
         let (mh, rt, d, q) = self.update(m, s);
         acc[0] -= dth * q;
@@ -264,7 +260,7 @@ impl Consts {
         dl: &mut f64,
         dm: &mut f64,
         ds: &mut f64,
-        acc: &mut Partial,
+        acc: &mut Sums,
     ) {
         acc[0] += *dm * (m - g);
         acc[1] += *ds * (s - g * g);
@@ -290,9 +286,9 @@ pub struct ExactAdam {
     d_m: Vec<f64>,
     d_s: Vec<f64>,
     d_lambda: Vec<f64>,
-    /// Partial hypergradient sums per (segment, array), combined in segment order so the
-    /// sums are the same for every thread count and for both paths.
-    partials: Vec<Partial>,
+    /// Hypergradient sums per (segment, array): `(α, ε, β₁, β₂)` in the position pass,
+    /// `(β₁, β₂)` in the moments pass.
+    partials: Vec<Sums>,
 }
 
 impl ExactAdam {
@@ -467,27 +463,24 @@ impl ExactAdam {
     }
 
     /// The stored-trajectory path's position pass: [`ExactAdam::position_pass`]'s adjoint,
-    /// with the moments at t+1 read from a snapshot, segment by segment in the same order
+    /// with the moments at t+1 read from a snapshot, walking the segments in the same order
     /// so the sums are bit-identical.
     fn position_pass_stored(&mut self, m: &[f64], sv: &[f64]) {
         let na = self.plan.arrays.len();
-        for (j, start) in (0..m.len()).step_by(SEGMENT_LEN).enumerate() {
-            let end = (start + SEGMENT_LEN).min(m.len());
-            for (a, r) in arrays_in(&self.plan.arrays, start..end) {
-                let c = &self.consts[a];
-                let mut acc = [0.0; 4];
-                for i in r.start + start..r.end + start {
-                    c.position_adjoint(
-                        m[i],
-                        sv[i],
-                        self.d_theta[i],
-                        &mut self.d_m[i],
-                        &mut self.d_s[i],
-                        &mut acc,
-                    );
-                }
-                self.partials[j * na + a] = acc;
+        for (j, a, r) in segment_arrays(&self.plan.arrays, m.len(), false) {
+            let c = &self.consts[a];
+            let mut acc = [0.0; 4];
+            for i in r {
+                c.position_adjoint(
+                    m[i],
+                    sv[i],
+                    self.d_theta[i],
+                    &mut self.d_m[i],
+                    &mut self.d_s[i],
+                    &mut acc,
+                );
             }
+            self.partials[j * na + a] = acc;
         }
     }
 
@@ -495,54 +488,46 @@ impl ExactAdam {
     /// with θ, m and s at t read from a snapshot, in the same (decreasing) order.
     fn moments_pass_stored(&mut self, before: &AdamSnapshot) {
         let na = self.plan.arrays.len();
-        let n = before.m.len();
-        for (j, start) in (0..n).step_by(SEGMENT_LEN).enumerate() {
-            let end = (start + SEGMENT_LEN).min(n);
-            for (a, r) in arrays_in(&self.plan.arrays, start..end).rev() {
-                let c = &self.consts[a];
-                let mut acc = [0.0; 4];
-                for i in (r.start + start..r.end + start).rev() {
-                    c.moments_adjoint(
-                        (self.grad[i], before.m[i], before.s[i]),
-                        (self.hv[i], self.u[i], before.theta[i]),
-                        &mut self.d_theta[i],
-                        &mut self.d_lambda[i],
-                        &mut self.d_m[i],
-                        &mut self.d_s[i],
-                        &mut acc,
-                    );
-                }
-                self.partials[j * na + a] = acc;
+        for (j, a, r) in segment_arrays(&self.plan.arrays, before.m.len(), true) {
+            let c = &self.consts[a];
+            let mut acc = [0.0; 4];
+            for i in r.rev() {
+                c.moments_adjoint(
+                    (self.grad[i], before.m[i], before.s[i]),
+                    (self.hv[i], self.u[i], before.theta[i]),
+                    &mut self.d_theta[i],
+                    &mut self.d_lambda[i],
+                    &mut self.d_m[i],
+                    &mut self.d_s[i],
+                    &mut acc,
+                );
             }
+            self.partials[j * na + a] = acc;
         }
     }
 
-    /// Adds the partial sums of a pass to the plan's step sums, per array in segment
-    /// order: `(α, ε, β₁, β₂)` after the position pass, `(β₁, β₂)` after the moments pass.
+    /// Adds a pass's per-segment sums to the plan's step sums ([`fold_sums`]):
+    /// `(α, ε, β₁, β₂)` after the position pass, `(β₁, β₂)` after the moments pass.
     fn fold_partials(&mut self, position: bool) {
-        let na = self.plan.arrays.len();
-        for a in 0..na {
-            let r = self.plan.arrays[a].clone();
-            if r.is_empty() {
-                continue;
-            }
-            let mut sum = [0.0; 4];
-            for j in r.start / SEGMENT_LEN..=(r.end - 1) / SEGMENT_LEN {
-                for (s, p) in sum.iter_mut().zip(self.partials[j * na + a]) {
-                    *s += p;
-                }
-            }
-            let plan = &mut self.plan;
+        let AdamPlan {
+            arrays,
+            alpha,
+            beta1,
+            beta2,
+            eps,
+            ..
+        } = &mut self.plan;
+        fold_sums(arrays, &self.partials, |a, sum| {
             if position {
-                plan.alpha.add(a, sum[0]);
-                plan.eps.add(a, sum[1]);
-                plan.beta1.value.add(a, sum[2]);
-                plan.beta2.value.add(a, sum[3]);
+                alpha.add(a, sum[0]);
+                eps.add(a, sum[1]);
+                beta1.value.add(a, sum[2]);
+                beta2.value.add(a, sum[3]);
             } else {
-                plan.beta1.value.add(a, sum[0]);
-                plan.beta2.value.add(a, sum[1]);
+                beta1.value.add(a, sum[0]);
+                beta2.value.add(a, sum[1]);
             }
-        }
+        });
     }
 
     /// The middle of the adjoint of step t, at θ_t (`theta`): the gradient, then

@@ -26,15 +26,20 @@
 //! (H_t is applied to `(1−γ_t) ⊙ dv`, not the other way round: with a γ per group the two
 //! differ, since `∂g_t/∂θ_t = H_t` mixes groups.)
 //!
-//! (`∂g_t/∂λ = θ_t` for the penalty `½Σλθ²`). The same two adjoint functions serve the exact
-//! reversal ([`Reversible::reverse_step`], states recovered by the undo) and the stored
-//! trajectory ([`Reversible::adjoint_step`], states read from memory).
+//! (`∂g_t/∂λ = θ_t` for the penalty `½Σλθ²`). The same two per-element adjoint functions
+//! serve the exact reversal ([`Reversible::reverse_step`], states recovered by the undo) and
+//! the stored trajectory ([`Reversible::adjoint_step`], states read from memory). A reverse
+//! step is two passes over the information buffer's segments, on the objective's threads,
+//! around the gradient-and-HVP pass: the position pass undoes θ and runs the adjoint through
+//! it, the velocity pass undoes v and runs the adjoint through it. The α and γ sums are kept
+//! per (segment, array) and added in segment order, the same for every thread count; the
+//! stored path walks the same segments in the same order.
 
 use super::plan::Plan;
-use super::segments::{arrays_in, over_segments};
+use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::Result;
-use crate::exact::{InfoBuffer, fixed};
+use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
 
@@ -68,8 +73,6 @@ impl Snapshot {
 pub struct ExactMomentum {
     plan: Plan,
     theta_f: Vec<f64>,
-    v_f: Vec<f64>,
-    v_next: Vec<f64>,
     grad: Vec<f64>,
     hv: Vec<f64>,
     /// The direction of the Hessian-vector product, (1−γ_t) ⊙ dv.
@@ -77,6 +80,45 @@ pub struct ExactMomentum {
     d_theta: Vec<f64>,
     d_v: Vec<f64>,
     d_lambda: Vec<f64>,
+    /// Hypergradient sums per (segment, array): α's in the position pass, γ's in the
+    /// velocity pass.
+    partials: Vec<Sums>,
+}
+
+/// The adjoint through `θ_{t+1} = θ_t + α_t·v_{t+1}` at one element, given `v = v_{t+1}`
+/// and `dθ`: `dα += dθ·v` (into `acc[0]`), `dv += α·dθ`, and the element of the
+/// Hessian-vector product's direction `u = (1−γ_t)·dv`.
+#[inline(always)]
+fn position_adjoint(
+    (alpha, omg): (f64, f64),
+    v: f64,
+    dth: f64,
+    dv: &mut f64,
+    u: &mut f64,
+    acc: &mut Sums,
+) {
+    acc[0] += dth * v;
+    *dv += alpha * dth;
+    *u = omg * *dv;
+}
+
+/// The adjoint through `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t(θ_t)` at one element, given v_t,
+/// g_t, `hv = (H_t·u)_i` and θ_t: `dγ += dv·(v + g)` (into `acc[0]`), `dθ −= hv`,
+/// `dλ −= (1−γ)·dv·θ`, `dv ← γ·dv`.
+#[inline(always)]
+fn velocity_adjoint(
+    (gamma, omg): (f64, f64),
+    (v, g, hv, theta): (f64, f64, f64, f64),
+    dth: &mut f64,
+    dl: &mut f64,
+    dv: &mut f64,
+    acc: &mut Sums,
+) {
+    let d = *dv;
+    acc[0] += d * (v + g);
+    *dth -= hv;
+    *dl -= omg * d * theta;
+    *dv = gamma * d;
 }
 
 impl ExactMomentum {
@@ -84,11 +126,11 @@ impl ExactMomentum {
     pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
         let n = layout.len();
         let z = || vec![0.0; n];
+        let plan = Plan::new(hypers, layout, steps);
         ExactMomentum {
-            plan: Plan::new(hypers, layout, steps),
+            partials: vec![[0.0; 4]; n.div_ceil(SEGMENT_LEN) * plan.arrays.len()],
+            plan,
             theta_f: z(),
-            v_f: z(),
-            v_next: z(),
             grad: z(),
             hv: z(),
             u: z(),
@@ -98,36 +140,54 @@ impl ExactMomentum {
         }
     }
 
-    /// First half of the undo of step t: `θ_t = θ_{t+1} − round(α_t·v_{t+1})`; leaves θ_t
-    /// and v_{t+1} in f64 scratch.
-    fn undo_position(&mut self, threads: &Threads, s: &mut ExactState) {
-        let plan = &self.plan;
+    /// The undo of step t's position, `θ_t = θ_{t+1} − round(α_t·v_{t+1})`, with (if
+    /// `adjoint`) the adjoint through it in the same pass; leaves θ_t in f64 in `theta_f`.
+    fn position_pass(&mut self, threads: &Threads, s: &mut ExactState, adjoint: bool) {
+        let ExactMomentum {
+            plan,
+            theta_f,
+            u,
+            d_theta,
+            d_v,
+            partials,
+            ..
+        } = self;
+        let (plan, na, n) = (&*plan, plan.arrays.len(), s.theta.len());
         let data = (
-            &mut s.theta[..],
+            (&mut s.theta[..], &mut theta_f[..]),
             &s.v[..],
-            &mut self.v_next[..],
-            &mut self.theta_f[..],
+            &d_theta[..],
+            (&mut d_v[..], &mut u[..]),
+            PerSegment::new(partials, na, n),
         );
         let flags = over_segments(threads, &mut s.buffer, data, &|start,
                                                                   _,
                                                                   (
-            theta,
+            (theta, theta_f),
             v,
-            v_next,
-            theta_f,
+            d_theta,
+            (d_v, u),
+            part,
         )| {
+            let part = part.slots();
             let mut ok = true;
             for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
-                let al = fixed::scaled(plan.alpha.of(a));
+                let alpha = plan.alpha.of(a);
+                let c = (alpha, plan.coder(a).rational().one_minus());
+                let al = fixed::scaled(alpha);
+                let mut acc = [0.0; 4];
                 for i in r {
                     let vf = fixed::to_f64(v[i]);
-                    v_next[i] = vf;
                     let (inc, ok1) = fixed::increment(al, vf);
                     let (th, ok2) = fixed::checked_sum(theta[i], inc.wrapping_neg());
                     ok &= ok1 & ok2;
                     theta[i] = th;
                     theta_f[i] = fixed::to_f64(th);
+                    if adjoint {
+                        position_adjoint(c, vf, d_theta[i], &mut d_v[i], &mut u[i], &mut acc);
+                    }
                 }
+                part[a] = acc;
             }
             u8::from(!ok)
         });
@@ -137,88 +197,137 @@ impl ExactMomentum {
         );
     }
 
-    /// Second half, given `self.grad = ∇L_t(θ_t)`: `v_t = (d/n_t)·(v_{t+1} + round((1−γ_t)·g))`.
-    fn undo_velocity(&mut self, threads: &Threads, s: &mut ExactState) {
-        let plan = &self.plan;
-        let data = (&mut s.v[..], &mut self.v_f[..], &self.grad[..]);
-        let flags = over_segments(
-            threads,
-            &mut s.buffer,
-            data,
-            &|start, seg, (v, v_f, grad)| {
-                let mut ok = true;
-                // Decreasing order, as the segment's undo requires.
-                for (a, r) in arrays_in(&plan.arrays, start..start + v.len()).rev() {
-                    let k = *plan.coder(a);
-                    let c = fixed::scaled(k.rational().one_minus());
-                    for i in r.rev() {
-                        let (inc, ok1) = fixed::increment(c, grad[i]);
-                        let (x, ok2) = fixed::checked_sum(v[i], inc);
-                        ok &= ok1 & ok2;
-                        let x = seg.unmul_at(i, x, &k);
-                        v[i] = x;
-                        v_f[i] = fixed::to_f64(x);
+    /// The undo of step t's velocity given `self.grad = ∇L_t(θ_t)`,
+    /// `v_t = (d/n_t)·(v_{t+1} + round((1−γ_t)·g))`, with (if `adjoint`) the adjoint
+    /// through it in the same pass.
+    fn velocity_pass(&mut self, threads: &Threads, s: &mut ExactState, adjoint: bool) {
+        let ExactMomentum {
+            plan,
+            theta_f,
+            grad,
+            hv,
+            d_theta,
+            d_v,
+            d_lambda,
+            partials,
+            ..
+        } = self;
+        let (plan, na, n) = (&*plan, plan.arrays.len(), s.v.len());
+        let data = (
+            &mut s.v[..],
+            (&grad[..], &hv[..]),
+            &theta_f[..],
+            (&mut d_theta[..], &mut d_lambda[..], &mut d_v[..]),
+            PerSegment::new(partials, na, n),
+        );
+        let flags = over_segments(threads, &mut s.buffer, data, &|start,
+                                                                  seg,
+                                                                  (
+            v,
+            (grad, hv),
+            theta,
+            (d_theta, d_lambda, d_v),
+            part,
+        )| {
+            let part = part.slots();
+            let mut ok = true;
+            // Decreasing order, as the segment's undo requires.
+            for (a, r) in arrays_in(&plan.arrays, start..start + v.len()).rev() {
+                let k = plan.coder(a);
+                let rat = k.rational();
+                let c = (rat.value(), rat.one_minus());
+                let scaled = fixed::scaled(rat.one_minus());
+                let mut acc = [0.0; 4];
+                for i in r.rev() {
+                    let g = grad[i];
+                    let (inc, ok1) = fixed::increment(scaled, g);
+                    let (x, ok2) = fixed::checked_sum(v[i], inc);
+                    ok &= ok1 & ok2;
+                    let x = seg.unmul_at(i, x, k);
+                    v[i] = x;
+                    if adjoint {
+                        velocity_adjoint(
+                            c,
+                            (fixed::to_f64(x), g, hv[i], theta[i]),
+                            &mut d_theta[i],
+                            &mut d_lambda[i],
+                            &mut d_v[i],
+                            &mut acc,
+                        );
                     }
                 }
-                u8::from(!ok)
-            },
-        );
+                part[a] = acc;
+            }
+            u8::from(!ok)
+        });
         debug_assert!(
             flags == 0,
             "undoing a completed forward step cannot overflow"
         );
     }
-}
 
-/// Adjoint through `θ_{t+1} = θ_t + α_t·v_{t+1}`; leaves in `u` the direction
-/// `(1−γ_t) ⊙ dv` of the Hessian-vector product the velocity adjoint needs.
-fn adjoint_position(
-    plan: &mut Plan,
-    v_next: &[f64],
-    d_theta: &[f64],
-    d_v: &mut [f64],
-    u: &mut [f64],
-) {
-    for a in 0..plan.arrays.len() {
-        let r = plan.arrays[a].clone();
-        let al = plan.alpha.of(a);
-        let omg = plan.coder(a).rational().one_minus();
-        let mut s = 0.0;
-        for i in r {
-            s += d_theta[i] * v_next[i];
-            d_v[i] += al * d_theta[i];
-            u[i] = omg * d_v[i];
+    /// The stored-trajectory path's position pass: [`ExactMomentum::position_pass`]'s
+    /// adjoint with v_{t+1} read from a snapshot, walking the segments in the same order.
+    fn position_pass_stored(&mut self, v: &[f64]) {
+        let na = self.plan.arrays.len();
+        for (j, a, r) in segment_arrays(&self.plan.arrays, v.len(), false) {
+            let c = (
+                self.plan.alpha.of(a),
+                self.plan.coder(a).rational().one_minus(),
+            );
+            let mut acc = [0.0; 4];
+            for i in r {
+                position_adjoint(
+                    c,
+                    v[i],
+                    self.d_theta[i],
+                    &mut self.d_v[i],
+                    &mut self.u[i],
+                    &mut acc,
+                );
+            }
+            self.partials[j * na + a] = acc;
         }
-        plan.alpha.add(a, s);
     }
-}
 
-/// Adjoint through `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t(θ_t)`, given θ_t, v_t, g_t and
-/// `hv = H_t·((1−γ_t) ⊙ dv)`.
-#[allow(clippy::too_many_arguments)]
-fn adjoint_velocity(
-    plan: &mut Plan,
-    theta: &[f64],
-    v: &[f64],
-    g: &[f64],
-    hv: &[f64],
-    d_theta: &mut [f64],
-    d_v: &mut [f64],
-    d_lambda: &mut [f64],
-) {
-    for a in 0..plan.arrays.len() {
-        let r = plan.arrays[a].clone();
-        let rat = plan.coder(a).rational();
-        let (gamma, omg) = (rat.value(), rat.one_minus());
-        let mut s = 0.0;
-        for i in r {
-            let dv = d_v[i];
-            s += dv * (v[i] + g[i]);
-            d_theta[i] -= hv[i];
-            d_lambda[i] -= omg * dv * theta[i];
-            d_v[i] = gamma * dv;
+    /// The stored-trajectory path's velocity pass: [`ExactMomentum::velocity_pass`]'s
+    /// adjoint with θ_t and v_t read from a snapshot, in the same (decreasing) order.
+    fn velocity_pass_stored(&mut self, before: &Snapshot) {
+        let na = self.plan.arrays.len();
+        for (j, a, r) in segment_arrays(&self.plan.arrays, before.v.len(), true) {
+            let rat = self.plan.coder(a).rational();
+            let c = (rat.value(), rat.one_minus());
+            let mut acc = [0.0; 4];
+            for i in r.rev() {
+                velocity_adjoint(
+                    c,
+                    (before.v[i], self.grad[i], self.hv[i], before.theta[i]),
+                    &mut self.d_theta[i],
+                    &mut self.d_lambda[i],
+                    &mut self.d_v[i],
+                    &mut acc,
+                );
+            }
+            self.partials[j * na + a] = acc;
         }
-        plan.gamma.value.add(a, s);
+    }
+
+    /// Adds a pass's per-segment sums to the plan's step sums ([`fold_sums`]): α's after
+    /// the position pass, γ's after the velocity pass.
+    fn fold_partials(&mut self, position: bool) {
+        let Plan {
+            arrays,
+            alpha,
+            gamma,
+            ..
+        } = &mut self.plan;
+        fold_sums(arrays, &self.partials, |a, sum| {
+            if position {
+                alpha.add(a, sum[0]);
+            } else {
+                gamma.value.add(a, sum[0]);
+            }
+        });
     }
 }
 
@@ -328,9 +437,9 @@ impl Reversible for ExactMomentum {
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) {
         self.plan.at(t);
         let threads = obj.threads();
-        self.undo_position(&threads, s);
+        self.position_pass(&threads, s, false);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.undo_velocity(&threads, s);
+        self.velocity_pass(&threads, s, false);
     }
 
     fn reverse_step(
@@ -342,27 +451,12 @@ impl Reversible for ExactMomentum {
     ) {
         self.plan.at(t);
         let threads = obj.threads();
-        self.undo_position(&threads, s);
-        adjoint_position(
-            &mut self.plan,
-            &self.v_next,
-            &self.d_theta,
-            &mut self.d_v,
-            &mut self.u,
-        );
+        self.position_pass(&threads, s, true);
+        self.fold_partials(true);
         obj.grad_hvp_into(t, &self.theta_f, &self.u, &mut self.grad, &mut self.hv);
         add_example_weight_gradient(obj, grads);
-        self.undo_velocity(&threads, s);
-        adjoint_velocity(
-            &mut self.plan,
-            &self.theta_f,
-            &self.v_f,
-            &self.grad,
-            &self.hv,
-            &mut self.d_theta,
-            &mut self.d_v,
-            &mut self.d_lambda,
-        );
+        self.velocity_pass(&threads, s, true);
+        self.fold_partials(false);
         self.plan.fold_step(t, grads);
     }
 
@@ -375,25 +469,12 @@ impl Reversible for ExactMomentum {
         grads: &mut Hypers,
     ) {
         self.plan.at(t);
-        adjoint_position(
-            &mut self.plan,
-            &after.v,
-            &self.d_theta,
-            &mut self.d_v,
-            &mut self.u,
-        );
+        self.position_pass_stored(&after.v);
+        self.fold_partials(true);
         obj.grad_hvp_into(t, &before.theta, &self.u, &mut self.grad, &mut self.hv);
         add_example_weight_gradient(obj, grads);
-        adjoint_velocity(
-            &mut self.plan,
-            &before.theta,
-            &before.v,
-            &self.grad,
-            &self.hv,
-            &mut self.d_theta,
-            &mut self.d_v,
-            &mut self.d_lambda,
-        );
+        self.velocity_pass_stored(before);
+        self.fold_partials(false);
         self.plan.fold_step(t, grads);
     }
 

@@ -211,6 +211,55 @@ fn in_order<S: Split>(
     flags
 }
 
+/// One (segment, array) pair's share of a pass's hypergradient sums (an optimizer uses as
+/// many of the four as it has sums), kept in [`PerSegment`] slots of width one per array.
+pub type Sums = [f64; 4];
+
+/// The per-array totals of per-(segment, array) [`Sums`]: for each array, its sums over
+/// the segments it meets, added in segment order, passed to `add(array, totals)`. The
+/// order depends on the vector's length alone, so the totals are the same for every
+/// thread count.
+pub fn fold_sums(arrays: &[Range<usize>], partials: &[Sums], mut add: impl FnMut(usize, Sums)) {
+    let na = arrays.len();
+    for (a, r) in arrays.iter().enumerate() {
+        if r.is_empty() {
+            continue;
+        }
+        let mut total = [0.0; 4];
+        for j in r.start / SEGMENT_LEN..=(r.end - 1) / SEGMENT_LEN {
+            for (t, p) in total.iter_mut().zip(partials[j * na + a]) {
+                *t += p;
+            }
+        }
+        add(a, total);
+    }
+}
+
+/// `(segment, array, elements)` for a vector of `n` elements, segment by segment, in the
+/// order a segment pass visits them: arrays increasing, or decreasing (`rev`) as an undo
+/// runs; the elements are absolute indices. A pass that reads stored states instead of
+/// undoing walks this order, so its sums are bit-identical to the segment pass's.
+pub fn segment_arrays(
+    arrays: &[Range<usize>],
+    n: usize,
+    rev: bool,
+) -> impl Iterator<Item = (usize, usize, Range<usize>)> + '_ {
+    (0..n.div_ceil(SEGMENT_LEN)).flat_map(move |j| {
+        let start = j * SEGMENT_LEN;
+        let within = arrays_in(arrays, start..(start + SEGMENT_LEN).min(n))
+            .map(move |(a, r)| (j, a, r.start + start..r.end + start));
+        let (forward, backward) = if rev {
+            (None, Some(within.rev()))
+        } else {
+            (Some(within), None)
+        };
+        forward
+            .into_iter()
+            .flatten()
+            .chain(backward.into_iter().flatten())
+    })
+}
+
 /// The parameter arrays that meet the elements `span`, each as `(array index, its
 /// elements within the span, counted from the span's start)`, in increasing order (reverse
 /// the iterator for the undo).
@@ -235,6 +284,45 @@ mod tests {
         assert_eq!(got, vec![(0, 0..1), (1, 1..2), (2, 2..8), (3, 8..9)]);
         let back: Vec<_> = arrays_in(&arrays, 4..10).rev().collect();
         assert_eq!(back, vec![(2, 0..6)]);
+    }
+
+    #[test]
+    fn stored_walk_and_sums_follow_the_segments() {
+        let n = 2 * SEGMENT_LEN + 600;
+        let arrays = [0..1000, 1000..1010, 1010..2500, 2500..n];
+        let walk: Vec<_> = segment_arrays(&arrays, n, false).collect();
+        assert_eq!(
+            walk,
+            vec![
+                (0, 0, 0..1000),
+                (0, 1, 1000..1010),
+                (0, 2, 1010..1024),
+                (1, 2, 1024..2048),
+                (2, 2, 2048..2500),
+                (2, 3, 2500..n),
+            ]
+        );
+        let back: Vec<_> = segment_arrays(&arrays, n, true).collect();
+        assert_eq!(back[0], (0, 2, 1010..1024));
+        assert_eq!(back[2], (0, 0, 0..1000));
+        assert_eq!(back[5], (2, 2, 2048..2500));
+        // Sums: array 2's three partials in segment order, nothing read from other slots.
+        let na = arrays.len();
+        let mut partials = vec![[f64::NAN; 4]; 3 * na];
+        for &(j, a, ref r) in &walk {
+            partials[j * na + a] = [r.len() as f64, 1.0, 0.0, 0.0];
+        }
+        let mut got = vec![];
+        fold_sums(&arrays, &partials, |a, s| got.push((a, s[0], s[1])));
+        assert_eq!(
+            got,
+            vec![
+                (0, 1000.0, 1.0),
+                (1, 10.0, 1.0),
+                (2, 1490.0, 3.0),
+                (3, n as f64 - 2500.0, 1.0)
+            ]
+        );
     }
 
     #[test]
