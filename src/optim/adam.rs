@@ -275,7 +275,7 @@ impl Consts {
 #[derive(Debug, Clone)]
 pub struct ExactAdam {
     plan: AdamPlan,
-    /// Each array's numbers at the step being reversed.
+    /// Each array's numbers at the current step (forward or reversed).
     consts: Vec<Consts>,
     theta_f: Vec<f64>,
     grad: Vec<f64>,
@@ -588,7 +588,7 @@ impl Reversible for ExactAdam {
     }
 
     fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) -> Result<f64> {
-        self.plan.at(t);
+        self.at(t);
         let alpha = self.plan.alpha.now[0];
         let loss = exact_gradient(obj, t, &s.theta, &mut self.theta_f, &mut self.grad, alpha)?;
         // One fused pass per element; each segment of the buffer sees its elements in
@@ -598,7 +598,7 @@ impl Reversible for ExactAdam {
         const M: u8 = 1;
         const S: u8 = 2;
         const THETA: u8 = 4;
-        let plan = &self.plan;
+        let (plan, consts) = (&self.plan, &self.consts);
         let data = (
             (&mut s.theta[..], &self.grad[..]),
             &mut s.m[..],
@@ -613,7 +613,7 @@ impl Reversible for ExactAdam {
         )| {
             let (mut ok_m, mut ok_s, mut ok_theta) = (true, true, true);
             for (a, r) in arrays_in(&plan.arrays, start..start + theta.len()) {
-                let c = plan.consts(a, t, true);
+                let c = &consts[a];
                 let (k1, k2) = (*plan.beta1.coder(a), *plan.beta2.coder(a));
                 // 1 − β from the coders, as the undo takes it (the same bits as c.omb).
                 let w1 = fixed::wide_scaled(k1.rational().one_minus());
