@@ -76,15 +76,35 @@ fn hypers(l: &Net, steps: usize) -> Hypers {
     }
 }
 
+/// Adam's blocks, with a per-step β₁ schedule and per-array α.
+fn adam_hypers(l: &Net, steps: usize) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::filled(Kind::Alpha, Per::Array, 4.min(steps), l, 0.01),
+            Block::filled(Kind::Beta1, Per::Layer, steps, l, 0.9),
+            Block::filled(Kind::Beta2, Per::All, 1, l, 0.999),
+            Block::filled(Kind::Eps, Per::All, 1, l, 1e-8),
+            Block::filled(Kind::L2, Per::Weight, 1, l, 0.01),
+            Block::filled(Kind::InitScale, Per::Layer, 1, l, 1.0),
+        ],
+    }
+}
+
 #[test]
 fn hypergradient_allocations_do_not_grow_with_the_horizon() {
+    for blocks in [hypers, adam_hypers] {
+        allocations_do_not_grow(blocks);
+    }
+}
+
+fn allocations_do_not_grow(blocks: fn(&Net, usize) -> Hypers) {
     let l = net();
     let n = l.len();
     let eps: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
     let count = |steps: usize| {
         let mut q = quadratic(n);
-        // Per-step γ (K = T) has T entries; build it outside the counted region.
-        let h = hypers(&l, steps);
+        // A per-step schedule (K = T) has T entries; build it outside the counted region.
+        let h = blocks(&l, steps);
         let setup = Setup {
             hypers: &h,
             eps: &eps,

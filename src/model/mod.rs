@@ -50,9 +50,15 @@ pub trait Objective {
     /// `grad ← ∇L_t(θ)`, then `make_u(grad, u)` builds the direction `u` from the gradient,
     /// then `hu ← ∇²L_t(θ)·u`; returns `L_t(θ)`. For optimizers whose adjoint direction
     /// depends on g (Adam: `u = (1−β₁)·dm + 2(1−β₂)·g⊙ds`). `make_u` sees the final gradient
-    /// (a wrapper may complete it in place before passing it on) and must leave it as it
-    /// found it; the gradient is bit-identical to [`Objective::grad_into`]'s. The default
-    /// runs the gradient twice; implementations share one forward pass.
+    /// (a wrapper such as [`Penalized`] may complete it in place before passing it on) and
+    /// must leave it as it found it; what `grad` holds at the end is what `make_u` left
+    /// there, bit-identical to [`Objective::grad_into`]'s.
+    ///
+    /// The default runs the gradient twice: [`Objective::grad_hvp_into`] overwrites `grad`
+    /// with the objective's own gradient again, so `make_u` is called a second time on
+    /// those same bits to let a wrapper complete it again (it must therefore give the same
+    /// `u` and gradient each time; without the second call a penalty's `λ⊙θ` was lost).
+    /// Implementations share one forward pass and call `make_u` once.
     fn grad_then_hvp_into(
         &mut self,
         step: usize,
@@ -64,7 +70,9 @@ pub trait Objective {
     ) -> f64 {
         self.grad_into(step, theta, grad);
         make_u(grad, u);
-        self.grad_hvp_into(step, theta, u, grad, hu)
+        let loss = self.grad_hvp_into(step, theta, u, grad, hu);
+        make_u(grad, u);
+        loss
     }
     /// Meta-objective: `grad ← ∇f(θ)` of the validation loss; returns `(f(θ), accuracy)`.
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64);

@@ -127,3 +127,41 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
         self.inner.add_row_tangents(scale, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Quadratic;
+
+    /// The gradient-then-HVP pass through a penalty over an objective with the trait's
+    /// default pass (the quadratic) gives the penalized gradient bit for bit, the direction
+    /// built from it, and the penalized Hessian-vector product along it.
+    #[test]
+    fn gradient_then_hvp_through_a_penalty_keeps_the_penalty() {
+        let mut q = Quadratic {
+            a: vec![0.5, 2.0, 3.0, 1.5],
+            c: vec![1.0, -0.5, 0.2, 0.0],
+            omega: 0.3,
+        };
+        let theta = [0.1, 0.7, -0.4, 2.0];
+        let mut p = Penalized::new(&mut q, vec![0.1, 0.0, 0.25, 1.0]);
+        let (mut want_g, mut want_hu, mut scratch) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+        let want_loss = p.grad_into(3, &theta, &mut want_g);
+        // u = 2·g + 1, built from the gradient the pass hands over.
+        let make = |g: &[f64]| -> Vec<f64> { g.iter().map(|g| 2.0 * g + 1.0).collect() };
+        let want_u = make(&want_g);
+        p.grad_hvp_into(3, &theta, &want_u, &mut scratch, &mut want_hu);
+        let (mut g, mut u, mut hu) = ([0.0; 4], [0.0; 4], [0.0; 4]);
+        let mut make_u = |g: &mut [f64], u: &mut [f64]| u.copy_from_slice(&make(g));
+        let loss = p.grad_then_hvp_into(3, &theta, &mut g, &mut u, &mut make_u, &mut hu);
+        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(loss.to_bits(), want_loss.to_bits());
+        assert_eq!(
+            bits(&g),
+            bits(&want_g),
+            "the penalty's λ⊙θ must stay in the gradient"
+        );
+        assert_eq!(bits(&u), bits(&want_u));
+        assert_eq!(bits(&hu), bits(&want_hu));
+    }
+}
