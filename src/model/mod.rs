@@ -49,16 +49,18 @@ pub trait Objective {
     ) -> f64;
     /// `grad ← ∇L_t(θ)`, then `make_u(grad, u)` builds the direction `u` from the gradient,
     /// then `hu ← ∇²L_t(θ)·u`; returns `L_t(θ)`. For optimizers whose adjoint direction
-    /// depends on g (Adam: `u = (1−β₁)·dm + 2(1−β₂)·g⊙ds`). `make_u` sees the final gradient
-    /// (a wrapper such as [`Penalized`] may complete it in place before passing it on) and
-    /// must leave it as it found it; what `grad` holds at the end is what `make_u` left
-    /// there, bit-identical to [`Objective::grad_into`]'s.
+    /// depends on g (Adam: `u = (1−β₁)·dm + 2(1−β₂)·g⊙ds`). `make_u` sees the final gradient:
+    /// a wrapper such as [`Penalized`] passes on its own `make_u` that completes the
+    /// gradient in place and then calls the caller's, which must leave the gradient as it
+    /// found it. What `grad` holds at the end is what `make_u` left there, bit-identical to
+    /// [`Objective::grad_into`]'s.
     ///
-    /// The default runs the gradient twice: [`Objective::grad_hvp_into`] overwrites `grad`
-    /// with the objective's own gradient again, so `make_u` is called a second time on
-    /// those same bits to let a wrapper complete it again (it must therefore give the same
-    /// `u` and gradient each time; without the second call a penalty's `λ⊙θ` was lost).
-    /// Implementations share one forward pass and call `make_u` once.
+    /// `make_u` must be a pure function of the gradient it is given and of what it
+    /// captures (no accumulating side effects): the default runs the gradient twice, and
+    /// [`Objective::grad_hvp_into`] overwrites `grad` with the objective's own gradient
+    /// again, so `make_u` is called a second time on those same bits to let a wrapper
+    /// complete it again (without the second call a penalty's `λ⊙θ` was lost).
+    /// Implementations that share one forward pass call `make_u` once.
     fn grad_then_hvp_into(
         &mut self,
         step: usize,
