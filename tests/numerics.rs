@@ -258,14 +258,22 @@ fn reversal_matches_stored_trajectory_bit_for_bit() {
         let su = setup(&h, &eps, &layout, 150);
         assert_reversal_matches_stored(&mut p, su, &format!("{act:?} shuffle={shuffle}"));
     }
-    // 2,283 parameters: three buffer segments with arrays straddling their edges, whose
-    // α and γ sums are added per segment, in segment order, on both paths.
+    // Three buffer segments, whose α and γ sums are added per segment, in segment order,
+    // on both paths.
     let data = blobs(40, 20, 12, 3, 5);
-    let mut p = Problem::new(&data, &[40, 40], Activation::Tanh, 8, true, 4);
+    let (mut p, layout, eps) = three_segments(&data);
+    let h = shaped(&layout, 3);
+    assert_reversal_matches_stored(&mut p, setup(&h, &eps, &layout, 40), "segments");
+}
+
+/// A 12-40-40-3 problem: 2,283 parameters, three information-buffer segments with arrays
+/// straddling their edges; with its layout and initial-weight noise.
+fn three_segments(data: &Data) -> (Problem<'_>, Layout, Vec<f64>) {
+    let p = Problem::new(data, &[40, 40], Activation::Tanh, 8, true, 4);
     let layout = p.layout().clone();
     assert!(layout.len() > 2 * revgrad::exact::SEGMENT_LEN);
-    let (eps, h) = (init_noise(&layout, 4), shaped(&layout, 3));
-    assert_reversal_matches_stored(&mut p, setup(&h, &eps, &layout, 40), "segments");
+    let eps = init_noise(&layout, 4);
+    (p, layout, eps)
 }
 
 #[test]
@@ -895,10 +903,7 @@ fn adam_hypergradients_agree_three_ways() {
 #[test]
 fn adam_reversal_matches_stored_across_buffer_segments() {
     let data = blobs(40, 20, 12, 3, 5);
-    let mut p = Problem::new(&data, &[40, 40], Activation::Tanh, 8, true, 4);
-    let layout = p.layout().clone();
-    assert!(layout.len() > 2 * revgrad::exact::SEGMENT_LEN);
-    let eps = init_noise(&layout, 4);
+    let (mut p, layout, eps) = three_segments(&data);
     let mut h = adam(&layout, 0.01, 0.85, 0.995, 1e-6, 0.01);
     for (kind, v) in [
         (Kind::Alpha, 0.01),
