@@ -35,11 +35,12 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use revgrad::config::Config;
 use revgrad::exact::{Coder, InfoBuffer, Rational};
+use revgrad::hyper::OptimizerId;
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::model::{Layout, Objective, Penalized, init_noise};
-use revgrad::optim::{ExactMomentum, FloatMomentum, Reversible};
+use revgrad::optim::{ExactMomentum, FloatMomentum, FloatOptimizer, FloatState, Reversible};
 use revgrad::problem::Experiment;
 
 /// The digits experiment: 64-100-100-10, batch 100, shuffled batches.
@@ -76,6 +77,7 @@ fn start(exp: &Experiment, layout: &Layout) -> (Vec<f64>, Hypers, Vec<f64>) {
     let hypers = exp.hypers(layout).expect("blocks fit");
     let eps = init_noise(layout, SEED);
     let setup = Setup {
+        optimizer: OptimizerId::Momentum,
         hypers: &hypers,
         eps: &eps,
         layout,
@@ -135,11 +137,9 @@ fn steps(c: &mut Criterion) {
 
     // Warm float state.
     let mut float = FloatMomentum::new(&hypers, &layout, steps);
-    let (mut theta, mut v) = (theta0.clone(), vec![0.0; n]);
+    let mut fs = FloatState::start(&theta0, 1);
     for t in 0..WARM_STEPS {
-        float
-            .step(&mut problem, t, &mut theta, &mut v)
-            .expect("warm-up");
+        float.step(&mut problem, t, &mut fs).expect("warm-up");
     }
     // Warm exact state.
     let mut exact = ExactMomentum::new(&hypers, &layout, steps);
@@ -153,9 +153,7 @@ fn steps(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("float_momentum", n), |b| {
         b.iter(|| {
             t += 1;
-            float
-                .step(&mut problem, t, &mut theta, &mut v)
-                .expect("float step")
+            float.step(&mut problem, t, &mut fs).expect("float step")
         })
     });
     group.bench_function(BenchmarkId::new("exact_momentum", n), |b| {
@@ -200,7 +198,6 @@ fn hypergradients(c: &mut Criterion) {
         .blocks
         .push(Block::rows(Kind::ExampleWeight, exp.data.train.len(), 0.9));
     let eps = init_noise(&layout, SEED);
-    let n = problem.dim();
 
     let mut group = c.benchmark_group("hypergradient");
     // 10 samples of one run each for the hypergradient (~1.7 s), a few for float training.
@@ -213,13 +210,11 @@ fn hypergradients(c: &mut Criterion) {
         let mut float = FloatMomentum::new(&hypers, &layout, HYPER_STEPS);
         let mut pen = Penalized::new(&mut problem, lambda.clone());
         b.iter(|| {
-            let (mut theta, mut v) = (theta0.clone(), vec![0.0; n]);
+            let mut fs = FloatState::start(&theta0, 1);
             for t in 0..HYPER_STEPS {
-                float
-                    .step(&mut pen, t, &mut theta, &mut v)
-                    .expect("float step");
+                float.step(&mut pen, t, &mut fs).expect("float step");
             }
-            theta
+            fs.theta
         })
     });
     for (name, h) in [
@@ -230,6 +225,7 @@ fn hypergradients(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new(name, HYPER_STEPS), |b| {
             b.iter(|| {
                 let setup = Setup {
+                    optimizer: OptimizerId::Momentum,
                     hypers: h,
                     eps: black_box(&eps),
                     layout: &layout,

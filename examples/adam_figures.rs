@@ -18,7 +18,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use revgrad::config::{Config, InnerOptimizer};
+use revgrad::config::Config;
+use revgrad::hyper::OptimizerId;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored_float;
 use revgrad::model::Penalized;
@@ -71,7 +72,7 @@ fn main() -> revgrad::Result<()> {
             &theta0,
             &run.hypers,
             steps,
-            InnerOptimizer::Adam,
+            OptimizerId::Adam,
             Arithmetic::Float,
         )?;
     }

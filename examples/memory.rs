@@ -8,12 +8,13 @@
 //!   data and binary included); `base_rss_bytes`: `VmRSS` just before the run;
 //! - `info_buffer_bytes` and `info_bits_per_param_step` (reverse only) next to `floor_bits`,
 //!   `log₂(65536/58983)`, the information-theoretic minimum per multiply;
-//! - `store_all_bytes`: what the stored path keeps, (T+1)·|θ|·16;
+//! - `store_all_bytes`: what the stored path keeps, (T+1)·|θ|·8 per state vector;
 //! - `seconds`: wall time of the hypergradient (`float`: of `STEPS` plain f64 momentum steps
 //!   from the same θ₀ with the same penalty, the training the hypergradient differentiates).
 //!
 //! An optional third argument is the number of threads (`--threads`; default 1); results do
-//! not depend on it. Run each path in its own process, so the peaks do not mix:
+//! not depend on it. An optional fourth names the inner optimizer (`momentum`, `adam` or
+//! `rmsprop`; default `momentum`), with its default decays besides γ = 0.9. Run each path in its own process, so the peaks do not mix:
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/work/bench-target cargo run --release --example memory -- reverse 10000
@@ -33,17 +34,48 @@ use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::hypergrad::{Setup, store_all_bytes};
 use revgrad::model::{Objective, Penalized, Threads, init_noise};
-use revgrad::optim::FloatMomentum;
+use revgrad::optim::{FloatOptimizer, FloatState, Optimizer, Visit};
 use revgrad::problem::Experiment;
 
-/// The digits experiment, as in `benches/kernels.rs`.
-const CONFIG: &str = r#"{
-    "data": {"train": "data/digits.csv"},
-    "model": {"hidden": [100, 100], "activation": "tanh"},
-    "inner": {"batch_size": 100, "alpha": 0.1, "gamma": 0.9, "l2": 0.0001}
-}"#;
+/// The digits experiment, as in `benches/kernels.rs`, with `inner.optimizer` = `{o}` (γ = 0.9
+/// where the optimizer has a γ).
+fn config(optimizer: &str) -> String {
+    let gamma = if optimizer == "adam" {
+        ""
+    } else {
+        r#""gamma": 0.9,"#
+    };
+    format!(
+        r#"{{
+    "data": {{"train": "data/digits.csv"}},
+    "model": {{"hidden": [100, 100], "activation": "tanh"}},
+    "inner": {{"optimizer": "{optimizer}", "batch_size": 100, "alpha": 0.1, {gamma} "l2": 0.0001}}
+}}"#
+    )
+}
 
-const USAGE: &str = "usage: memory (reverse|stored|float) STEPS [THREADS]";
+const USAGE: &str = "usage: memory (reverse|stored|float) STEPS [THREADS [OPTIMIZER]]";
+
+/// `steps` float steps of optimizer `O` from θ₀; the last batch loss.
+struct FloatRun<'a, Obj> {
+    obj: &'a mut Obj,
+    setup: Setup<'a>,
+}
+
+impl<Obj: Objective> Visit for FloatRun<'_, Obj> {
+    type Output = revgrad::Result<f64>;
+    fn visit<O: Optimizer>(self) -> Self::Output {
+        let s = self.setup;
+        let mut float = O::float(s.hypers, s.layout, s.steps, false);
+        let mut pen = Penalized::new(self.obj, s.lambda());
+        let mut state = FloatState::start(&s.theta0(), O::info().aux_vectors);
+        let mut loss = 0.0;
+        for t in 0..s.steps {
+            loss = float.step(&mut pen, t, &mut state)?;
+        }
+        Ok(loss)
+    }
+}
 
 /// A `kB` field of `/proc/self/status` (`VmHWM`, `VmRSS`), in bytes.
 fn status_bytes(field: &str) -> Option<u64> {
@@ -59,15 +91,16 @@ fn status_bytes(field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn run(path: &str, steps: usize, threads: usize) -> revgrad::Result<String> {
+fn run(path: &str, steps: usize, threads: usize, optimizer: &str) -> revgrad::Result<String> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench.json");
-    let exp = Experiment::from_config(Config::from_json_str(CONFIG, &file)?)?
+    let exp = Experiment::from_config(Config::from_json_str(&config(optimizer), &file)?)?
         .with_threads(Threads::new(threads)?);
     let mut problem = exp.problem();
     let layout = problem.layout().clone();
     let hypers = exp.hypers(&layout)?;
     let eps = init_noise(&layout, 0);
     let setup = Setup {
+        optimizer: exp.config.inner.optimizer,
         hypers: &hypers,
         eps: &eps,
         layout: &layout,
@@ -102,13 +135,10 @@ fn run(path: &str, steps: usize, threads: usize) -> revgrad::Result<String> {
             )
         }
         "float" => {
-            let mut float = FloatMomentum::new(&hypers, &layout, steps);
-            let mut pen = Penalized::new(&mut problem, setup.lambda());
-            let (mut theta, mut v) = (setup.theta0(), vec![0.0; dim]);
-            let mut loss = 0.0;
-            for t in 0..steps {
-                loss = float.step(&mut pen, t, &mut theta, &mut v)?;
-            }
+            let loss = setup.optimizer.visit(FloatRun {
+                obj: &mut problem,
+                setup,
+            })?;
             format!("last_batch_loss={loss:.6}")
         }
         _ => unreachable!("checked in main"),
@@ -118,19 +148,20 @@ fn run(path: &str, steps: usize, threads: usize) -> revgrad::Result<String> {
     Ok(format!(
         "path={path} steps={steps} threads={threads} dim={dim} peak_rss_bytes={peak} base_rss_bytes={base} \
          store_all_bytes={} seconds={seconds:.2} {extra}",
-        store_all_bytes(dim, steps, 2)
+        store_all_bytes(dim, steps, setup.optimizer.info().state_vectors())
     ))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let positive = |s: &str| s.parse::<usize>().ok().filter(|&n| n > 0);
-    let (path, steps, threads) = match args.as_slice() {
+    let (path, steps, threads, optimizer) = match args.as_slice() {
         [p, s, rest @ ..]
-            if ["reverse", "stored", "float"].contains(&p.as_str()) && rest.len() <= 1 =>
+            if ["reverse", "stored", "float"].contains(&p.as_str()) && rest.len() <= 2 =>
         {
+            let optimizer = rest.get(1).map_or("momentum", String::as_str);
             match (positive(s), rest.first().map_or(Some(1), |t| positive(t))) {
-                (Some(steps), Some(threads)) => (p.as_str(), steps, threads),
+                (Some(steps), Some(threads)) => (p.as_str(), steps, threads, optimizer),
                 _ => {
                     eprintln!("{USAGE}\nSTEPS and THREADS must be positive integers");
                     return ExitCode::from(2);
@@ -142,7 +173,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(path, steps, threads) {
+    match run(path, steps, threads, optimizer) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result, show};
-use crate::hyper::{Kind, Spec};
+use crate::hyper::{Kind, OptimizerId, Spec};
 use crate::model::Activation;
 
 /// A validated experiment config (SPEC §2). Paths are resolved relative to the config
@@ -90,11 +90,13 @@ pub struct ModelConfig {
     pub init_file: Option<PathBuf>,
 }
 
-/// The `inner` section: SGD with momentum, `v ← γ·v − (1−γ)·g`, `θ ← θ + α·v`.
+/// The `inner` section: the optimizer, T, batches, and the blocks. Each optimizer's own
+/// blocks (from the registry, [`OptimizerId::kinds`]) are present, every other optimizer
+/// block absent.
 #[derive(Debug, Clone, Serialize)]
 pub struct InnerConfig {
-    /// Inner optimizer.
-    pub optimizer: InnerOptimizer,
+    /// Inner optimizer (a registry entry).
+    pub optimizer: OptimizerId,
     /// Number of inner steps T ≥ 1.
     pub steps: usize,
     /// Minibatch size B ≥ 1 (at most the number of training rows).
@@ -103,19 +105,41 @@ pub struct InnerConfig {
     pub shuffle: bool,
     /// Learning rate α (a block, > 0).
     pub alpha: Spec,
-    /// Momentum γ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by Adam.
-    pub gamma: Spec,
-    /// Adam's β₁ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by momentum.
-    pub beta1: Spec,
-    /// Adam's β₂ (a block, in (0, [`crate::hyper::MAX_GAMMA`]]); ignored by momentum.
-    pub beta2: Spec,
-    /// Adam's ε (a block, > 0); ignored by momentum.
-    pub eps: Spec,
+    /// Momentum γ (momentum, sgd, RMSprop; in [0, [`crate::hyper::MAX_GAMMA`]]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<Spec>,
+    /// Adam's β₁ (in (0, [`crate::hyper::MAX_GAMMA`]]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta1: Option<Spec>,
+    /// Adam's β₂ (in (0, [`crate::hyper::MAX_GAMMA`]]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta2: Option<Spec>,
+    /// Adam's and RMSprop's ε (> 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eps: Option<Spec>,
+    /// RMSprop's ρ (in (0, [`crate::hyper::MAX_GAMMA`]]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<Spec>,
     /// L2 penalty ½·Σ l2_e·w_e² on the weights (a block, ≥ 0).
     pub l2: Spec,
     /// One loss weight c_i ∈ (0, 1) per training row; `None` = every weight 1, at no cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub example_weight: Option<Spec>,
+}
+
+impl InnerConfig {
+    /// The block of `kind` in this section, if present.
+    fn slot(&mut self, kind: Kind) -> Option<&mut Option<Spec>> {
+        match kind {
+            Kind::Gamma => Some(&mut self.gamma),
+            Kind::Beta1 => Some(&mut self.beta1),
+            Kind::Beta2 => Some(&mut self.beta2),
+            Kind::Eps => Some(&mut self.eps),
+            Kind::Rho => Some(&mut self.rho),
+            Kind::ExampleWeight => Some(&mut self.example_weight),
+            Kind::Alpha | Kind::L2 | Kind::InitScale => None,
+        }
+    }
 }
 
 /// The `outer` section: gradient descent on the validation loss.
@@ -129,40 +153,6 @@ pub struct OuterConfig {
     pub learning_rate: f64,
     /// Blocks that move (non-empty, no duplicates).
     pub tune: Vec<Kind>,
-}
-
-/// Inner optimizer (the update rule of SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InnerOptimizer {
-    /// SGD with momentum (default).
-    #[default]
-    Momentum,
-    /// Plain SGD (no momentum): float training and verify-reversal only.
-    Sgd,
-    /// Adam (SPEC §3.4): α, β₁, β₂, ε.
-    Adam,
-}
-
-impl InnerOptimizer {
-    /// The optimizer's own blocks, in SPEC §4.1's column order (plain SGD has momentum's,
-    /// so its configs stay valid for the commands that need momentum).
-    pub fn kinds(self) -> &'static [Kind] {
-        match self {
-            InnerOptimizer::Momentum | InnerOptimizer::Sgd => &[Kind::Alpha, Kind::Gamma],
-            InnerOptimizer::Adam => &[Kind::Alpha, Kind::Beta1, Kind::Beta2, Kind::Eps],
-        }
-    }
-}
-
-impl std::fmt::Display for InnerOptimizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            InnerOptimizer::Momentum => "momentum",
-            InnerOptimizer::Sgd => "sgd",
-            InnerOptimizer::Adam => "adam",
-        })
-    }
 }
 
 /// Outer optimizer.
@@ -242,17 +232,18 @@ impl Config {
         crate::fsutil::write_atomic(path, self.to_json_pretty().as_bytes())
     }
 
-    /// The config entry of a block, if the config has it (every run has all but
-    /// example_weight).
+    /// The config entry of a block, if the config has it (every run has α, l2,
+    /// init_scale and its optimizer's own blocks; example_weight when given).
     pub fn spec(&self, kind: Kind) -> Option<&Spec> {
         match kind {
             Kind::Alpha => Some(&self.inner.alpha),
-            Kind::Gamma => Some(&self.inner.gamma),
-            Kind::Beta1 => Some(&self.inner.beta1),
-            Kind::Beta2 => Some(&self.inner.beta2),
-            Kind::Eps => Some(&self.inner.eps),
             Kind::L2 => Some(&self.inner.l2),
             Kind::InitScale => Some(&self.model.init_scale),
+            Kind::Gamma => self.inner.gamma.as_ref(),
+            Kind::Beta1 => self.inner.beta1.as_ref(),
+            Kind::Beta2 => self.inner.beta2.as_ref(),
+            Kind::Eps => self.inner.eps.as_ref(),
+            Kind::Rho => self.inner.rho.as_ref(),
             Kind::ExampleWeight => self.inner.example_weight.as_ref(),
         }
     }
@@ -261,13 +252,13 @@ impl Config {
     pub fn set_spec(&mut self, kind: Kind, spec: Spec) {
         match kind {
             Kind::Alpha => self.inner.alpha = spec,
-            Kind::Gamma => self.inner.gamma = spec,
-            Kind::Beta1 => self.inner.beta1 = spec,
-            Kind::Beta2 => self.inner.beta2 = spec,
-            Kind::Eps => self.inner.eps = spec,
             Kind::L2 => self.inner.l2 = spec,
             Kind::InitScale => self.model.init_scale = spec,
-            Kind::ExampleWeight => self.inner.example_weight = Some(spec),
+            k => {
+                if let Some(slot) = self.inner.slot(k) {
+                    *slot = Some(spec);
+                }
+            }
         }
     }
 
@@ -408,35 +399,56 @@ impl Default for RawModelConfig {
     }
 }
 
+/// The `inner` section as written: every optimizer's blocks optional, so that a block the
+/// configured optimizer does not have is an error rather than silently ignored.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawInnerConfig {
-    optimizer: InnerOptimizer,
+    optimizer: OptimizerId,
     steps: usize,
     batch_size: usize,
     shuffle: bool,
-    alpha: serde_json::Value,
-    gamma: serde_json::Value,
-    beta1: serde_json::Value,
-    beta2: serde_json::Value,
-    eps: serde_json::Value,
-    l2: serde_json::Value,
+    alpha: Option<serde_json::Value>,
+    gamma: Option<serde_json::Value>,
+    beta1: Option<serde_json::Value>,
+    beta2: Option<serde_json::Value>,
+    eps: Option<serde_json::Value>,
+    rho: Option<serde_json::Value>,
+    l2: Option<serde_json::Value>,
     example_weight: Option<serde_json::Value>,
+}
+
+impl RawInnerConfig {
+    /// The block of `kind` as written, if given.
+    fn given(&self, kind: Kind) -> Option<&serde_json::Value> {
+        match kind {
+            Kind::Alpha => self.alpha.as_ref(),
+            Kind::Gamma => self.gamma.as_ref(),
+            Kind::Beta1 => self.beta1.as_ref(),
+            Kind::Beta2 => self.beta2.as_ref(),
+            Kind::Eps => self.eps.as_ref(),
+            Kind::Rho => self.rho.as_ref(),
+            Kind::L2 => self.l2.as_ref(),
+            Kind::ExampleWeight => self.example_weight.as_ref(),
+            Kind::InitScale => None,
+        }
+    }
 }
 
 impl Default for RawInnerConfig {
     fn default() -> Self {
         RawInnerConfig {
-            optimizer: InnerOptimizer::Momentum,
+            optimizer: OptimizerId::Momentum,
             steps: 200,
             batch_size: 100,
             shuffle: true,
-            alpha: 0.1.into(),
-            gamma: 0.9.into(),
-            beta1: 0.9.into(),
-            beta2: 0.999.into(),
-            eps: 1e-8.into(),
-            l2: 0.0.into(),
+            alpha: None,
+            gamma: None,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            rho: None,
+            l2: None,
             example_weight: None,
         }
     }
@@ -493,18 +505,53 @@ impl RawConfig {
         let block = |kind: Kind, v: &serde_json::Value| {
             Spec::parse(kind, v, &kind.field(), inner.steps).map_err(|(f, m)| err(&f, m))
         };
-        let alpha = block(Kind::Alpha, &inner.alpha)?;
-        let gamma = block(Kind::Gamma, &inner.gamma)?;
-        let beta1 = block(Kind::Beta1, &inner.beta1)?;
-        let beta2 = block(Kind::Beta2, &inner.beta2)?;
-        let eps = block(Kind::Eps, &inner.eps)?;
-        let l2 = block(Kind::L2, &inner.l2)?;
+        // The optimizer's own blocks (given, or their defaults); another optimizer's block
+        // is an error naming the optimizer's own.
+        let own = inner.optimizer.kinds();
+        let mut section = InnerConfig {
+            optimizer: inner.optimizer,
+            steps: inner.steps,
+            batch_size: inner.batch_size,
+            shuffle: inner.shuffle,
+            alpha: Spec::scalar(Kind::Alpha.info().default),
+            gamma: None,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            rho: None,
+            l2: Spec::scalar(Kind::L2.info().default),
+            example_weight: None,
+        };
+        for kind in Kind::ALL {
+            if kind.info().section != "inner" {
+                continue;
+            }
+            let given = inner.given(kind);
+            if !own.contains(&kind) && OptimizerId::any_owns(kind) {
+                if given.is_some() {
+                    return Err(err(&kind.field(), foreign_block(kind, inner.optimizer)));
+                }
+                continue;
+            }
+            let default = serde_json::Value::from(kind.info().default);
+            let spec = match given {
+                Some(v) => block(kind, v)?,
+                None if kind.info().default.is_nan() => continue,
+                None => block(kind, &default)?,
+            };
+            match kind {
+                Kind::Alpha => section.alpha = spec,
+                Kind::L2 => section.l2 = spec,
+                k => {
+                    if let Some(slot) = section.slot(k) {
+                        *slot = Some(spec);
+                    }
+                }
+            }
+        }
+        let l2 = section.l2.clone();
+        let example_weight = section.example_weight.clone();
         let init_scale = block(Kind::InitScale, &model.init_scale)?;
-        let example_weight = inner
-            .example_weight
-            .as_ref()
-            .map(|v| block(Kind::ExampleWeight, v))
-            .transpose()?;
 
         // model
         if let Some(i) = model.hidden.iter().position(|&h| h < 1) {
@@ -592,9 +639,7 @@ impl RawConfig {
         }
         let mut seen = HashSet::new();
         for &h in &tune {
-            let own = inner.optimizer.kinds();
-            if matches!(h, Kind::Gamma | Kind::Beta1 | Kind::Beta2 | Kind::Eps) && !own.contains(&h)
-            {
+            if OptimizerId::any_owns(h) && !own.contains(&h) {
                 let names: Vec<_> = own.iter().map(|k| format!("\"{}\"", k.name())).collect();
                 return Err(err(
                     "outer.tune",
@@ -686,19 +731,7 @@ impl RawConfig {
                 init_scale,
                 init_file,
             },
-            inner: InnerConfig {
-                optimizer: inner.optimizer,
-                steps: inner.steps,
-                batch_size: inner.batch_size,
-                shuffle: inner.shuffle,
-                alpha,
-                gamma,
-                beta1,
-                beta2,
-                eps,
-                l2,
-                example_weight,
-            },
+            inner: section,
             outer: OuterConfig {
                 steps: outer.steps,
                 optimizer: outer.optimizer,
@@ -707,6 +740,26 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// The message for a block of another optimizer given to `optimizer`.
+fn foreign_block(kind: Kind, optimizer: OptimizerId) -> String {
+    let names: Vec<_> = optimizer
+        .kinds()
+        .iter()
+        .map(|k| format!("\"{}\"", k.name()))
+        .collect();
+    let owner = OptimizerId::ALL
+        .into_iter()
+        .filter(|o| o.info().configurable && o.kinds().contains(&kind))
+        .map(|o| format!("\"{o}\""))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    format!(
+        "is a hyperparameter of inner.optimizer {owner}, not of \"{optimizer}\" (its own are {}); \
+         remove it or change inner.optimizer",
+        names.join(", ")
+    )
 }
 
 /// Resolves `p` against the config's folder and checks that it is an existing file.
@@ -810,7 +863,7 @@ mod tests {
         assert_eq!(c.data.label_column.as_deref(), Some("label"));
         assert_eq!(c.model.hidden, vec![50]);
         assert_eq!(c.model.activation, Activation::Tanh);
-        assert_eq!(c.inner.optimizer, InnerOptimizer::Momentum);
+        assert_eq!(c.inner.optimizer, OptimizerId::Momentum);
         assert_eq!(c.inner.steps, 200);
         assert_eq!(c.outer.optimizer, OuterOptimizer::Adam);
         assert_eq!(c.outer.tune, vec![Kind::Alpha, Kind::Gamma]);
@@ -831,7 +884,7 @@ mod tests {
         assert_eq!(c.model.hidden, vec![50]);
         assert_eq!(c.model.activation, Activation::Tanh);
         assert_eq!(c.model.init_file, None);
-        assert_eq!(c.inner.optimizer, InnerOptimizer::Momentum);
+        assert_eq!(c.inner.optimizer, OptimizerId::Momentum);
         assert_eq!((c.inner.steps, c.inner.batch_size), (200, 100));
         assert!(c.inner.shuffle);
         assert_eq!(c.spec(Kind::Alpha), Some(&Spec::scalar(0.1)));

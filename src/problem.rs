@@ -180,6 +180,8 @@ pub struct Prepared<'a> {
 /// What a run needs besides the problem and the blocks.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// The inner optimizer.
+    pub optimizer: crate::hyper::OptimizerId,
     /// The parameter layout.
     pub layout: Layout,
     /// Initial-weight noise ε.
@@ -192,6 +194,7 @@ impl Context {
     /// The hypergradient setup at `hypers` (this run's ε, layout and T).
     pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> crate::hypergrad::Setup<'s> {
         crate::hypergrad::Setup {
+            optimizer: self.optimizer,
             hypers,
             eps: &self.eps,
             layout: &self.layout,
@@ -314,6 +317,7 @@ impl Experiment {
             problem,
             hypers,
             ctx: Context {
+                optimizer: self.config.inner.optimizer,
                 layout,
                 eps,
                 steps: self.steps(),
@@ -357,13 +361,39 @@ impl Experiment {
     /// # Errors
     /// A config error naming `inner.optimizer`.
     pub fn require_reversible(&self) -> crate::Result<()> {
-        if self.config.inner.optimizer == crate::config::InnerOptimizer::Sgd {
+        let o = self.config.inner.optimizer;
+        if !o.info().reversible {
+            let exact: Vec<_> = crate::hyper::OptimizerId::ALL
+                .into_iter()
+                .filter(|r| r.info().reversible && r.info().configurable)
+                .map(|r| format!("\"{r}\""))
+                .collect();
             return Err(crate::Error::config(
                 &self.config.file,
                 "inner.optimizer",
-                "must be \"momentum\" or \"adam\" for exact arithmetic and hypergradients \
-                 (plain SGD is not exactly reversible), got \"sgd\"",
+                format!(
+                    "must be {} for exact arithmetic and hypergradients (\"{o}\" is not \
+                     exactly reversible), got \"{o}\"",
+                    exact.join(" or ")
+                ),
             ));
+        }
+        for kind in o.kinds() {
+            let Some(spec) = self.config.spec(*kind) else {
+                continue;
+            };
+            if kind.info().decay && spec.has_zero() {
+                return Err(crate::Error::config(
+                    &self.config.file,
+                    kind.field(),
+                    format!(
+                        "has a 0: with {} = 0 inner.optimizer \"{o}\" is not exactly reversible \
+                         (the step forgets the state it would be undone from, as plain SGD \
+                         does); exact arithmetic and hypergradients need every entry > 0",
+                        kind.name()
+                    ),
+                ));
+            }
         }
         Ok(())
     }

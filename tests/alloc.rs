@@ -8,11 +8,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use revgrad::hyper::OptimizerId;
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
 use revgrad::model::{Layout as Net, Quadratic};
-use revgrad::optim::FloatMomentum;
+use revgrad::optim::{FloatMomentum, FloatOptimizer, FloatState, Optimizer, Rmsprop};
 
 struct Counting;
 
@@ -76,6 +77,20 @@ fn hypers(l: &Net, steps: usize) -> Hypers {
     }
 }
 
+/// RMSprop's blocks, with per-step γ and ρ schedules and per-array α.
+fn rmsprop_hypers(l: &Net, steps: usize) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::filled(Kind::Alpha, Per::Array, 4.min(steps), l, 0.01),
+            Block::filled(Kind::Gamma, Per::Layer, steps, l, 0.9),
+            Block::filled(Kind::Rho, Per::Array, steps, l, 0.99),
+            Block::filled(Kind::Eps, Per::All, 1, l, 1e-8),
+            Block::filled(Kind::L2, Per::Weight, 1, l, 0.01),
+            Block::filled(Kind::InitScale, Per::Layer, 1, l, 1.0),
+        ],
+    }
+}
+
 /// Adam's blocks, with a per-step β₁ schedule and per-array α.
 fn adam_hypers(l: &Net, steps: usize) -> Hypers {
     Hypers {
@@ -92,12 +107,16 @@ fn adam_hypers(l: &Net, steps: usize) -> Hypers {
 
 #[test]
 fn hypergradient_allocations_do_not_grow_with_the_horizon() {
-    for blocks in [hypers, adam_hypers] {
-        allocations_do_not_grow(blocks);
+    for (optimizer, blocks) in [
+        (OptimizerId::Momentum, hypers as fn(&Net, usize) -> Hypers),
+        (OptimizerId::Adam, adam_hypers),
+        (OptimizerId::Rmsprop, rmsprop_hypers),
+    ] {
+        allocations_do_not_grow(optimizer, blocks);
     }
 }
 
-fn allocations_do_not_grow(blocks: fn(&Net, usize) -> Hypers) {
+fn allocations_do_not_grow(optimizer: OptimizerId, blocks: fn(&Net, usize) -> Hypers) {
     let l = net();
     let n = l.len();
     let eps: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
@@ -106,6 +125,7 @@ fn allocations_do_not_grow(blocks: fn(&Net, usize) -> Hypers) {
         // A per-step schedule (K = T) has T entries; build it outside the counted region.
         let h = blocks(&l, steps);
         let setup = Setup {
+            optimizer,
             hypers: &h,
             eps: &eps,
             layout: &l,
@@ -126,17 +146,25 @@ fn allocations_do_not_grow(blocks: fn(&Net, usize) -> Hypers) {
 }
 
 #[test]
-fn float_momentum_step_does_not_allocate() {
+fn float_steps_do_not_allocate() {
     let l = net();
     let n = l.len();
     let mut q = quadratic(n);
-    let mut theta = vec![0.5; n];
-    let mut v = vec![0.0; n];
+    let mut s = FloatState::start(&vec![0.5; n], 1);
     let h = hypers(&l, 500);
     let mut opt = FloatMomentum::new(&h, &l, 500);
     let allocs = allocations_during(|| {
         for t in 0..500 {
-            opt.step(&mut q, t, &mut theta, &mut v).unwrap();
+            opt.step(&mut q, t, &mut s).unwrap();
+        }
+    });
+    assert_eq!(allocs, 0);
+    let mut s = FloatState::start(&vec![0.5; n], 2);
+    let h = rmsprop_hypers(&l, 500);
+    let mut opt = Rmsprop::float(&h, &l, 500, false);
+    let allocs = allocations_during(|| {
+        for t in 0..500 {
+            opt.step(&mut q, t, &mut s).unwrap();
         }
     });
     assert_eq!(allocs, 0);

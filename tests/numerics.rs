@@ -5,16 +5,16 @@ use ndarray::Array2;
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 use proptest::prelude::*;
-use revgrad::config::InnerOptimizer;
 use revgrad::data::{Data, Dataset};
-use revgrad::hyper::{Block, Hypers, Kind, Per};
+use revgrad::hyper::{Block, Hypers, Kind, OptimizerId, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::finite_diff::{Estimate, Probe, estimate, probes};
 use revgrad::hypergrad::reverse::{Hypergradient, hypergradient};
 use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::model::{Activation, Layout, Objective, init_noise};
 use revgrad::optim::{
-    Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, Reversible, train,
+    Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, FloatOptimizer, FloatState,
+    Reversible, train,
 };
 use revgrad::problem::Problem;
 
@@ -53,8 +53,18 @@ fn scalar(layout: &Layout, alpha: f64, gamma: f64, l2: f64, init: f64) -> Hypers
     }
 }
 
+/// The setup of the optimizer whose blocks `h` holds (RMSprop with ρ, Adam with β₁, else
+/// momentum).
 fn setup<'a>(h: &'a Hypers, eps: &'a [f64], layout: &'a Layout, steps: usize) -> Setup<'a> {
+    let optimizer = if h.find(Kind::Rho).is_some() {
+        OptimizerId::Rmsprop
+    } else if h.find(Kind::Beta1).is_some() {
+        OptimizerId::Adam
+    } else {
+        OptimizerId::Momentum
+    };
     Setup {
+        optimizer,
         hypers: h,
         eps,
         layout,
@@ -326,7 +336,7 @@ fn exact_theta(p: &mut Problem, su: Setup) -> Vec<f64> {
         &su.theta0(),
         su.hypers,
         su.steps,
-        InnerOptimizer::Momentum,
+        OptimizerId::Momentum,
         Arithmetic::Exact,
     )
     .unwrap()
@@ -450,17 +460,16 @@ fn float_reversal_drifts_and_exact_does_not() {
     let layout = p.layout().clone();
     let eps = init_noise(&layout, 1);
     let err = |p: &mut Problem, gamma: f64, steps: usize| -> f64 {
-        let mut theta = eps.clone();
-        let mut v = vec![0.0; eps.len()];
+        let mut s = FloatState::start(&eps, 1);
         let h = scalar(&layout, 0.5, gamma, 0.0, 1.0);
         let mut opt = FloatMomentum::new(&h, &layout, steps);
         for t in 0..steps {
-            opt.step(p, t, &mut theta, &mut v).unwrap();
+            opt.step(p, t, &mut s).unwrap();
         }
         for t in (0..steps).rev() {
-            opt.reverse_step(p, t, &mut theta, &mut v);
+            opt.reverse_step(p, t, &mut s);
         }
-        theta
+        s.theta
             .iter()
             .zip(&eps)
             .map(|(a, b)| (a - b).abs())
@@ -495,11 +504,9 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
             &mut p,
             &layout,
             &theta0,
-            revgrad::optim::verify::Method::Momentum,
+            OptimizerId::Momentum,
             arith,
-            alpha,
-            gamma,
-            (0.999, 1e-8),
+            &scalar(&layout, alpha, gamma, 0.0, 1.0),
             steps,
         )
         .unwrap()
@@ -792,7 +799,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         &theta0,
         &h,
         steps,
-        InnerOptimizer::Adam,
+        OptimizerId::Adam,
         Arithmetic::Exact,
     )
     .unwrap();
@@ -802,7 +809,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         &theta0,
         &h,
         steps,
-        InnerOptimizer::Adam,
+        OptimizerId::Adam,
         Arithmetic::Float,
     )
     .unwrap();
@@ -814,7 +821,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         &theta0,
         &hm,
         steps,
-        InnerOptimizer::Momentum,
+        OptimizerId::Momentum,
         Arithmetic::Exact,
     )
     .unwrap();
@@ -824,7 +831,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         &theta0,
         &hm,
         steps,
-        InnerOptimizer::Momentum,
+        OptimizerId::Momentum,
         Arithmetic::Float,
     )
     .unwrap();
@@ -841,14 +848,11 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
     );
     // And the float reference itself is the SPEC §3.4 formula.
     let mut f = FloatAdam::new(&h, &layout, 1);
-    let (mut th, mut m, mut s) = (
-        theta0.clone(),
-        vec![0.0; theta0.len()],
-        vec![0.0; theta0.len()],
-    );
+    let mut st = FloatState::start(&theta0, 2);
     let mut g = vec![0.0; theta0.len()];
     obj.grad_into(0, &theta0, &mut g);
-    f.step(&mut obj, 0, &mut th, &mut m, &mut s).unwrap();
+    f.step(&mut obj, 0, &mut st).unwrap();
+    let th = &st.theta;
     for i in 0..th.len() {
         let (mh, sh) = (
             (1.0 - b1) * g[i] / (1.0 - b1),
@@ -999,10 +1003,13 @@ fn exact_steps_agree_with_float64_steps_to_a_few_quanta() {
     let mut s = exact.start(&su.theta0()).unwrap();
     let f64s = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| v as f64 * q).collect() };
     for t in 0..steps {
-        let (mut theta, mut v) = (f64s(&s.theta), f64s(&s.v));
-        float.step(&mut obj, t, &mut theta, &mut v).unwrap();
+        let mut fs = FloatState {
+            theta: f64s(&s.theta),
+            aux: vec![f64s(&s.v)],
+        };
+        float.step(&mut obj, t, &mut fs).unwrap();
         exact.step(&mut obj, t, &mut s).unwrap();
-        for (i, (th, v)) in theta.iter().zip(&v).enumerate() {
+        for (i, (th, v)) in fs.theta.iter().zip(&fs.aux[0]).enumerate() {
             let (te, ve) = (s.theta[i] as f64 * q, s.v[i] as f64 * q);
             worst = worst.max((te - th).abs()).max((ve - v).abs());
             // v: two roundings (γ·v within a quantum, (1−γ)·g to half of one); θ: half a
@@ -1033,12 +1040,13 @@ fn exact_steps_agree_with_float64_steps_to_a_few_quanta() {
     let wide = |x: &[i128]| -> Vec<f64> { x.iter().map(|&v| v as f64 * 2f64.powi(-92)).collect() };
     let mut worst: f64 = 0.0;
     for t in 0..steps {
-        let (mut theta, mut m, mut sv) = (f64s(&s.theta), wide(&s.m), wide(&s.s));
-        float
-            .step(&mut obj, t, &mut theta, &mut m, &mut sv)
-            .unwrap();
+        let mut fs = FloatState {
+            theta: f64s(&s.theta),
+            aux: vec![wide(&s.m), wide(&s.s)],
+        };
+        float.step(&mut obj, t, &mut fs).unwrap();
         exact.step(&mut obj, t, &mut s).unwrap();
-        for (i, th) in theta.iter().enumerate() {
+        for (i, th) in fs.theta.iter().enumerate() {
             let te = s.theta[i] as f64 * q;
             worst = worst.max((te - th).abs());
             // θ ← θ − round(α·q(m, s)): half a quantum, plus q's own f64 rounding from

@@ -64,10 +64,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         crate::hypergrad::store_all_bytes(
             run.ctx.layout.len(),
             run.ctx.steps,
-            match setup.optimizer() {
-                crate::config::InnerOptimizer::Adam => 3, // θ, m, s
-                _ => 2,                                   // θ, v
-            },
+            setup.optimizer.info().state_vectors(),
         ),
         "check-grad's stored trajectory (inner.steps × parameters × 16 bytes)",
     )?;

@@ -77,7 +77,6 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     let summary = {
         let cfg = Search {
             setup: run.ctx.setup(&run.hypers),
-            method: exp.config.inner.optimizer,
             tune: &exp.config.outer.tune,
             trials: args.trials.unwrap_or(exp.config.outer.steps),
             seconds: args.seconds,

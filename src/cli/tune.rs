@@ -117,6 +117,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     let interrupt = interrupt_flag();
     let summary = {
         let cfg = Tune {
+            optimizer: run.ctx.optimizer,
             layout: &run.ctx.layout,
             eps: &run.ctx.eps,
             steps: run.ctx.steps,

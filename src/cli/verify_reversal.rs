@@ -1,8 +1,11 @@
 //! `revgrad verify-reversal CONFIG [--alphas …] [--gammas …] [--steps N] [--per-step] [-o FILE]`
 //!
-//! For each learning rate: plain SGD in float and fixed point; for each momentum: momentum,
-//! Nesterov momentum and Adam (the momentum as β₁, the config's β₂ and ε) in float and exact
-//! arithmetic. Each is trained, reversed and compared (SPEC §4 columns).
+//! For each learning rate: plain SGD in float and fixed point; for each momentum, every other
+//! optimizer of the registry (momentum, Nesterov momentum, Adam with the momentum as β₁,
+//! RMSprop with it as γ; their other blocks from the config where it has them, else their
+//! defaults) in float and exact arithmetic. Each is trained, reversed and compared (SPEC §4
+//! columns). A momentum of 0 has no exact rows (a zero decay is not reversible); a float row
+//! whose reversal divides by it leaves the finite numbers and is skipped with a warning.
 //!
 //! Nesterov does not reverse exactly in either arithmetic: its gradient is taken at
 //! `θ_t + α·γ·v_t`, which depends on the velocity v_t that the undo is solving for, so the
@@ -16,10 +19,10 @@ use std::path::PathBuf;
 use indicatif::ProgressBar;
 
 use crate::error::{Error, Result, show};
-use crate::hyper::{Kind, MAX_GAMMA};
-use crate::model::Threads;
+use crate::hyper::{Block, Hypers, Kind, MAX_GAMMA, OptimizerId};
+use crate::model::{Layout, Threads};
 use crate::optim::Arithmetic;
-use crate::optim::verify::{Method, ReversalReport, verify_reversal};
+use crate::optim::verify::{ReversalReport, verify_reversal};
 use crate::problem::Experiment;
 use crate::report::rows::{ReversalRow, ReversalStepRow};
 use crate::report::sink::{CsvSink, Output};
@@ -32,7 +35,8 @@ pub struct Args {
     /// Learning rates to try, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0.001,0.01,0.1,1")]
     pub alphas: Vec<f64>,
-    /// Momenta to try, comma-separated (each in (0, 0.9999]).
+    /// Momenta to try, comma-separated (each in [0, 0.9999]; 0 runs the float rows of the
+    /// optimizers whose momentum may be 0).
     #[arg(long, value_delimiter = ',', default_value = "0.5,0.9,0.99")]
     pub gammas: Vec<f64>,
     /// Inner steps per run.
@@ -59,8 +63,8 @@ fn check_lists(args: &Args) -> Result<()> {
         }
     }
     for &g in &args.gammas {
-        if !(g > 0.0 && g <= MAX_GAMMA) {
-            return Err(bad("gammas", g, "in (0, 0.9999]"));
+        if !(0.0..=MAX_GAMMA).contains(&g) {
+            return Err(bad("gammas", g, "in [0, 0.9999]"));
         }
     }
     if args.steps == 0 {
@@ -87,32 +91,22 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     };
     let setup = run.ctx.setup(&run.hypers);
     let theta0 = setup.theta0();
-    let config_gamma = if exp.config.inner.optimizer == crate::config::InnerOptimizer::Adam {
-        run.hypers.get(Kind::Beta1).mean()
-    } else {
-        run.hypers.get(Kind::Gamma).mean()
-    };
-    let kinds = exp.config.kinds();
-    let adam = if kinds.contains(&Kind::Beta2) {
-        (
-            run.hypers.get(Kind::Beta2).mean(),
-            run.hypers.get(Kind::Eps).mean(),
-        )
-    } else {
-        (0.999, 1e-8)
-    };
     let mut problem = run.ctx.setup(&run.hypers).objective(&mut run.problem);
     let mut runs = Vec::new();
     for &alpha in &args.alphas {
-        runs.push((Method::Sgd, Arithmetic::Float, alpha, None));
-        runs.push((Method::Sgd, Arithmetic::Exact, alpha, None));
-        for &gamma in &args.gammas {
-            runs.push((Method::Momentum, Arithmetic::Float, alpha, Some(gamma)));
-            runs.push((Method::Momentum, Arithmetic::Exact, alpha, Some(gamma)));
-            runs.push((Method::Nesterov, Arithmetic::Float, alpha, Some(gamma)));
-            runs.push((Method::Nesterov, Arithmetic::Exact, alpha, Some(gamma)));
-            runs.push((Method::Adam, Arithmetic::Float, alpha, Some(gamma)));
-            runs.push((Method::Adam, Arithmetic::Exact, alpha, Some(gamma)));
+        for id in OptimizerId::ALL {
+            // Plain SGD has no decay: one pair of rows per α.
+            let gammas: Vec<Option<f64>> = if id == OptimizerId::Sgd {
+                vec![None]
+            } else {
+                args.gammas.iter().map(|&g| Some(g)).collect()
+            };
+            for gamma in gammas {
+                runs.push((id, Arithmetic::Float, alpha, gamma));
+                if gamma != Some(0.0) {
+                    runs.push((id, Arithmetic::Exact, alpha, gamma));
+                }
+            }
         }
     }
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
@@ -124,16 +118,14 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     let mut completed = 0;
     for (method, arithmetic, alpha, gamma) in runs {
         bar.inc(1);
-        let g = gamma.unwrap_or(config_gamma);
+        let hypers = row_blocks(&run.hypers, &run.ctx.layout, method, alpha, gamma);
         let report: ReversalReport = match verify_reversal(
             &mut problem,
             &run.ctx.layout,
             &theta0,
             method,
             arithmetic,
-            alpha,
-            g,
-            adam,
+            &hypers,
             args.steps,
         ) {
             Ok(r) => r,
@@ -185,4 +177,31 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The scalar blocks of one row: α and the optimizer's first decay (γ, or β₁ for Adam) from
+/// the row, every other block of the optimizer the config's mean where the config has it,
+/// else its default.
+fn row_blocks(
+    config: &Hypers,
+    layout: &Layout,
+    id: OptimizerId,
+    alpha: f64,
+    gamma: Option<f64>,
+) -> Hypers {
+    let kinds = id.kinds();
+    let blocks = kinds
+        .iter()
+        .map(|&k| {
+            let v = if k == Kind::Alpha {
+                alpha
+            } else if k == kinds[1] {
+                gamma.unwrap_or_else(|| config.find(k).map_or(k.info().default, Block::mean))
+            } else {
+                config.find(k).map_or(k.info().default, Block::mean)
+            };
+            Block::scalar(k, layout, v)
+        })
+        .collect();
+    Hypers { blocks }
 }

@@ -18,9 +18,11 @@
 //! ```
 
 pub mod block;
+pub mod optimizer;
 pub mod spec;
 
 pub use block::{Block, Group, Hypers};
+pub use optimizer::OptimizerId;
 pub use spec::Spec;
 
 use serde::{Deserialize, Serialize};
@@ -45,8 +47,10 @@ pub enum Kind {
     Beta1,
     /// Adam's second-moment decay β₂ (`inner.beta2`).
     Beta2,
-    /// Adam's ε (`inner.eps`), added to the root of the second moment.
+    /// Adam's and RMSprop's ε (`inner.eps`), added to the root of the second moment.
     Eps,
+    /// RMSprop's mean-square decay ρ (`inner.rho`).
+    Rho,
     /// L2 penalty on the weights (`inner.l2`).
     L2,
     /// Initial weight scale (`model.init_scale`): θ₀ = init_scale ⊙ ε.
@@ -119,9 +123,11 @@ pub struct Info {
     pub shapes: &'static [Per],
     /// Covers weights only (biases unpenalised): `layer` and `array` are then the same.
     pub weights_only: bool,
-    /// A decay (γ, β₁, β₂): exact runs use it as the rational n/2¹⁶ with an information
+    /// A decay (γ, β₁, β₂, ρ): exact runs use it as the rational n/2¹⁶ with an information
     /// buffer, and report that effective value.
     pub decay: bool,
+    /// The value when the config leaves the block out (NaN: the block is then absent).
+    pub default: f64,
 }
 
 const ALPHA: Info = Info {
@@ -137,13 +143,14 @@ const ALPHA: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: false,
+    default: 0.1,
 };
 const GAMMA: Info = Info {
     name: "gamma",
     section: "inner",
     warp: Warp::Logit,
     lower: 0.0,
-    lower_open: true,
+    lower_open: false,
     upper: MAX_GAMMA,
     upper_open: false,
     search: (MIN_GAMMA, MAX_GAMMA),
@@ -151,6 +158,23 @@ const GAMMA: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: true,
+    default: 0.9,
+};
+// ρ is a decay like γ; SPEC §2.4 searches it in [0.9, 0.9999].
+const RHO: Info = Info {
+    name: "rho",
+    section: "inner",
+    warp: Warp::Logit,
+    lower: 0.0,
+    lower_open: true,
+    upper: MAX_GAMMA,
+    upper_open: false,
+    search: (0.9, MAX_GAMMA),
+    schedulable: true,
+    shapes: &[Per::All, Per::Layer, Per::Array],
+    weights_only: false,
+    decay: true,
+    default: 0.99,
 };
 // β₁ and β₂ are decays like γ, with γ's representable range (0, 0.9999]. SPEC §2.4's
 // search range for β₂ reaches 0.99999, which n/2¹⁶ cannot represent; it stops at 0.9999.
@@ -167,6 +191,7 @@ const BETA1: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: true,
+    default: 0.9,
 };
 const BETA2: Info = Info {
     name: "beta2",
@@ -181,6 +206,7 @@ const BETA2: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: true,
+    default: 0.999,
 };
 const EPS: Info = Info {
     name: "eps",
@@ -195,6 +221,7 @@ const EPS: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: false,
+    default: 1e-8,
 };
 const L2: Info = Info {
     name: "l2",
@@ -209,6 +236,7 @@ const L2: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array, Per::Weight],
     weights_only: true,
     decay: false,
+    default: 0.0,
 };
 const INIT_SCALE: Info = Info {
     name: "init_scale",
@@ -223,6 +251,7 @@ const INIT_SCALE: Info = Info {
     shapes: &[Per::All, Per::Layer, Per::Array],
     weights_only: false,
     decay: false,
+    default: 1.0,
 };
 const EXAMPLE_WEIGHT: Info = Info {
     name: "example_weight",
@@ -238,16 +267,19 @@ const EXAMPLE_WEIGHT: Info = Info {
     shapes: &[Per::Row],
     weights_only: false,
     decay: false,
+    default: f64::NAN,
 };
 
 impl Kind {
-    /// Every kind: momentum's, then Adam's own, then l2, init_scale and example_weight.
-    pub const ALL: [Kind; 8] = [
+    /// Every kind: the optimizers' own (α, γ, β₁, β₂, ε, ρ), then l2, init_scale and
+    /// example_weight.
+    pub const ALL: [Kind; 9] = [
         Kind::Alpha,
         Kind::Gamma,
         Kind::Beta1,
         Kind::Beta2,
         Kind::Eps,
+        Kind::Rho,
         Kind::L2,
         Kind::InitScale,
         Kind::ExampleWeight,
@@ -261,6 +293,7 @@ impl Kind {
             Kind::Beta1 => &BETA1,
             Kind::Beta2 => &BETA2,
             Kind::Eps => &EPS,
+            Kind::Rho => &RHO,
             Kind::L2 => &L2,
             Kind::InitScale => &INIT_SCALE,
             Kind::ExampleWeight => &EXAMPLE_WEIGHT,

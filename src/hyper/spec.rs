@@ -24,6 +24,19 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// True if any entry is 0 (`init`, or a number anywhere in `values`).
+    pub fn has_zero(&self) -> bool {
+        fn any_zero(v: &Value) -> bool {
+            match v {
+                Value::Number(n) => n.as_f64() == Some(0.0),
+                Value::Array(a) => a.iter().any(any_zero),
+                Value::Object(o) => o.values().any(any_zero),
+                _ => false,
+            }
+        }
+        self.init == Some(0.0) || self.values.as_ref().is_some_and(any_zero)
+    }
+
     /// One value for everything.
     pub fn scalar(v: f64) -> Self {
         Spec {

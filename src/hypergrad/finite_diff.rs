@@ -15,19 +15,18 @@
 //! f64 loss carries (`1.5·4·ε·|g|`: R₁ and R₂ can agree better than that by chance). Steps: `δ_e = 10⁻³·|h_e|` for α, init_scale and example
 //! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
 //! penalty get a step above the fixed-point rounding); `δ_e = 0.05·ε_e` for Adam's ε, whose
-//! effect is tiny; for γ, β₁ and β₂ a whole number of quanta 2^−16 (at most 8, fewer near 0
+//! effect is tiny; for the decays (γ, β₁, β₂, ρ) a whole number of quanta 2^−16 (at most 8, fewer near 0
 //! or 1), so a constant decay moves between exact rationals.
 
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
 use super::Setup;
-use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::exact::rational::DEN;
 use crate::hyper::{Hypers, Kind, MAX_GAMMA};
 use crate::model::Objective;
-use crate::optim::{ExactAdam, ExactMomentum, Reversible};
+use crate::optim::{Optimizer, Reversible, Visit};
 
 /// Relative step for α, l2 and init_scale.
 pub const REL_STEP: f64 = 1e-3;
@@ -76,11 +75,16 @@ pub struct Estimate {
 /// # Errors
 /// As the exact forward run.
 pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
-    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
-    match setup.optimizer() {
-        InnerOptimizer::Adam => val_loss_with(ExactAdam::new(h, l, t), obj, setup),
-        _ => val_loss_with(ExactMomentum::new(h, l, t), obj, setup),
+    struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
+    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+        type Output = Result<f64>;
+        fn visit<O: Optimizer>(self) -> Self::Output {
+            let V(obj, setup) = self;
+            val_loss_with(super::reverse::exact_of::<O>(setup)?, obj, setup)
+        }
     }
+    setup.require_reversible()?;
+    setup.optimizer.visit(V(obj, setup))
 }
 
 fn val_loss_with<O: Reversible>(mut opt: O, obj: &mut impl Objective, setup: Setup) -> Result<f64> {
@@ -96,7 +100,7 @@ fn val_loss_with<O: Reversible>(mut opt: O, obj: &mut impl Objective, setup: Set
 /// The step of entry value `h` of `kind` in a probe (its sign and size along δ).
 fn step(kind: Kind, h: f64) -> f64 {
     match kind {
-        Kind::Gamma | Kind::Beta1 | Kind::Beta2 => {
+        k if k.info().decay => {
             let n = (h * DEN as f64).ceil() as u64;
             let room =
                 (n.saturating_sub(1)).min(((MAX_GAMMA * DEN as f64) as u64).saturating_sub(n));

@@ -24,15 +24,17 @@ pub mod finite_diff;
 pub mod reverse;
 pub mod stored;
 
-use crate::config::InnerOptimizer;
 use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Penalized};
-use crate::optim::Reversible;
+use crate::optim::{OptimizerId, Reversible};
 
-/// What a hypergradient is taken of: the blocks, θ₀'s noise ε, the layout and T.
+/// What a hypergradient is taken of: the optimizer, the blocks, θ₀'s noise ε, the layout
+/// and T.
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
+    /// The inner optimizer (a registry entry).
+    pub optimizer: OptimizerId,
     /// Every block (the optimizer's, l2, init_scale).
     pub hypers: &'a Hypers,
     /// Initial-weight noise ε (θ₀ = init_scale ⊙ ε).
@@ -66,14 +68,30 @@ impl Setup<'_> {
         Penalized::new(obj, self.lambda())
     }
 
-    /// The inner optimizer these blocks belong to: Adam when they hold β₁, else momentum.
-    /// The one place the hypergradient paths choose an optimizer.
-    pub fn optimizer(&self) -> InnerOptimizer {
-        if self.hypers.kinds().any(|k| k == Kind::Beta1) {
-            InnerOptimizer::Adam
-        } else {
-            InnerOptimizer::Momentum
+    /// An error unless the optimizer is exactly reversible with these blocks: it has an
+    /// exact form, and no decay entry is 0 (γ = 0 makes momentum plain SGD and RMSprop plain
+    /// RMSprop, whose steps forget the state they would be undone from).
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] saying why.
+    pub fn require_reversible(&self) -> crate::Result<()> {
+        let info = self.optimizer.info();
+        if !info.reversible {
+            return Err(crate::optim::not_reversible(info.name));
         }
+        for b in &self.hypers.blocks {
+            if b.kind().info().decay && b.values.iter().any(|&v| v <= 0.0) {
+                return Err(crate::Error::Usage(format!(
+                    "{} has an entry 0: with a zero decay inner.optimizer \"{}\" is not \
+                     exactly reversible (the step forgets the state it would be undone from, as \
+                     plain SGD does); exact arithmetic and hypergradients need every {} entry > 0",
+                    b.kind().field(),
+                    info.name,
+                    b.kind().name()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The rational each decay entry (γ, β₁, β₂) stands for in exact arithmetic, same

@@ -9,12 +9,11 @@
 use std::time::Instant;
 
 use super::{Setup, store_all_bytes};
-use crate::config::InnerOptimizer;
 use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::hyper::{Block, Hypers, Kind};
 use crate::model::Objective;
-use crate::optim::{ExactAdam, ExactMomentum, Reversible};
+use crate::optim::{Optimizer, Reversible, Visit};
 
 /// Everything one exact forward run and its reversal produce.
 #[derive(Debug, Clone)]
@@ -68,18 +67,33 @@ pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
     })
 }
 
-/// Hypergradients of the validation loss after `setup.steps` exact steps of the blocks'
-/// optimizer (momentum or Adam, [`Setup::optimizer`]).
+/// Hypergradients of the validation loss after `setup.steps` exact steps of
+/// `setup.optimizer`.
 ///
 /// # Errors
+/// [`Error::Usage`] for an optimizer that is not exactly reversible with these blocks;
 /// [`Error::Diverged`] / [`Error::Overflow`] if the forward run diverges or a reported
 /// number is not finite.
 pub fn hypergradient(obj: &mut impl Objective, setup: Setup) -> Result<Hypergradient> {
-    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
-    match setup.optimizer() {
-        InnerOptimizer::Adam => reverse_with(ExactAdam::new(h, l, t), obj, setup),
-        _ => reverse_with(ExactMomentum::new(h, l, t), obj, setup),
+    struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
+    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+        type Output = Result<Hypergradient>;
+        fn visit<O: Optimizer>(self) -> Self::Output {
+            let V(obj, setup) = self;
+            reverse_with(exact_of::<O>(setup)?, obj, setup)
+        }
     }
+    setup.require_reversible()?;
+    setup.optimizer.visit(V(obj, setup))
+}
+
+/// Optimizer `O`'s exact form for `setup`.
+///
+/// # Errors
+/// [`Error::Usage`] when `O` has none.
+pub fn exact_of<O: Optimizer>(setup: Setup) -> Result<O::Exact> {
+    O::exact(setup.hypers, setup.layout, setup.steps)
+        .ok_or_else(|| crate::optim::not_reversible(O::info().name))
 }
 
 /// The exact-reversal hypergradient with any reversible optimizer.
@@ -151,7 +165,7 @@ pub fn reverse_with<O: Reversible>(
         info_buffer_bytes,
         info_bits_per_param_step: 8.0 * info_buffer_bytes as f64 / (n as f64 * steps.max(1) as f64),
         info_floor_bits: opt.information_floor_bits() / steps.max(1) as f64,
-        store_all_bytes: store_all_bytes(n, steps, opt.state_vectors()),
+        store_all_bytes: store_all_bytes(n, steps, setup.optimizer.info().state_vectors()),
         forward_seconds,
         reverse_seconds,
     })

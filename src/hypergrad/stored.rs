@@ -11,25 +11,28 @@
 //! 52 fractional bits the two hypergradients agree to about 1e−12 relative on short runs.
 
 use super::Setup;
-use crate::config::InnerOptimizer;
+use super::reverse::exact_of;
 use crate::error::Result;
 use crate::hyper::Hypers;
 use crate::model::Objective;
-use crate::optim::adam::AdamSnapshot;
-use crate::optim::momentum::Snapshot;
-use crate::optim::{ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, Reversible};
+use crate::optim::{FloatOptimizer, FloatState, Optimizer, Reversible, Visit};
 
-/// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of the
-/// blocks' optimizer.
+/// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of
+/// `setup.optimizer`.
 ///
 /// # Errors
 /// As [`super::reverse::hypergradient`].
 pub fn hypergradient_stored(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
-    let (h, l, t) = (setup.hypers, setup.layout, setup.steps);
-    match setup.optimizer() {
-        InnerOptimizer::Adam => stored_with(ExactAdam::new(h, l, t), obj, setup),
-        _ => stored_with(ExactMomentum::new(h, l, t), obj, setup),
+    struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
+    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+        type Output = Result<(Hypers, f64)>;
+        fn visit<O: Optimizer>(self) -> Self::Output {
+            let V(obj, setup) = self;
+            stored_with(exact_of::<O>(setup)?, obj, setup)
+        }
     }
+    setup.require_reversible()?;
+    setup.optimizer.visit(V(obj, setup))
 }
 
 /// The stored-trajectory hypergradient with any reversible optimizer.
@@ -54,41 +57,46 @@ pub fn stored_with<O: Reversible>(
 }
 
 /// `(∂f/∂every entry, f(θ_T))` by reverse mode over a stored **float64** trajectory: the
-/// blocks' optimizer run in f64 with every decay replaced by its rational n_t/2^16 (the
-/// effective decay of the exact run, step by step), each state kept, then the exact optimizer's adjoint
-/// over those states.
+/// optimizer run in f64 with every decay replaced by its rational n_t/2^16 (the effective
+/// decay of the exact run, step by step), each state kept, then the exact optimizer's
+/// adjoint over those states.
 ///
 /// # Errors
-/// [`crate::Error::Diverged`] for a non-finite training loss.
+/// [`crate::Error::Diverged`] for a non-finite training loss; as
+/// [`super::reverse::hypergradient`] for an optimizer that is not exactly reversible.
 pub fn hypergradient_stored_float(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
-    let (h, l, steps) = (setup.hypers, setup.layout, setup.steps);
-    let mut obj = setup.objective(obj);
-    let mut theta = setup.theta0();
-    let zeros = vec![0.0; theta.len()];
-    match setup.optimizer() {
-        InnerOptimizer::Adam => {
-            let mut f = FloatAdam::with_rational_decays(h, l, steps);
-            let (mut m, mut s) = (zeros.clone(), zeros);
-            let mut snaps = vec![AdamSnapshot::new(theta.clone(), m.clone(), s.clone())];
-            for t in 0..steps {
-                f.step(&mut obj, t, &mut theta, &mut m, &mut s)?;
-                snaps.push(AdamSnapshot::new(theta.clone(), m.clone(), s.clone()));
-            }
-            let opt = ExactAdam::new(h, l, steps);
-            Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta))
-        }
-        _ => {
-            let mut f = FloatMomentum::with_rational_decays(h, l, steps);
-            let mut v = zeros;
-            let mut snaps = vec![Snapshot::new(theta.clone(), v.clone())];
-            for t in 0..steps {
-                f.step(&mut obj, t, &mut theta, &mut v)?;
-                snaps.push(Snapshot::new(theta.clone(), v.clone()));
-            }
-            let opt = ExactMomentum::new(h, l, steps);
-            Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta))
+    struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
+    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+        type Output = Result<(Hypers, f64)>;
+        fn visit<O: Optimizer>(self) -> Self::Output {
+            let V(obj, setup) = self;
+            stored_float_with::<O>(obj, setup)
         }
     }
+    setup.require_reversible()?;
+    setup.optimizer.visit(V(obj, setup))
+}
+
+/// [`hypergradient_stored_float`] with optimizer `O`.
+///
+/// # Errors
+/// As [`hypergradient_stored_float`].
+pub fn stored_float_with<O: Optimizer>(
+    obj: &mut impl Objective,
+    setup: Setup,
+) -> Result<(Hypers, f64)> {
+    let (h, l, steps) = (setup.hypers, setup.layout, setup.steps);
+    let opt = exact_of::<O>(setup)?;
+    let mut obj = setup.objective(obj);
+    let mut f = O::float(h, l, steps, true);
+    let mut state = FloatState::start(&setup.theta0(), O::info().aux_vectors);
+    let mut snaps = Vec::with_capacity(steps + 1);
+    snaps.push(state.clone());
+    for t in 0..steps {
+        f.step(&mut obj, t, &mut state)?;
+        snaps.push(state.clone());
+    }
+    Ok(adjoint_over(opt, &mut obj, setup, &snaps, &state.theta))
 }
 
 /// The reverse pass over stored states `snaps[0..=T]` ending at `theta_t`: the validation
@@ -97,7 +105,7 @@ fn adjoint_over<O: Reversible>(
     mut opt: O,
     obj: &mut impl Objective,
     setup: Setup,
-    snaps: &[O::Snapshot],
+    snaps: &[FloatState],
     theta_t: &[f64],
 ) -> (Hypers, f64) {
     let mut val_grad = vec![0.0; obj.dim()];

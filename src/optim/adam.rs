@@ -58,8 +58,11 @@
 use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
+use super::registry::{Optimizer, OptimizerId};
 use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
-use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
+use super::{
+    FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
+};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
@@ -201,18 +204,22 @@ pub struct AdamState {
     pub buffer: InfoBuffer,
 }
 
-/// (θ_t, m_t, s_t) in f64, as the stored-trajectory path keeps them.
-#[derive(Debug, Clone)]
-pub struct AdamSnapshot {
-    theta: Vec<f64>,
-    m: Vec<f64>,
-    s: Vec<f64>,
-}
+/// Adam: the registry entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Adam;
 
-impl AdamSnapshot {
-    /// A state given in f64 (a float64 run's, for the reference path that stores it).
-    pub fn new(theta: Vec<f64>, m: Vec<f64>, s: Vec<f64>) -> Self {
-        AdamSnapshot { theta, m, s }
+impl Optimizer for Adam {
+    const ID: OptimizerId = OptimizerId::Adam;
+    type Float = FloatAdam;
+    type Exact = ExactAdam;
+    fn float(hypers: &Hypers, layout: &Layout, steps: usize, rational: bool) -> FloatAdam {
+        FloatAdam {
+            rational,
+            ..FloatAdam::new(hypers, layout, steps)
+        }
+    }
+    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<ExactAdam> {
+        Some(ExactAdam::new(hypers, layout, steps))
     }
 }
 
@@ -486,14 +493,15 @@ impl ExactAdam {
 
     /// The stored-trajectory path's moments pass: [`ExactAdam::moments_pass`]'s adjoint,
     /// with θ, m and s at t read from a snapshot, in the same (decreasing) order.
-    fn moments_pass_stored(&mut self, before: &AdamSnapshot) {
+    fn moments_pass_stored(&mut self, before: &FloatState) {
         let na = self.plan.arrays.len();
-        for (j, a, r) in segment_arrays(&self.plan.arrays, before.m.len(), true) {
+        let (m, sv) = (&before.aux[0], &before.aux[1]);
+        for (j, a, r) in segment_arrays(&self.plan.arrays, m.len(), true) {
             let c = &self.consts[a];
             let mut acc = [0.0; 4];
             for i in r.rev() {
                 c.moments_adjoint(
-                    (self.grad[i], before.m[i], before.s[i]),
+                    (self.grad[i], m[i], sv[i]),
                     (self.hv[i], self.u[i], before.theta[i]),
                     &mut self.d_theta[i],
                     &mut self.d_lambda[i],
@@ -574,7 +582,6 @@ impl ExactAdam {
 
 impl Reversible for ExactAdam {
     type State = AdamState;
-    type Snapshot = AdamSnapshot;
 
     fn start(&mut self, theta0: &[f64]) -> Result<AdamState> {
         let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
@@ -661,11 +668,11 @@ impl Reversible for ExactAdam {
         &s.theta
     }
 
-    fn snapshot(&self, s: &AdamState) -> AdamSnapshot {
-        AdamSnapshot {
+    fn snapshot(&self, s: &AdamState) -> FloatState {
+        let wide = |x: &[i128]| x.iter().map(|&v| fixed::wide_to_f64(v)).collect();
+        FloatState {
             theta: s.theta.iter().map(|&x| fixed::to_f64(x)).collect(),
-            m: s.m.iter().map(|&x| fixed::wide_to_f64(x)).collect(),
-            s: s.s.iter().map(|&x| fixed::wide_to_f64(x)).collect(),
+            aux: vec![wide(&s.m), wide(&s.s)],
         }
     }
 
@@ -682,10 +689,6 @@ impl Reversible for ExactAdam {
 
     fn information_floor_bits(&mut self) -> f64 {
         self.plan.information_floor_bits()
-    }
-
-    fn state_vectors(&self) -> usize {
-        3
     }
 
     fn begin_adjoint(&mut self, d_theta: &[f64]) {
@@ -724,12 +727,12 @@ impl Reversible for ExactAdam {
         &mut self,
         obj: &mut impl Objective,
         t: usize,
-        before: &AdamSnapshot,
-        after: &AdamSnapshot,
+        before: &FloatState,
+        after: &FloatState,
         grads: &mut Hypers,
     ) {
         self.at(t);
-        self.position_pass_stored(&after.m, &after.s);
+        self.position_pass_stored(&after.aux[0], &after.aux[1]);
         self.fold_partials(true);
         self.hvp(obj, t, Some(&before.theta), grads);
         self.moments_pass_stored(before);
@@ -781,30 +784,18 @@ impl FloatAdam {
             rational: false,
         }
     }
+}
 
-    /// The same in f64 but with the exact run's decays (β₁_t, β₂_t replaced by their
-    /// rationals at every step and group), so only the arithmetic differs from
-    /// [`ExactAdam`].
-    pub fn with_rational_decays(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
-        FloatAdam {
-            rational: true,
-            ..Self::new(hypers, layout, steps)
-        }
-    }
-
+impl FloatOptimizer for FloatAdam {
     /// One step t (SPEC §3.4). Returns `L_t(θ_t)`.
     ///
     /// # Errors
     /// [`Error::Diverged`] if the loss is not finite.
-    pub fn step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        m: &mut [f64],
-        s: &mut [f64],
-    ) -> Result<f64> {
+    fn step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) -> Result<f64> {
         self.plan.at(t);
+        let (theta, [m, s]) = (&mut st.theta, &mut st.aux[..]) else {
+            unreachable!("Adam's float state has two vectors besides θ")
+        };
         let loss = obj.grad_into(t, theta, &mut self.grad);
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
@@ -823,15 +814,11 @@ impl FloatAdam {
 
     /// Undo step t in f64: `θ ← θ + α·q(m, s)`, g at θ, `m ← (m − (1−β₁)·g)/β₁`,
     /// `s ← (s − (1−β₂)·g²)/β₂`. Not exact.
-    pub fn reverse_step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        m: &mut [f64],
-        s: &mut [f64],
-    ) {
+    fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) {
         self.plan.at(t);
+        let (theta, [m, s]) = (&mut st.theta, &mut st.aux[..]) else {
+            unreachable!("Adam's float state has two vectors besides θ")
+        };
         for (a, r) in self.plan.arrays.iter().enumerate() {
             let c = self.plan.consts(a, t, self.rational);
             for i in r.clone() {

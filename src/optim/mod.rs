@@ -1,42 +1,44 @@
-//! # Inner optimizers: SGD with momentum, forward and in reverse
+//! # Inner optimizers: float and exact forms, one registry
 //!
-//! Maclaurin et al.'s form (SPEC §3), `v₀ = 0`, for t = 0..T−1:
+//! Each inner optimizer is one file with its update rule, its exact form and the adjoint of
+//! one step, and one entry in [`registry`]:
 //!
-//! ```text
-//! g = ∇L_t(θ_t)
-//! v_{t+1} = γ·v_t − (1−γ)·g
-//! θ_{t+1} = θ_t + α·v_{t+1}
-//! ```
+//! | file | update (SPEC §3) | exact state |
+//! |---|---|---|
+//! | [`float`] (`sgd`) | `θ ← θ − α·g` | none (not reversible) |
+//! | [`momentum`] | `v ← γv − (1−γ)g`, `θ ← θ + αv` | θ, v fixed point; γ rational |
+//! | [`nesterov`] | momentum with g at `θ + αγv` | none (not reversible) |
+//! | [`adam`] | `m ← β₁m + (1−β₁)g`, `s ← β₂s + (1−β₂)g²`, `θ ← θ − α·m̂/(√ŝ + ε)` | θ; m, s wide; β₁, β₂ rational |
+//! | [`rmsprop`] | `s ← ρs + (1−ρ)g²`, `b ← γb − (1−γ)g/(√s + ε)`, `θ ← θ + αb` | θ; s, b wide; ρ, γ rational |
 //!
-//! and its inverse, run from t = T−1 down to 0:
-//!
-//! ```text
-//! θ_t = θ_{t+1} − α·v_{t+1}
-//! g   = ∇L_t(θ_t)                       (recomputed on the replayed batch t)
-//! v_t = (v_{t+1} + (1−γ)·g) / γ
-//! ```
-//!
-//! [`momentum::FloatMomentum`] does both in f64, where the division by γ amplifies rounding
-//! errors by 1/γ per step; [`momentum::ExactMomentum`] does them on fixed-point state with
-//! the rational γ, where the inverse is bit-exact. α and γ come per step and parameter array
-//! from their blocks ([`plan`]). Plain SGD (`θ ← θ − α·g`) is in [`float`] too, with the only reversal that needs
-//! no stored gradients: `θ_t ≈ θ_{t+1} + α·∇L_t(θ_{t+1})`.
+//! A float optimizer ([`FloatOptimizer`]) steps f64 state ([`FloatState`]: θ and the
+//! optimizer's other vectors) and undoes a step as well as f64 allows; an exact one
+//! ([`Reversible`]) steps fixed-point state whose decays are rationals n/2^16 with their
+//! remainders in an information buffer, undoes a step bit for bit, and runs the adjoint of a
+//! step. Schedules and per-group values come from the hyperparameter blocks ([`plan`]).
+//! [`train_with`] runs any of them; the hypergradient paths ([`crate::hypergrad`]) and
+//! [`verify`] are written once against the two traits.
 
 pub mod adam;
 pub mod float;
 pub mod momentum;
+pub mod nesterov;
 pub mod plan;
+pub mod registry;
+pub mod rmsprop;
 pub mod segments;
 pub mod verify;
 
-pub use adam::{AdamState, ExactAdam, FloatAdam};
-pub use float::FloatSgd;
-pub use momentum::{ExactMomentum, ExactState, FloatMomentum};
+pub use adam::{Adam, AdamState, ExactAdam, FloatAdam};
+pub use float::{FloatSgd, Sgd};
+pub use momentum::{ExactMomentum, ExactState, FloatMomentum, Momentum};
+pub use nesterov::{FloatNesterov, Nesterov};
 pub use plan::Plan;
+pub use registry::{Info, NotReversible, Optimizer, OptimizerId, Visit};
+pub use rmsprop::{ExactRmsprop, FloatRmsprop, Rmsprop, RmspropState};
 
 use serde::Serialize;
 
-use crate::config::InnerOptimizer;
 use crate::error::{Error, Result, show};
 use crate::hyper::Hypers;
 use crate::model::{Layout, Objective};
@@ -48,8 +50,6 @@ use crate::model::{Layout, Objective};
 pub trait Reversible {
     /// Exact state (fixed-point vectors and the information buffer).
     type State;
-    /// The state in f64, as a stored trajectory keeps it.
-    type Snapshot;
 
     /// The exact state at θ₀ (other state vectors 0, buffer empty, room reserved for the run).
     ///
@@ -71,16 +71,15 @@ pub trait Reversible {
             .map(|&x| crate::exact::fixed::to_f64(x))
             .collect()
     }
-    /// The state in f64.
-    fn snapshot(&self, s: &Self::State) -> Self::Snapshot;
+    /// The state in f64, as a stored trajectory keeps it (the vectors in the order of the
+    /// float optimizer's [`FloatState::aux`]).
+    fn snapshot(&self, s: &Self::State) -> FloatState;
     /// Bytes the information buffer holds.
     fn buffer_bytes(&self, s: &Self::State) -> usize;
     /// True if `s` is the start state at `theta0` bit for bit (other vectors 0, buffer empty).
     fn at_start(&self, s: &Self::State, theta0: &[i64]) -> bool;
     /// The least information the run must store, bits per parameter (Σ_t log₂(d/n_t)).
     fn information_floor_bits(&mut self) -> f64;
-    /// State vectors per parameter (θ, v, …), for the stored-trajectory size.
-    fn state_vectors(&self) -> usize;
     /// Start the reverse pass with `dθ = ∂f/∂θ_T`, every other adjoint 0.
     fn begin_adjoint(&mut self, d_theta: &[f64]);
     /// Undo step t exactly (state t+1 → t), without the adjoint.
@@ -99,8 +98,8 @@ pub trait Reversible {
         &mut self,
         obj: &mut impl Objective,
         t: usize,
-        before: &Self::Snapshot,
-        after: &Self::Snapshot,
+        before: &FloatState,
+        after: &FloatState,
         grads: &mut Hypers,
     );
     /// `∂f/∂θ` as of the reverse pass so far (`∂f/∂θ₀` at its end).
@@ -203,66 +202,129 @@ impl std::fmt::Display for Arithmetic {
     }
 }
 
-/// Train `steps` steps from `theta0` with the optimizer blocks of `hypers` and return θ_T in
-/// f64. `obj` is the (penalised) training objective.
+/// θ and an optimizer's other state vectors in f64: the state of a float run, and a state of
+/// an exact run as the stored-trajectory path keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatState {
+    /// θ.
+    pub theta: Vec<f64>,
+    /// The optimizer's other vectors (momentum: `[v]`; Adam: `[m, s]`; RMSprop: `[s, b]`).
+    pub aux: Vec<Vec<f64>>,
+}
+
+impl FloatState {
+    /// θ₀ with `aux` vectors of zeros: the start of every run.
+    pub fn start(theta0: &[f64], aux: usize) -> Self {
+        FloatState {
+            theta: theta0.to_vec(),
+            aux: vec![vec![0.0; theta0.len()]; aux],
+        }
+    }
+}
+
+/// An inner optimizer in f64: a step, and its undo as well as f64 allows (for
+/// `verify-reversal`: the divisions by the decays amplify rounding errors, and an update
+/// that depends on g directly cannot be undone without the gradient it used).
+pub trait FloatOptimizer {
+    /// Forward step t on `s`; returns `L_t(θ_t)`.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] for a non-finite loss.
+    fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut FloatState) -> Result<f64>;
+    /// Undo step t on `s` (state t+1 → approximately state t). Not exact.
+    fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut FloatState);
+}
+
+/// Train `steps` steps of optimizer `O` from `theta0` with the blocks of `hypers` and return
+/// θ_T in f64. `obj` is the (penalised) training objective.
 ///
 /// # Errors
-/// Divergence or overflow, with the step; [`Error::Usage`] for exact plain SGD (there is no
-/// exactly reversible plain SGD to run).
+/// Divergence or overflow, with the step; [`Error::Usage`] for exact arithmetic with an
+/// optimizer that has no exactly reversible form.
+pub fn train_with<O: Optimizer>(
+    obj: &mut impl Objective,
+    layout: &Layout,
+    theta0: &[f64],
+    hypers: &Hypers,
+    steps: usize,
+    arithmetic: Arithmetic,
+) -> Result<Vec<f64>> {
+    match arithmetic {
+        Arithmetic::Float => {
+            let mut s = FloatState::start(theta0, O::info().aux_vectors);
+            let mut opt = O::float(hypers, layout, steps, false);
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+            }
+            Ok(s.theta)
+        }
+        Arithmetic::Exact => {
+            let Some(mut opt) = O::exact(hypers, layout, steps) else {
+                return Err(not_reversible(O::info().name));
+            };
+            let mut s = opt.start(theta0)?;
+            for t in 0..steps {
+                opt.step(obj, t, &mut s)?;
+            }
+            Ok(opt.theta_f64(&s))
+        }
+    }
+}
+
+/// [`train_with`] for the registry entry `id`.
+///
+/// # Errors
+/// As [`train_with`].
 pub fn train(
     obj: &mut impl Objective,
     layout: &Layout,
     theta0: &[f64],
     hypers: &Hypers,
     steps: usize,
-    method: InnerOptimizer,
+    id: OptimizerId,
     arithmetic: Arithmetic,
 ) -> Result<Vec<f64>> {
-    let n = obj.dim();
-    match (method, arithmetic) {
-        (InnerOptimizer::Momentum, Arithmetic::Float) => {
-            let (mut theta, mut v) = (theta0.to_vec(), vec![0.0; n]);
-            let mut opt = FloatMomentum::new(hypers, layout, steps);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta, &mut v)?;
-            }
-            Ok(theta)
-        }
-        (InnerOptimizer::Sgd, Arithmetic::Float) => {
-            let mut theta = theta0.to_vec();
-            let mut opt = FloatSgd::new(hypers, layout, steps);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta)?;
-            }
-            Ok(theta)
-        }
-        (InnerOptimizer::Momentum, Arithmetic::Exact) => {
-            let mut opt = ExactMomentum::new(hypers, layout, steps);
-            let mut s = opt.start(theta0)?;
-            for t in 0..steps {
-                opt.step(obj, t, &mut s)?;
-            }
-            Ok(opt.theta_f64(&s))
-        }
-        (InnerOptimizer::Adam, Arithmetic::Float) => {
-            let (mut theta, mut m, mut s) = (theta0.to_vec(), vec![0.0; n], vec![0.0; n]);
-            let mut opt = FloatAdam::new(hypers, layout, steps);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta, &mut m, &mut s)?;
-            }
-            Ok(theta)
-        }
-        (InnerOptimizer::Adam, Arithmetic::Exact) => {
-            let mut opt = ExactAdam::new(hypers, layout, steps);
-            let mut s = opt.start(theta0)?;
-            for t in 0..steps {
-                opt.step(obj, t, &mut s)?;
-            }
-            Ok(opt.theta_f64(&s))
-        }
-        (InnerOptimizer::Sgd, Arithmetic::Exact) => Err(Error::Usage(
-            "exact arithmetic needs inner.optimizer = \"momentum\" or \"adam\": plain SGD is not reversible"
-                .into(),
-        )),
+    struct Train<'a, Obj> {
+        obj: &'a mut Obj,
+        layout: &'a Layout,
+        theta0: &'a [f64],
+        hypers: &'a Hypers,
+        steps: usize,
+        arithmetic: Arithmetic,
     }
+    impl<Obj: Objective> Visit for Train<'_, Obj> {
+        type Output = Result<Vec<f64>>;
+        fn visit<O: Optimizer>(self) -> Self::Output {
+            train_with::<O>(
+                self.obj,
+                self.layout,
+                self.theta0,
+                self.hypers,
+                self.steps,
+                self.arithmetic,
+            )
+        }
+    }
+    id.visit(Train {
+        obj,
+        layout,
+        theta0,
+        hypers,
+        steps,
+        arithmetic,
+    })
+}
+
+/// The error for exact arithmetic with an optimizer that has no exactly reversible form.
+pub fn not_reversible(name: &str) -> Error {
+    let exact: Vec<_> = OptimizerId::ALL
+        .into_iter()
+        .filter(|o| o.info().reversible && o.info().configurable)
+        .map(|o| format!("\"{}\"", o.name()))
+        .collect();
+    Error::Usage(format!(
+        "exact arithmetic needs an exactly reversible inner.optimizer ({}): \"{name}\" is not \
+         reversible",
+        exact.join(", ")
+    ))
 }

@@ -36,8 +36,11 @@
 //! stored path walks the same segments in the same order.
 
 use super::plan::Plan;
+use super::registry::{Optimizer, OptimizerId};
 use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
-use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
+use super::{
+    FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
+};
 use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::{Hypers, Kind};
@@ -54,17 +57,22 @@ pub struct ExactState {
     pub buffer: InfoBuffer,
 }
 
-/// (θ_t, v_t) in f64, as the stored-trajectory path keeps them.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    theta: Vec<f64>,
-    v: Vec<f64>,
-}
+/// SGD with momentum: the registry entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Momentum;
 
-impl Snapshot {
-    /// A state given in f64 (a float64 run's, for the reference path that stores it).
-    pub fn new(theta: Vec<f64>, v: Vec<f64>) -> Self {
-        Snapshot { theta, v }
+impl Optimizer for Momentum {
+    const ID: OptimizerId = OptimizerId::Momentum;
+    type Float = FloatMomentum;
+    type Exact = ExactMomentum;
+    fn float(hypers: &Hypers, layout: &Layout, steps: usize, rational: bool) -> FloatMomentum {
+        FloatMomentum {
+            rational,
+            ..FloatMomentum::new(hypers, layout, steps)
+        }
+    }
+    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<ExactMomentum> {
+        Some(ExactMomentum::new(hypers, layout, steps))
     }
 }
 
@@ -292,16 +300,17 @@ impl ExactMomentum {
 
     /// The stored-trajectory path's velocity pass: [`ExactMomentum::velocity_pass`]'s
     /// adjoint with θ_t and v_t read from a snapshot, in the same (decreasing) order.
-    fn velocity_pass_stored(&mut self, before: &Snapshot) {
+    fn velocity_pass_stored(&mut self, before: &FloatState) {
         let na = self.plan.arrays.len();
-        for (j, a, r) in segment_arrays(&self.plan.arrays, before.v.len(), true) {
+        let v = &before.aux[0];
+        for (j, a, r) in segment_arrays(&self.plan.arrays, v.len(), true) {
             let rat = self.plan.coder(a).rational();
             let c = (rat.value(), rat.one_minus());
             let mut acc = [0.0; 4];
             for i in r.rev() {
                 velocity_adjoint(
                     c,
-                    (before.v[i], self.grad[i], self.hv[i], before.theta[i]),
+                    (v[i], self.grad[i], self.hv[i], before.theta[i]),
                     &mut self.d_theta[i],
                     &mut self.d_lambda[i],
                     &mut self.d_v[i],
@@ -342,7 +351,6 @@ fn add_example_weight_gradient(obj: &impl Objective, grads: &mut Hypers) {
 
 impl Reversible for ExactMomentum {
     type State = ExactState;
-    type Snapshot = Snapshot;
 
     fn start(&mut self, theta0: &[f64]) -> Result<ExactState> {
         let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
@@ -404,11 +412,11 @@ impl Reversible for ExactMomentum {
         &s.theta
     }
 
-    fn snapshot(&self, s: &ExactState) -> Snapshot {
+    fn snapshot(&self, s: &ExactState) -> FloatState {
         let f = |x: &[i64]| x.iter().map(|&v| fixed::to_f64(v)).collect();
-        Snapshot {
+        FloatState {
             theta: f(&s.theta),
-            v: f(&s.v),
+            aux: vec![f(&s.v)],
         }
     }
 
@@ -422,10 +430,6 @@ impl Reversible for ExactMomentum {
 
     fn information_floor_bits(&mut self) -> f64 {
         self.plan.information_floor_bits()
-    }
-
-    fn state_vectors(&self) -> usize {
-        2
     }
 
     fn begin_adjoint(&mut self, d_theta: &[f64]) {
@@ -464,12 +468,12 @@ impl Reversible for ExactMomentum {
         &mut self,
         obj: &mut impl Objective,
         t: usize,
-        before: &Snapshot,
-        after: &Snapshot,
+        before: &FloatState,
+        after: &FloatState,
         grads: &mut Hypers,
     ) {
         self.plan.at(t);
-        self.position_pass_stored(&after.v);
+        self.position_pass_stored(&after.aux[0]);
         self.fold_partials(true);
         obj.grad_hvp_into(t, &before.theta, &self.u, &mut self.grad, &mut self.hv);
         add_example_weight_gradient(obj, grads);
@@ -507,16 +511,6 @@ impl FloatMomentum {
         }
     }
 
-    /// The same in f64 but with the exact run's decays: γ_t replaced by its rational
-    /// n_t/2^16 at every step and group (schedules interpolate between knots, so rounding
-    /// the knots would not do), so only the arithmetic differs from [`ExactMomentum`].
-    pub fn with_rational_decays(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
-        FloatMomentum {
-            rational: true,
-            ..Self::new(hypers, layout, steps)
-        }
-    }
-
     /// γ_t of array `a` at the current step.
     fn gamma(&self, a: usize) -> f64 {
         if self.rational {
@@ -525,19 +519,13 @@ impl FloatMomentum {
             self.plan.gamma.value.of(a)
         }
     }
+}
 
+impl FloatOptimizer for FloatMomentum {
     /// One step t: `v ← γ_t·v − (1−γ_t)·∇L_t(θ)`, `θ ← θ + α_t·v`. Returns `L_t(θ_t)`.
-    ///
-    /// # Errors
-    /// [`crate::Error::Diverged`] if the loss is not finite.
-    pub fn step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        v: &mut [f64],
-    ) -> Result<f64> {
+    fn step(&mut self, obj: &mut impl Objective, t: usize, s: &mut FloatState) -> Result<f64> {
         self.plan.at(t);
+        let (theta, v) = (&mut s.theta, &mut s.aux[0]);
         let loss = obj.grad_into(t, theta, &mut self.grad);
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
@@ -554,14 +542,9 @@ impl FloatMomentum {
     }
 
     /// Undo step t in f64: `θ ← θ − α_t·v`, `v ← (v + (1−γ_t)·∇L_t(θ))/γ_t`. Not exact.
-    pub fn reverse_step(
-        &mut self,
-        obj: &mut impl Objective,
-        t: usize,
-        theta: &mut [f64],
-        v: &mut [f64],
-    ) {
+    fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut FloatState) {
         self.plan.at(t);
+        let (theta, v) = (&mut s.theta, &mut s.aux[0]);
         for (a, r) in self.plan.arrays.iter().enumerate() {
             let al = self.plan.alpha.of(a);
             for i in r.clone() {

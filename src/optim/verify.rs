@@ -17,45 +17,17 @@
 //! The forward trajectory is kept for the comparison (this is a diagnostic, not the
 //! hypergradient path), every `stride`-th step so that it stays under [`TRACE_BUDGET_BYTES`].
 
-use serde::Serialize;
-
+use super::registry::{Optimizer, OptimizerId, Visit};
 use super::{
-    Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, FloatSgd, Reversible, diverged,
-    overflow, overflow_at_init,
+    Arithmetic, FloatOptimizer, FloatState, Reversible, diverged, overflow, overflow_at_init,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exact::{Rational, fixed};
-use crate::hyper::{Block, Hypers, Kind};
+use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective};
 
 /// Memory allowed for the stored forward trajectory.
 pub const TRACE_BUDGET_BYTES: usize = 256 << 20;
-
-/// The optimizers `verify-reversal` compares (SPEC §4.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Plain SGD.
-    #[default]
-    Sgd,
-    /// SGD with momentum (Maclaurin et al.'s form).
-    Momentum,
-    /// Nesterov momentum: the gradient at the look-ahead point `θ + α·γ·v`.
-    Nesterov,
-    /// Adam (SPEC §3.4).
-    Adam,
-}
-
-impl std::fmt::Display for Method {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Method::Sgd => "sgd",
-            Method::Momentum => "momentum",
-            Method::Nesterov => "nesterov",
-            Method::Adam => "adam",
-        })
-    }
-}
 
 /// Result of one forward-and-reverse run.
 #[derive(Debug, Clone)]
@@ -70,40 +42,33 @@ pub struct ReversalReport {
     pub info_buffer_bytes: u64,
     /// Bytes storing the trajectory would take.
     pub store_all_bytes: u64,
-    /// The γ actually used (the rational one in exact arithmetic).
+    /// The optimizer's first decay (γ; β₁ for Adam) actually used: the rational one in
+    /// exact arithmetic.
     pub effective_gamma: f64,
     /// `(t, trace_error(t))` for recorded t, in increasing t.
     pub per_step: Vec<(usize, f64)>,
 }
 
-/// Forward `steps` steps from `theta0` with constant α and γ (β₁ for Adam, with `adam`'s
-/// β₂ and ε), reverse them, and measure the error. `obj` is the (penalised) training
-/// objective over `layout`.
+/// Forward `steps` steps of optimizer `id` from `theta0` with the (scalar) blocks of
+/// `hypers`, reverse them in `arithmetic`, and measure the error. `obj` is the (penalised)
+/// training objective over `layout`. Optimizers without an exact form are run on
+/// fixed-point θ with their f64 reversal's approximation (plain SGD, Nesterov), to show that
+/// the arithmetic is not what they lack.
 ///
 /// # Errors
-/// Divergence or overflow of the forward run.
-#[allow(clippy::too_many_arguments)]
+/// Divergence or overflow of the forward run; [`Error::Diverged`] when the reversal itself
+/// leaves the finite numbers (a float reversal dividing by a decay of 0).
 pub fn verify_reversal(
     obj: &mut impl Objective,
     layout: &Layout,
     theta0: &[f64],
-    method: Method,
+    id: OptimizerId,
     arithmetic: Arithmetic,
-    alpha: f64,
-    gamma: f64,
-    adam: (f64, f64),
+    hypers: &Hypers,
     steps: usize,
 ) -> Result<ReversalReport> {
     let n = obj.dim();
-    let hypers = Hypers {
-        blocks: vec![
-            Block::scalar(Kind::Alpha, layout, alpha),
-            Block::scalar(Kind::Gamma, layout, gamma),
-            Block::scalar(Kind::Beta1, layout, gamma),
-            Block::scalar(Kind::Beta2, layout, adam.0),
-            Block::scalar(Kind::Eps, layout, adam.1),
-        ],
-    };
+    let info = id.info();
     let stride = (steps + 1)
         .saturating_mul(n * 8)
         .div_ceil(TRACE_BUDGET_BYTES)
@@ -113,78 +78,34 @@ pub fn verify_reversal(
         forward: Vec::new(),
         errors: Vec::new(),
     };
-    let state_vectors = match method {
-        Method::Sgd => 1,
-        Method::Momentum | Method::Nesterov => 2,
-        Method::Adam => 3,
+    let store_all_bytes = (steps as u64 + 1) * n as u64 * 8 * info.state_vectors() as u64;
+    let alpha = hypers.get(Kind::Alpha).mean();
+    let gamma = hypers.get(info.kinds[1]).mean();
+    let round_trip = |obj, trace| RoundTrip {
+        obj,
+        layout,
+        theta0,
+        hypers,
+        steps,
+        trace,
     };
-    let store_all_bytes = (steps as u64 + 1) * n as u64 * 8 * state_vectors;
-    let (info_buffer_bytes, effective_gamma) = match (method, arithmetic) {
-        (Method::Momentum, Arithmetic::Float) => {
-            let mut theta = theta0.to_vec();
-            let mut v = vec![0.0; n];
-            let mut opt = FloatMomentum::new(&hypers, layout, steps);
-            trace.record(0, &theta);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta, &mut v)?;
-                trace.record(t + 1, &theta);
-            }
-            for t in (0..steps).rev() {
-                opt.reverse_step(obj, t, &mut theta, &mut v);
-                trace.compare(t, &theta);
-            }
-            (0, gamma)
-        }
-        (Method::Momentum, Arithmetic::Exact) => {
-            let opt = ExactMomentum::new(&hypers, layout, steps);
-            let bytes = exact_round_trip(opt, obj, theta0, steps, &mut trace)?;
-            (bytes, Rational::of_valid(gamma).value())
-        }
-        (Method::Sgd, Arithmetic::Float) => {
-            let mut theta = theta0.to_vec();
-            let mut opt = FloatSgd::new(&hypers, layout, steps);
-            trace.record(0, &theta);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta)?;
-                trace.record(t + 1, &theta);
-            }
-            for t in (0..steps).rev() {
-                opt.reverse_step(obj, t, &mut theta);
-                trace.compare(t, &theta);
-            }
-            (0, gamma)
-        }
-        (Method::Sgd, Arithmetic::Exact) => {
-            exact_sgd(obj, theta0, alpha, steps, &mut trace)?;
-            (0, gamma)
-        }
-        (Method::Adam, Arithmetic::Float) => {
-            let mut theta = theta0.to_vec();
-            let (mut m, mut s) = (vec![0.0; n], vec![0.0; n]);
-            let mut opt = FloatAdam::new(&hypers, layout, steps);
-            trace.record(0, &theta);
-            for t in 0..steps {
-                opt.step(obj, t, &mut theta, &mut m, &mut s)?;
-                trace.record(t + 1, &theta);
-            }
-            for t in (0..steps).rev() {
-                opt.reverse_step(obj, t, &mut theta, &mut m, &mut s);
-                trace.compare(t, &theta);
-            }
-            (0, gamma)
-        }
-        (Method::Adam, Arithmetic::Exact) => {
-            let opt = ExactAdam::new(&hypers, layout, steps);
-            let bytes = exact_round_trip(opt, obj, theta0, steps, &mut trace)?;
-            (bytes, Rational::of_valid(gamma).value())
-        }
-        (Method::Nesterov, arithmetic) => {
-            let bytes = nesterov(obj, theta0, alpha, gamma, steps, arithmetic, &mut trace)?;
-            let g = match arithmetic {
-                Arithmetic::Float => gamma,
-                Arithmetic::Exact => Rational::of_valid(gamma).value(),
+    let (info_buffer_bytes, effective_gamma) = match arithmetic {
+        Arithmetic::Float => (id.visit(FloatTrip(round_trip(obj, &mut trace)))?, gamma),
+        Arithmetic::Exact => {
+            let bytes = if info.reversible {
+                id.visit(ExactTrip(round_trip(obj, &mut trace)))?
+            } else {
+                match id {
+                    OptimizerId::Nesterov => {
+                        nesterov(obj, theta0, alpha, gamma, steps, &mut trace)?
+                    }
+                    _ => {
+                        exact_sgd(obj, theta0, alpha, steps, &mut trace)?;
+                        0
+                    }
+                }
             };
-            (bytes, g)
+            (bytes, Rational::of_valid(gamma).value())
         }
     };
     let theta0_error = trace
@@ -193,8 +114,27 @@ pub fn verify_reversal(
         .find(|(t, _)| *t == 0)
         .map_or(0.0, |e| e.1);
     trace.errors.sort_by_key(|e| e.0);
+    let max_trace_error = trace.errors.iter().map(|e| e.1).fold(0.0, f64::max);
+    if !max_trace_error.is_finite() {
+        let step = trace
+            .errors
+            .iter()
+            .rev()
+            .find(|e| !e.1.is_finite())
+            .map_or(0, |e| e.0);
+        return Err(Error::Diverged {
+            step,
+            what: "the reversed trajectory is not finite".into(),
+            hint: format!(
+                "the {arithmetic} reversal of {} divides by its decay (now {}); a decay of 0 \
+                 cannot be undone",
+                info.name,
+                crate::error::show(gamma)
+            ),
+        });
+    }
     Ok(ReversalReport {
-        max_trace_error: trace.errors.iter().map(|e| e.1).fold(0.0, f64::max),
+        max_trace_error,
         theta0_error,
         info_bits_per_param_step: 8.0 * info_buffer_bytes as f64 / (n as f64 * steps.max(1) as f64),
         info_buffer_bytes,
@@ -202,6 +142,58 @@ pub fn verify_reversal(
         effective_gamma,
         per_step: trace.errors,
     })
+}
+
+/// What a round trip needs, for the two visitors below.
+struct RoundTrip<'a, Obj> {
+    obj: &'a mut Obj,
+    layout: &'a Layout,
+    theta0: &'a [f64],
+    hypers: &'a Hypers,
+    steps: usize,
+    trace: &'a mut Trace,
+}
+
+/// The float optimizer forward and reversed in f64; returns 0 (no buffer).
+struct FloatTrip<'a, Obj>(RoundTrip<'a, Obj>);
+
+impl<Obj: Objective> Visit for FloatTrip<'_, Obj> {
+    type Output = Result<u64>;
+    fn visit<O: Optimizer>(self) -> Result<u64> {
+        let RoundTrip {
+            obj,
+            layout,
+            theta0,
+            hypers,
+            steps,
+            trace,
+        } = self.0;
+        let mut opt = O::float(hypers, layout, steps, false);
+        let mut s = FloatState::start(theta0, O::info().aux_vectors);
+        trace.record(0, &s.theta);
+        for t in 0..steps {
+            opt.step(obj, t, &mut s)?;
+            trace.record(t + 1, &s.theta);
+        }
+        for t in (0..steps).rev() {
+            opt.reverse_step(obj, t, &mut s);
+            trace.compare(t, &s.theta);
+        }
+        Ok(0)
+    }
+}
+
+/// The exact optimizer forward and undone; returns the buffer's bytes at θ_T.
+struct ExactTrip<'a, Obj>(RoundTrip<'a, Obj>);
+
+impl<Obj: Objective> Visit for ExactTrip<'_, Obj> {
+    type Output = Result<u64>;
+    fn visit<O: Optimizer>(self) -> Result<u64> {
+        let r = self.0;
+        let opt = O::exact(r.hypers, r.layout, r.steps)
+            .ok_or_else(|| super::not_reversible(O::info().name))?;
+        exact_round_trip(opt, r.obj, r.theta0, r.steps, r.trace)
+    }
 }
 
 /// An exactly reversible optimizer forward `steps` steps from `theta0` and undone again,
@@ -261,37 +253,29 @@ fn exact_sgd(
     Ok(())
 }
 
-/// Nesterov momentum, `v ← γ·v − (1−γ)·∇L_t(θ + α·γ·v)`, `θ ← θ + α·v`, reversed as well
-/// as it can be: `θ_t = θ_{t+1} − α·v_{t+1}` is explicit, but the gradient that updated v
-/// was taken at `θ_t + α·γ·v_t`, which depends on the v_t being solved for; the reversal
-/// uses the look-ahead `θ_t + α·γ·v_{t+1}` instead. In fixed point the decay is the exact
-/// rational multiply with its information buffer, so the only error is that gradient —
-/// which is why it drifts in both arithmetics, like plain SGD. Returns the buffer's bytes.
+/// Nesterov momentum on fixed-point θ and v (see [`super::nesterov`]), the decay the exact
+/// rational multiply with its information buffer, reversed with the look-ahead
+/// `θ_t + α·γ·v_{t+1}`: the only error is that gradient, which is why it drifts in both
+/// arithmetics, like plain SGD. Returns the buffer's bytes.
 fn nesterov(
     obj: &mut impl Objective,
     theta0: &[f64],
     alpha: f64,
     gamma: f64,
     steps: usize,
-    arithmetic: Arithmetic,
     trace: &mut Trace,
 ) -> Result<u64> {
     use crate::exact::{Coder, InfoBuffer};
     let n = obj.dim();
     let mut grad = vec![0.0; n];
     let mut look = vec![0.0; n];
-    let exact = arithmetic == Arithmetic::Exact;
     let k = Coder::new(Rational::of_valid(gamma));
-    let (g, omg) = if exact {
-        (k.rational().value(), k.rational().one_minus())
-    } else {
-        (gamma, 1.0 - gamma)
-    };
+    let (g, omg) = (k.rational().value(), k.rational().one_minus());
     let mut theta = theta0.to_vec();
     let mut v = vec![0.0; n];
     let mut theta_x = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
     let mut v_x = vec![0i64; n];
-    let mut buf = InfoBuffer::new(if exact { n } else { 0 });
+    let mut buf = InfoBuffer::new(n);
     let (c, al) = (fixed::scaled(omg), fixed::scaled(alpha));
     trace.record(0, &theta);
     for t in 0..steps {
@@ -302,54 +286,39 @@ fn nesterov(
         if !loss.is_finite() {
             return Err(diverged(t, loss, alpha));
         }
-        if exact {
-            let mut ok = true;
-            for i in 0..n {
-                let x = buf.mul_at(i, v_x[i], &k);
-                let (dec, ok1) = fixed::increment(c, grad[i]);
-                let (x, ok2) = fixed::checked_sum(x, dec.wrapping_neg());
-                let (inc, ok3) = fixed::increment(al, fixed::to_f64(x));
-                let (th, ok4) = fixed::checked_sum(theta_x[i], inc);
-                ok &= ok1 & ok2 & ok3 & ok4;
-                v_x[i] = x;
-                theta_x[i] = th;
-                v[i] = fixed::to_f64(x);
-                theta[i] = fixed::to_f64(th);
-            }
-            if !ok {
-                return Err(overflow(t, "a weight or the velocity", alpha));
-            }
-        } else {
-            for i in 0..n {
-                v[i] = g * v[i] - omg * grad[i];
-                theta[i] += alpha * v[i];
-            }
+        let mut ok = true;
+        for i in 0..n {
+            let x = buf.mul_at(i, v_x[i], &k);
+            let (dec, ok1) = fixed::increment(c, grad[i]);
+            let (x, ok2) = fixed::checked_sum(x, dec.wrapping_neg());
+            let (inc, ok3) = fixed::increment(al, fixed::to_f64(x));
+            let (th, ok4) = fixed::checked_sum(theta_x[i], inc);
+            ok &= ok1 & ok2 & ok3 & ok4;
+            v_x[i] = x;
+            theta_x[i] = th;
+            v[i] = fixed::to_f64(x);
+            theta[i] = fixed::to_f64(th);
+        }
+        if !ok {
+            return Err(overflow(t, "a weight or the velocity", alpha));
         }
         trace.record(t + 1, &theta);
     }
     let bytes = buf.bytes() as u64;
     for t in (0..steps).rev() {
         for i in 0..n {
-            if exact {
-                let (inc, _) = fixed::increment(al, fixed::to_f64(v_x[i]));
-                theta_x[i] = theta_x[i].wrapping_sub(inc);
-                theta[i] = fixed::to_f64(theta_x[i]);
-            } else {
-                theta[i] -= alpha * v[i];
-            }
+            let (inc, _) = fixed::increment(al, fixed::to_f64(v_x[i]));
+            theta_x[i] = theta_x[i].wrapping_sub(inc);
+            theta[i] = fixed::to_f64(theta_x[i]);
             // v_t is unknown: the look-ahead uses v_{t+1}.
             look[i] = theta[i] + alpha * g * v[i];
         }
         obj.grad_into(t, &look, &mut grad);
         for i in (0..n).rev() {
-            if exact {
-                let (inc, _) = fixed::increment(c, grad[i]);
-                let x = fixed::checked_sum(v_x[i], inc).0;
-                v_x[i] = buf.unmul_at(i, x.clamp(-fixed::LIMIT, fixed::LIMIT), &k);
-                v[i] = fixed::to_f64(v_x[i]);
-            } else {
-                v[i] = (v[i] + omg * grad[i]) / g;
-            }
+            let (inc, _) = fixed::increment(c, grad[i]);
+            let x = fixed::checked_sum(v_x[i], inc).0;
+            v_x[i] = buf.unmul_at(i, x.clamp(-fixed::LIMIT, fixed::LIMIT), &k);
+            v[i] = fixed::to_f64(v_x[i]);
         }
         trace.compare(t, &theta);
     }

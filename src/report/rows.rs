@@ -6,11 +6,11 @@
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::hyper::OptimizerId;
 use crate::hyper::{Hypers, Kind};
 use crate::hypergrad::reverse::Hypergradient;
 use crate::model::Layout;
 use crate::optim::Arithmetic;
-use crate::optim::verify::Method;
 use crate::tune::Iteration;
 
 /// Outcome of one outer iteration.
@@ -144,7 +144,7 @@ pub fn hyper_rows(it: &Iteration, kinds: &[Kind]) -> Vec<HyperRow> {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalRow {
     /// `sgd`, `momentum`, `nesterov` or `adam`.
-    pub optimizer: Method,
+    pub optimizer: OptimizerId,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.
@@ -170,7 +170,7 @@ pub struct ReversalRow {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ReversalStepRow {
     /// `sgd`, `momentum`, `nesterov` or `adam`.
-    pub optimizer: Method,
+    pub optimizer: OptimizerId,
     /// `float` or `exact`.
     pub arithmetic: Arithmetic,
     /// Learning rate.

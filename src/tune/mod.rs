@@ -134,6 +134,8 @@ pub struct Summary {
 /// Everything a tune needs besides the objective.
 #[derive(Debug, Clone, Copy)]
 pub struct Tune<'a> {
+    /// The inner optimizer.
+    pub optimizer: crate::hyper::OptimizerId,
     /// The parameter layout.
     pub layout: &'a Layout,
     /// Initial-weight noise ε.
@@ -148,6 +150,7 @@ impl Tune<'_> {
     /// The hypergradient setup at `hypers`.
     pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> Setup<'s> {
         Setup {
+            optimizer: self.optimizer,
             hypers,
             eps: self.eps,
             layout: self.layout,

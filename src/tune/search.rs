@@ -14,7 +14,6 @@ use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
 use super::{Evaluation, Iteration, Observer, StopReason, Summary};
-use crate::config::InnerOptimizer;
 use crate::error::Result;
 use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
@@ -26,8 +25,6 @@ use crate::optim::{Arithmetic, train};
 pub struct Search<'a> {
     /// Layout, ε and T, at the starting blocks.
     pub setup: Setup<'a>,
-    /// The inner optimizer.
-    pub method: InnerOptimizer,
     /// The blocks drawn.
     pub tune: &'a [Kind],
     /// Trials after the starting point.
@@ -49,18 +46,14 @@ pub fn draw(kind: Kind, rng: &mut StdRng) -> f64 {
 }
 
 /// Float64 training at `setup.hypers` and the losses at θ_T; `Ok(None)` if it diverged.
-fn evaluate(
-    obj: &mut impl Objective,
-    setup: Setup,
-    method: InnerOptimizer,
-) -> Result<Option<Evaluation>> {
+fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>> {
     let theta = match train(
         &mut setup.objective(obj),
         setup.layout,
         &setup.theta0(),
         setup.hypers,
         setup.steps,
-        method,
+        setup.optimizer,
         Arithmetic::Float,
     ) {
         Ok(t) => t,
@@ -103,7 +96,6 @@ pub fn run(
                 hypers: &h,
                 ..cfg.setup
             },
-            cfg.method,
         )?;
         Ok(Iteration {
             iteration: k,
