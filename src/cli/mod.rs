@@ -1,8 +1,14 @@
-//! # Command line
+//! # Command line: a thin layer over the library
 //!
-//! clap derive; one file per subcommand, each an `Args` struct and a `run(args, threads)`
-//! (the global `--threads` as a [`Threads`] setting). The CLI only parses, calls the library
-//! and formats: no numerics here.
+//! The `revgrad` binary's commands, one file per subcommand: [`tune`] (meta-gradient descent
+//! on the validation loss), [`search`] (the random-search baseline), [`hypergrad`] (one
+//! exact forward run and its reversal), [`train`] (the inner loop alone), [`verify_reversal`]
+//! (how far reversed training strays, float vs exact) and [`check_grad`] (the
+//! hypergradients three ways). Each is an `Args` struct (clap derive) and a
+//! `run(args, threads)`; the global `--threads` arrives as a [`Threads`] setting and
+//! `--memory-limit` is set before the command runs. A command only parses, checks its output
+//! paths ([`outputs`]), calls the library and formats through [`crate::report`]: no
+//! numerics here, so everything a command does is also available as a library call.
 
 pub mod check_grad;
 pub mod hypergrad;
