@@ -14,7 +14,7 @@ use revgrad::hypergrad::stored::hypergradient_stored;
 use revgrad::model::{Activation, Layout, Objective, init_noise};
 use revgrad::optim::{
     Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, FloatOptimizer, FloatState,
-    Reversible, train,
+    Optimizer, Reversible, train,
 };
 use revgrad::problem::Problem;
 
@@ -1059,4 +1059,320 @@ fn exact_steps_agree_with_float64_steps_to_a_few_quanta() {
         "Adam: largest one-step difference in θ {worst:e} ({} quanta)",
         worst / q
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// RMSprop with momentum (SPEC §3.6)
+
+fn rmsprop(layout: &Layout, alpha: f64, gamma: f64, rho: f64, eps: f64, l2: f64) -> Hypers {
+    Hypers {
+        blocks: vec![
+            Block::scalar(Kind::Alpha, layout, alpha),
+            Block::scalar(Kind::Gamma, layout, gamma),
+            Block::scalar(Kind::Rho, layout, rho),
+            Block::scalar(Kind::Eps, layout, eps),
+            Block::scalar(Kind::L2, layout, l2),
+            Block::scalar(Kind::InitScale, layout, 1.0),
+        ],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    /// θ₀, s₀, b₀ come back bit for bit over ≥ 2,000 steps, with random α, γ, ρ, ε — and
+    /// with per-array γ and ρ schedules of K = T knots (a rational per step and array).
+    #[test]
+    fn exact_rmsprop_reversal_is_bitwise(
+        seed in 0u64..1000,
+        alpha in 0.0005f64..0.02,
+        gamma in 0.01f64..0.99,
+        rho in 0.5f64..0.9999,
+        log_eps in -10.0f64..-2.0,
+        shuffle in any::<bool>(),
+        steps in 2000usize..2600,
+        schedule in any::<bool>(),
+    ) {
+        let data = blobs(30, 10, 3, 3, seed);
+        let mut p = Problem::new(&data, &[6], Activation::Tanh, 4, shuffle, seed);
+        let l = p.layout().clone();
+        let mut h = rmsprop(&l, alpha, gamma, rho, 10f64.powf(log_eps), 0.001);
+        if schedule {
+            let mut rng = StdRng::seed_from_u64(seed);
+            for (k, lo, hi) in [(Kind::Gamma, 0.01, 0.99), (Kind::Rho, 0.5, 0.9999)] {
+                let mut b = Block::filled(k, Per::Array, steps, &l, 0.9);
+                for v in &mut b.values {
+                    *v = rng.random_range(lo..hi);
+                }
+                *h.get_mut(k) = b;
+            }
+        }
+        let eps = init_noise(&l, seed);
+        let su = setup(&h, &eps, &l, steps);
+        let mut obj = su.objective(&mut p);
+        let mut opt = revgrad::optim::ExactRmsprop::new(&h, &l, steps);
+        let mut s = opt.start(&su.theta0()).unwrap();
+        let start = s.clone();
+        for t in 0..steps {
+            opt.step(&mut obj, t, &mut s).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        prop_assert!(s.buffer.stack_words() > 0);
+        prop_assert!(s.theta != start.theta);
+        for t in (0..steps).rev() {
+            opt.undo_step(&mut obj, t, &mut s);
+        }
+        prop_assert_eq!(&s.theta, &start.theta, "θ₀ not restored (seed {})", seed);
+        prop_assert_eq!(&s.s, &start.s, "s₀ not restored (seed {})", seed);
+        prop_assert_eq!(&s.b, &start.b, "b₀ not restored (seed {})", seed);
+        prop_assert!(s.buffer.is_empty_of_information(), "buffer not emptied (seed {})", seed);
+    }
+}
+
+/// RMSprop's hypergradients: the exact reversal and the stored trajectory agree bit for bit
+/// on every block (α, γ, ρ, ε per array and with schedules, l2 per weight, init_scale,
+/// example weights), and finite differences agree for the scalar blocks.
+#[test]
+fn rmsprop_hypergradients_agree_three_ways() {
+    let data = blobs(40, 30, 3, 3, 13);
+    for (act, shuffle, eps_v) in [
+        (Activation::Tanh, true, 1e-4),
+        (Activation::Softplus, false, 1e-8),
+    ] {
+        let mut p = Problem::new(&data, &[5], act, 8, shuffle, 2);
+        let layout = p.layout().clone();
+        let eps = init_noise(&layout, 2);
+        let h = rmsprop(&layout, 0.01, 0.8, 0.95, eps_v, 0.02);
+        let su = setup(&h, &eps, &layout, 60);
+        let rev = assert_reversal_matches_stored(&mut p, su, &format!("{act:?}"));
+        for kind in h.kinds() {
+            for probe in probes(&h, kind, 2, 0, 5) {
+                let a = probe.predicted(&rev.grads);
+                let fd = estimate(&mut p, su, &probe).unwrap();
+                assert_agrees_with_fd(&format!("rmsprop {act:?}"), &probe, a, fd);
+            }
+        }
+        // Every block shaped, with schedules and example weights: bit for bit against the
+        // stored trajectory.
+        let mut shaped = h.clone();
+        *shaped.get_mut(Kind::Alpha) = Block::filled(Kind::Alpha, Per::Array, 3, &layout, 0.01);
+        *shaped.get_mut(Kind::Gamma) = Block::filled(Kind::Gamma, Per::Layer, 4, &layout, 0.8);
+        *shaped.get_mut(Kind::Rho) = Block::filled(Kind::Rho, Per::Array, 2, &layout, 0.95);
+        *shaped.get_mut(Kind::Eps) = Block::filled(Kind::Eps, Per::Layer, 1, &layout, eps_v);
+        *shaped.get_mut(Kind::L2) = Block::filled(Kind::L2, Per::Weight, 1, &layout, 0.01);
+        shaped
+            .blocks
+            .push(Block::rows(Kind::ExampleWeight, data.train.len(), 0.7));
+        for (j, x) in shaped.get_mut(Kind::Rho).values.iter_mut().enumerate() {
+            *x -= 0.003 * j as f64;
+        }
+        let rev = assert_reversal_matches_stored(
+            &mut p,
+            setup(&shaped, &eps, &layout, 50),
+            &format!("rmsprop shaped {act:?}"),
+        );
+        for k in [Kind::Gamma, Kind::Rho, Kind::Eps, Kind::ExampleWeight] {
+            assert!(
+                rev.grads.get(k).values.iter().any(|v| *v != 0.0),
+                "{} hypergradient is all 0",
+                k.name()
+            );
+        }
+    }
+    // Three buffer segments with ρ per array: sums per segment on both paths.
+    let data = blobs(40, 20, 12, 3, 5);
+    let (mut p, layout, eps) = three_segments(&data);
+    let mut h = rmsprop(&layout, 0.005, 0.9, 0.99, 1e-6, 0.01);
+    *h.get_mut(Kind::Rho) = Block::filled(Kind::Rho, Per::Array, 1, &layout, 0.99);
+    assert_reversal_matches_stored(&mut p, setup(&h, &eps, &layout, 25), "rmsprop segments");
+}
+
+/// One exact RMSprop step against one float64 step from the same state (the effective
+/// rational decays): θ within a few quanta 2^−52, as for momentum and Adam.
+#[test]
+fn exact_rmsprop_steps_agree_with_float64_steps_to_a_few_quanta() {
+    let data = blobs(50, 30, 4, 3, 23);
+    let q = 2f64.powi(-52);
+    let mut p = Problem::new(&data, &[8], Activation::Tanh, 10, true, 3);
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, 3);
+    let steps = 200;
+    let h = rmsprop(
+        &layout,
+        0.005,
+        58983.0 / 65536.0,
+        64881.0 / 65536.0,
+        1e-8,
+        0.01,
+    );
+    let su = setup(&h, &eps, &layout, steps);
+    let mut obj = su.objective(&mut p);
+    let mut exact = revgrad::optim::ExactRmsprop::new(&h, &layout, steps);
+    let mut float = revgrad::optim::Rmsprop::float(&h, &layout, steps, false);
+    let mut s = exact.start(&su.theta0()).unwrap();
+    let fixed = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| v as f64 * q).collect() };
+    let wide = |x: &[i128]| -> Vec<f64> { x.iter().map(|&v| v as f64 * 2f64.powi(-92)).collect() };
+    let mut worst: f64 = 0.0;
+    for t in 0..steps {
+        let mut fs = FloatState {
+            theta: fixed(&s.theta),
+            aux: vec![wide(&s.s), wide(&s.b)],
+        };
+        float.step(&mut obj, t, &mut fs).unwrap();
+        exact.step(&mut obj, t, &mut s).unwrap();
+        for (i, th) in fs.theta.iter().enumerate() {
+            let te = s.theta[i] as f64 * q;
+            worst = worst.max((te - th).abs());
+            assert!(
+                (te - th).abs() <= 2.0 * q + 2.0 * f64::EPSILON * th.abs(),
+                "step {t}, θ[{i}]: {te} vs {th}"
+            );
+        }
+    }
+    assert!(worst > 0.0, "the two arithmetics should differ somewhere");
+}
+
+/// Threads: RMSprop's θ_T and every hypergradient entry are bit-identical on 1, 2 and 3
+/// threads (three buffer segments).
+#[test]
+fn rmsprop_is_bit_identical_on_any_thread_count() {
+    let data = blobs(40, 20, 12, 3, 6);
+    let (p0, layout, eps) = three_segments(&data);
+    drop(p0);
+    let h = rmsprop(&layout, 0.005, 0.85, 0.98, 1e-6, 0.01);
+    let mut results = Vec::new();
+    for n in [1, 2, 3] {
+        let mut p = Problem::new(&data, &[40, 40], Activation::Tanh, 8, true, 4)
+            .with_threads(revgrad::model::Threads::new(n).unwrap());
+        let r = hypergradient(&mut p, setup(&h, &eps, &layout, 20)).unwrap();
+        assert!(r.exact);
+        let bits: Vec<u64> = r
+            .grads
+            .blocks
+            .iter()
+            .flat_map(|b| b.values.iter().map(|v| v.to_bits()))
+            .chain([r.val_loss.to_bits()])
+            .collect();
+        results.push(bits);
+    }
+    assert_eq!(results[0], results[1]);
+    assert_eq!(results[0], results[2]);
+}
+
+/// Exact RMSprop tracks float64 RMSprop over a run as closely as exact momentum tracks float
+/// momentum (both are θ's quantisation carried through the dynamics).
+#[test]
+fn exact_rmsprop_tracks_float_rmsprop() {
+    let data = blobs(60, 20, 4, 3, 4);
+    let mut p = Problem::new(&data, &[8], Activation::Tanh, 10, true, 4);
+    let layout = p.layout().clone();
+    let eps = init_noise(&layout, 4);
+    let steps = 500;
+    let (g, r) = (58983.0 / 65536.0, 64881.0 / 65536.0);
+    let h = rmsprop(&layout, 0.003, g, r, 1e-8, 0.001);
+    let su = setup(&h, &eps, &layout, steps);
+    let theta0 = su.theta0();
+    let mut obj = su.objective(&mut p);
+    let run = |obj: &mut _, a| {
+        train(obj, &layout, &theta0, &h, steps, OptimizerId::Rmsprop, a).unwrap()
+    };
+    let exact = run(&mut obj, Arithmetic::Exact);
+    let float = run(&mut obj, Arithmetic::Float);
+    let d = exact
+        .iter()
+        .zip(&float)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    revgrad::note!("exact vs float RMSprop, T = {steps}: {d:e}");
+    assert!(d > 0.0 && d < 1e-11, "exact RMSprop strays {d:e} from float");
+}
+
+// ---------------------------------------------------------------------------------------
+// The plug-in point: an optimizer defined here, through the registry's traits alone.
+
+mod plug_in {
+    use super::*;
+    use revgrad::error::Result;
+    use revgrad::hypergrad::reverse::reverse_with;
+    use revgrad::hypergrad::stored::{stored_float_with, stored_with};
+    use revgrad::model::Layout;
+    use revgrad::optim::{NotReversible, train_with};
+
+    /// Momentum under another name: its float and exact forms are momentum's, so every path
+    /// must give momentum's numbers bit for bit.
+    struct Twin;
+
+    impl Optimizer for Twin {
+        const ID: OptimizerId = OptimizerId::Momentum;
+        type Float = FloatMomentum;
+        type Exact = ExactMomentum;
+        fn float(h: &Hypers, l: &Layout, steps: usize, rational: bool) -> FloatMomentum {
+            revgrad::optim::Momentum::float(h, l, steps, rational)
+        }
+        fn exact(h: &Hypers, l: &Layout, steps: usize) -> Option<ExactMomentum> {
+            Some(ExactMomentum::new(h, l, steps))
+        }
+    }
+
+    /// Plain SGD as a test optimizer with no exact form.
+    struct FloatOnly;
+
+    impl Optimizer for FloatOnly {
+        const ID: OptimizerId = OptimizerId::Sgd;
+        type Float = revgrad::optim::FloatSgd;
+        type Exact = NotReversible;
+        fn float(h: &Hypers, l: &Layout, steps: usize, _: bool) -> Self::Float {
+            revgrad::optim::FloatSgd::new(h, l, steps)
+        }
+        fn exact(_: &Hypers, _: &Layout, _: usize) -> Option<NotReversible> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_test_optimizer_runs_through_train_reversal_and_stored_paths() -> Result<()> {
+        let data = blobs(30, 20, 3, 3, 8);
+        let mut p = Problem::new(&data, &[5], Activation::Tanh, 6, true, 1);
+        let layout = p.layout().clone();
+        let eps = init_noise(&layout, 1);
+        let h = scalar(&layout, 0.2, 0.8, 0.01, 1.0);
+        let su = setup(&h, &eps, &layout, 40);
+        let theta0 = su.theta0();
+        for a in [Arithmetic::Float, Arithmetic::Exact] {
+            let mine = train_with::<Twin>(&mut su.objective(&mut p), &layout, &theta0, &h, 40, a)?;
+            let reference = train(
+                &mut su.objective(&mut p),
+                &layout,
+                &theta0,
+                &h,
+                40,
+                OptimizerId::Momentum,
+                a,
+            )?;
+            assert_eq!(mine, reference);
+        }
+        let rev = reverse_with(Twin::exact(&h, &layout, 40).unwrap(), &mut p, su)?;
+        let reference = hypergradient(&mut p, su)?;
+        let (stored, _) = stored_with(Twin::exact(&h, &layout, 40).unwrap(), &mut p, su)?;
+        let (stored_float, _) = stored_float_with::<Twin>(&mut p, su)?;
+        assert!(rev.exact);
+        for ((a, b), (c, d)) in rev
+            .grads
+            .blocks
+            .iter()
+            .zip(&reference.grads.blocks)
+            .zip(stored.blocks.iter().zip(&stored_float.blocks))
+        {
+            for i in 0..a.values.len() {
+                assert_eq!(a.values[i].to_bits(), b.values[i].to_bits());
+                assert_eq!(a.values[i].to_bits(), c.values[i].to_bits());
+                assert!(rel(a.values[i], d.values[i], 1e-9) < 1e-8);
+            }
+        }
+        // An optimizer without an exact form trains in f64 and is refused in exact
+        // arithmetic with a message, not a panic.
+        train_with::<FloatOnly>(&mut p, &layout, &theta0, &h, 10, Arithmetic::Float)?;
+        let e = train_with::<FloatOnly>(&mut p, &layout, &theta0, &h, 10, Arithmetic::Exact)
+            .unwrap_err();
+        assert!(e.to_string().contains("not reversible"), "{e}");
+        Ok(())
+    }
 }
