@@ -16,11 +16,20 @@
 //! log:    u = ln h              h = e^u              J = h
 //! logit:  u = ln(h/(1−h))       h = 1/(1+e^−u)       J = h·(1−h)
 //! ```
+//!
+//! One file per idea: [`block`] the [`Block`] type and the run's [`Hypers`]; [`shape`] a
+//! block's groups over the network and one value per parameter; [`schedule`] knots over the
+//! steps and the chain rule into them; [`json`] the nested values of configs, `--best` and
+//! reports; [`spec`] a block as written in a config.
 
 pub mod block;
+pub mod json;
+pub mod schedule;
+pub mod shape;
 pub mod spec;
 
-pub use block::{Block, Group, Hypers};
+pub use block::{Block, Hypers};
+pub use shape::Group;
 pub use spec::Spec;
 
 use serde::{Deserialize, Serialize};
