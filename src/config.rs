@@ -992,7 +992,7 @@ mod tests {
         assert_err(
             &with("inner", "gamma", "1.2"),
             "inner.gamma",
-            &["must be in (0, 0.9999], got 1.2"],
+            &["must be in [0, 0.9999], got 1.2"],
         );
         assert_err(
             &with("inner", "gamma", "0"),
@@ -1200,8 +1200,71 @@ mod tests {
             "outer.tune",
             &["\"beta1\"", "momentum"],
         );
-        assert_err(&with("inner", "beta2", "1.0"), "inner.beta2", &["0.9999"]);
-        assert_err(&with("inner", "eps", "0"), "inner.eps", &["(0, ∞)"]);
+        let on = |optimizer: &str, field: &str, value: serde_json::Value| {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&with("inner", "optimizer", &format!("\"{optimizer}\"")))
+                    .unwrap();
+            v["inner"][field] = value;
+            v.to_string()
+        };
+        assert_err(&on("adam", "beta2", 1.0.into()), "inner.beta2", &["0.9999"]);
+        assert_err(&on("adam", "eps", 0.into()), "inner.eps", &["(0, ∞)"]);
+        // Another optimizer's block is an error naming its owner and the optimizer's own.
+        assert_err(
+            &with("inner", "beta2", "0.99"),
+            "inner.beta2",
+            &["\"adam\"", "not of \"momentum\"", "\"alpha\", \"gamma\""],
+        );
+        assert_err(
+            &with("inner", "rho", "0.99"),
+            "inner.rho",
+            &["\"rmsprop\"", "not of \"momentum\""],
+        );
+        assert_err(
+            &on("rmsprop", "beta1", 0.9.into()),
+            "inner.beta1",
+            &[
+                "\"adam\"",
+                "not of \"rmsprop\"",
+                "\"gamma\", \"rho\", \"eps\"",
+            ],
+        );
+        assert_err(
+            &on("adam", "gamma", 0.9.into()),
+            "inner.gamma",
+            &["not of \"adam\""],
+        );
+        assert_err(
+            &on("rmsprop", "rho", 1.0.into()),
+            "inner.rho",
+            &["(0, 0.9999]", "got 1"],
+        );
+        assert_err(
+            &on("rmsprop", "rho", 0.into()),
+            "inner.rho",
+            &["(0, 0.9999]"],
+        );
+        // RMSprop's own blocks and defaults; γ = 0 (plain RMSprop) is a valid config.
+        let c = parse(&on("rmsprop", "gamma", 0.into())).unwrap();
+        assert_eq!(
+            c.kinds(),
+            [
+                Kind::Alpha,
+                Kind::Gamma,
+                Kind::Rho,
+                Kind::Eps,
+                Kind::L2,
+                Kind::InitScale
+            ]
+        );
+        assert_eq!(c.spec(Kind::Rho), Some(&Spec::scalar(0.99)));
+        assert_eq!(c.spec(Kind::Beta1), None);
+        // --best round-trips: only the optimizer's own blocks are written.
+        let json = c.to_json_pretty();
+        assert!(
+            json.contains("\"rho\"") && !json.contains("\"beta1\""),
+            "{json}"
+        );
     }
 
     #[test]

@@ -340,7 +340,7 @@ impl Experiment {
     ///
     /// # Errors
     /// A config error naming the field when a block's `values` do not fit the network
-    /// (`inner.gamma.values[3][1] must be in (0, 0.9999], got 1.2`).
+    /// (`inner.gamma.values[3][1] must be in [0, 0.9999], got 1.2`).
     pub fn hypers(&self, layout: &Layout) -> crate::Result<Hypers> {
         let blocks = self
             .config

@@ -1271,9 +1271,8 @@ fn exact_rmsprop_tracks_float_rmsprop() {
     let su = setup(&h, &eps, &layout, steps);
     let theta0 = su.theta0();
     let mut obj = su.objective(&mut p);
-    let run = |obj: &mut _, a| {
-        train(obj, &layout, &theta0, &h, steps, OptimizerId::Rmsprop, a).unwrap()
-    };
+    let run =
+        |obj: &mut _, a| train(obj, &layout, &theta0, &h, steps, OptimizerId::Rmsprop, a).unwrap();
     let exact = run(&mut obj, Arithmetic::Exact);
     let float = run(&mut obj, Arithmetic::Float);
     let d = exact
@@ -1282,7 +1281,10 @@ fn exact_rmsprop_tracks_float_rmsprop() {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
     revgrad::note!("exact vs float RMSprop, T = {steps}: {d:e}");
-    assert!(d > 0.0 && d < 1e-11, "exact RMSprop strays {d:e} from float");
+    assert!(
+        d > 0.0 && d < 1e-11,
+        "exact RMSprop strays {d:e} from float"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,13 +16,23 @@
 //! log:    u = ln h              h = e^u              J = h
 //! logit:  u = ln(h/(1−h))       h = 1/(1+e^−u)       J = h·(1−h)
 //! ```
+//!
+//! One file per idea: [`block`] the [`Block`] type and the run's [`Hypers`]; [`shape`] a
+//! block's groups over the network and one value per parameter; [`schedule`] knots over the
+//! steps and the chain rule into them; [`json`] the nested values of configs, `--best` and
+//! reports; [`spec`] a block as written in a config; [`optimizer`] the inner optimizers'
+//! table (names, own kinds, state vectors).
 
 pub mod block;
+pub mod json;
 pub mod optimizer;
+pub mod schedule;
+pub mod shape;
 pub mod spec;
 
-pub use block::{Block, Group, Hypers};
+pub use block::{Block, Hypers};
 pub use optimizer::OptimizerId;
+pub use shape::Group;
 pub use spec::Spec;
 
 use serde::{Deserialize, Serialize};
@@ -310,7 +320,7 @@ impl Kind {
         format!("{}.{}", self.info().section, self.info().name)
     }
 
-    /// `Err(message)` unless `v` is a valid value (`must be in (0, 0.9999], got 1.2`).
+    /// `Err(message)` unless `v` is a valid value (`must be in [0, 0.9999], got 1.2`).
     pub fn check(self, v: f64) -> Result<(), String> {
         let i = self.info();
         let above = if i.lower_open {
@@ -417,7 +427,7 @@ mod tests {
     fn ranges() {
         assert!(Kind::Gamma.check(0.9999).is_ok());
         let e = Kind::Gamma.check(1.2).unwrap_err();
-        assert_eq!(e, "must be in (0, 0.9999], got 1.2");
+        assert_eq!(e, "must be in [0, 0.9999], got 1.2");
         assert!(Kind::L2.check(0.0).is_ok());
         assert_eq!(
             Kind::ExampleWeight.check(1.0).unwrap_err(),

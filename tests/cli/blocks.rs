@@ -704,7 +704,7 @@ fn a_value_out_of_range_is_named_by_its_position() {
     bad_block(
         "inner.gamma",
         json!({"per": "layer", "knots": 2, "values": [[0.9, 0.9], [1.2, 0.9]]}),
-        &["inner.gamma.values[1][0] must be in (0, 0.9999], got 1.2"],
+        &["inner.gamma.values[1][0] must be in [0, 0.9999], got 1.2"],
     );
 }
 

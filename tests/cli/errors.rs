@@ -49,7 +49,7 @@ fn unknown_config_field_is_named() {
 fn gamma_out_of_range_names_field_value_and_range() {
     expect_exit_2(
         &["train", &fixture_config("bad_gamma.json")],
-        &["bad_gamma.json", "inner.gamma", "1.2", "(0, 0.9999]"],
+        &["bad_gamma.json", "inner.gamma", "1.2", "[0, 0.9999]"],
     );
 }
 
