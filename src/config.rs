@@ -994,10 +994,13 @@ mod tests {
             "inner.gamma",
             &["must be in [0, 0.9999], got 1.2"],
         );
+        // γ = 0 is plain SGD (momentum) or plain RMSprop: valid for float training; the
+        // exact commands refuse it (tests/cli/rmsprop.rs).
+        assert!(parse(&with("inner", "gamma", "0")).is_ok());
         assert_err(
-            &with("inner", "gamma", "0"),
+            &with("inner", "gamma", "-0.1"),
             "inner.gamma",
-            &["must be in (0, 0.9999], got 0"],
+            &["must be in [0, 0.9999], got -0.1"],
         );
         assert_err(
             &with("inner", "gamma", "0.99999"),

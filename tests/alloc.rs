@@ -81,8 +81,8 @@ fn hypers(l: &Net, steps: usize) -> Hypers {
 fn rmsprop_hypers(l: &Net, steps: usize) -> Hypers {
     Hypers {
         blocks: vec![
-            Block::filled(Kind::Alpha, Per::Array, 4.min(steps), l, 0.01),
-            Block::filled(Kind::Gamma, Per::Layer, steps, l, 0.9),
+            Block::filled(Kind::Alpha, Per::Array, 4.min(steps), l, 0.001),
+            Block::filled(Kind::Gamma, Per::Layer, steps, l, 0.5),
             Block::filled(Kind::Rho, Per::Array, steps, l, 0.99),
             Block::filled(Kind::Eps, Per::All, 1, l, 1e-8),
             Block::filled(Kind::L2, Per::Weight, 1, l, 0.01),

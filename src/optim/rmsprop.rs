@@ -790,7 +790,9 @@ impl FloatOptimizer for FloatRmsprop {
             for i in r.clone() {
                 let g = self.grad[i];
                 let ratio = c.ratio(g, s[i]).0;
-                s[i] = (s[i] - c.omr * (g * g)) / c.rho;
+                // A mean square is never negative; the f64 undo's rounding can take it just
+                // below 0, where its root (in the next undo) would be NaN.
+                s[i] = ((s[i] - c.omr * (g * g)) / c.rho).max(0.0);
                 b[i] = if c.gamma > 0.0 {
                     (b[i] + c.omg * ratio) / c.gamma
                 } else if t > 0 {

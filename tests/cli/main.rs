@@ -15,6 +15,7 @@ mod data;
 mod errors;
 mod help;
 mod hypergrad;
+mod rmsprop;
 mod robust;
 mod search;
 mod threads;

@@ -131,8 +131,8 @@ fn finished_runs_exit_0_whatever_stderr_is() {
 #[test]
 fn verify_reversal_warnings_do_not_cut_the_csv_short() {
     let tiny = tiny_config();
-    // α = 1e6 overflows the four exact runs (a warning each) and leaves four float rows;
-    // α = 0.01 gives eight rows.
+    // α = 1e6 overflows the five exact runs (a warning each) and leaves five float rows;
+    // α = 0.01 gives ten rows.
     let args = [
         "verify-reversal",
         &tiny,
@@ -149,7 +149,7 @@ fn verify_reversal_warnings_do_not_cut_the_csv_short() {
         assert_header(&out.stdout, VERIFY_HEADER);
         assert_eq!(
             Table::parse(&out.stdout).rows.len(),
-            12,
+            15,
             "stderr {stderr:?}"
         );
     }
@@ -573,7 +573,7 @@ fn verify_reversal_exits_1_when_every_run_diverged() {
         .code(1);
     let o = out.get_output();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("all 8 runs diverged"), "{stderr}");
+    assert!(stderr.contains("all 10 runs diverged"), "{stderr}");
     assert!(
         stderr.contains("alpha 1e308"),
         "numbers in scientific form: {stderr}"

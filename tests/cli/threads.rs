@@ -26,6 +26,10 @@ fn config(batch: usize) -> Value {
 fn adam(mut c: Value) -> Value {
     set(&mut c, "inner.optimizer", json!("adam"));
     set(&mut c, "inner.alpha", json!(0.01));
+    c["inner"]
+        .as_object_mut()
+        .expect("inner is an object")
+        .remove("gamma");
     set(&mut c, "outer.tune", json!(["alpha", "beta1"]));
     c
 }

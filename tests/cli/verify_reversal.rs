@@ -19,10 +19,10 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
     let out = stdout_of(&args);
     assert_header(&out, VERIFY_HEADER);
     let t = Table::parse(&out);
-    // Per α: sgd float, sgd exact, and momentum, nesterov, adam float/exact per γ.
+    // Per α: sgd float, sgd exact, and momentum, nesterov, adam, rmsprop float/exact per γ.
     assert_eq!(
         t.rows.len(),
-        2 * (2 + 6 * 2),
+        2 * (2 + 8 * 2),
         "rows:\n{}",
         String::from_utf8_lossy(&out)
     );
@@ -34,7 +34,7 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
         let optimizer = t.cell(row, "optimizer");
         let arithmetic = t.cell(row, "arithmetic");
         assert!(
-            ["sgd", "momentum", "nesterov", "adam"].contains(&optimizer),
+            ["sgd", "momentum", "nesterov", "adam", "rmsprop"].contains(&optimizer),
             "{row:?}"
         );
         assert!(["float", "exact"].contains(&arithmetic), "{row:?}");
@@ -54,9 +54,15 @@ fn verify_reversal_exact_momentum_is_bitwise_and_float_drifts() {
                 seen.insert((arithmetic.to_string(), (gamma * 10.0).round() as i64));
             }
         }
-        if optimizer == "adam" && arithmetic == "exact" {
-            assert!(same_f64(theta0, 0.0), "exact Adam theta0_error: {row:?}");
-            assert!(same_f64(trace, 0.0), "exact Adam max_trace_error: {row:?}");
+        if ["adam", "rmsprop"].contains(&optimizer) && arithmetic == "exact" {
+            assert!(
+                same_f64(theta0, 0.0),
+                "exact {optimizer} theta0_error: {row:?}"
+            );
+            assert!(
+                same_f64(trace, 0.0),
+                "exact {optimizer} max_trace_error: {row:?}"
+            );
             assert!(buffer > 0 && buffer < store, "memory figures: {row:?}");
         }
         if optimizer == "nesterov" {
@@ -112,15 +118,15 @@ fn verify_reversal_per_step_header_and_rows() {
         assert!(same_f64(t.num(row, "alpha"), 0.1));
         let err = t.num(row, "trace_error");
         assert!(err >= 0.0, "{row:?}");
-        if ["momentum", "adam"].contains(&optimizer) && arithmetic == "exact" {
+        if ["momentum", "adam", "rmsprop"].contains(&optimizer) && arithmetic == "exact" {
             assert!(same_f64(err, 0.0), "exact momentum trace_error: {row:?}");
         }
         groups.insert((optimizer.to_string(), arithmetic.to_string()));
     }
     assert_eq!(
         groups.len(),
-        8,
-        "sgd/momentum/nesterov/adam × float/exact: {groups:?}"
+        10,
+        "sgd/momentum/nesterov/adam/rmsprop × float/exact: {groups:?}"
     );
 }
 
@@ -144,7 +150,7 @@ fn verify_reversal_output_file_leaves_stdout_empty() {
     assert!(out.is_empty(), "stdout: {}", String::from_utf8_lossy(&out));
     let written = std::fs::read(&csv).expect("-o wrote the file");
     assert_header(&written, VERIFY_HEADER);
-    assert_eq!(Table::parse(&written).rows.len(), 8);
+    assert_eq!(Table::parse(&written).rows.len(), 10);
 }
 
 #[test]
