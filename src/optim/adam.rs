@@ -58,13 +58,15 @@
 use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
-use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::{Error, Result};
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
+use crate::runtime::segments::{
+    PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
+};
 
 /// α, β₁, β₂ (with their rationals) and ε at step t, per parameter array.
 #[derive(Debug, Clone)]

@@ -26,7 +26,6 @@ pub mod adam;
 pub mod float;
 pub mod momentum;
 pub mod plan;
-pub mod segments;
 pub mod verify;
 
 pub use adam::{AdamState, ExactAdam, FloatAdam};

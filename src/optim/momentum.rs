@@ -36,12 +36,14 @@
 //! stored path walks the same segments in the same order.
 
 use super::plan::Plan;
-use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{Reversible, diverged, exact_gradient, exact_start, overflow};
 use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
+use crate::runtime::segments::{
+    PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
+};
 
 /// Fixed-point (θ, v) and the information buffer.
 #[derive(Debug, Clone)]

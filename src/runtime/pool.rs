@@ -2,9 +2,11 @@
 //!
 //! [`Pool::for_each`] runs `f` on every item of a slice, the calling thread and `n − 1`
 //! workers claiming items one at a time, and returns when all are done. It is built for
-//! what [`crate::model::parallel`] does: every inner step is a round of 1–16 parts of a
-//! fraction of a millisecond each, separated by a sequential optimizer step of similar
-//! length. Two choices follow from measurements on a 2-vCPU KVM machine:
+//! what [`super::Threads`] runs on it: the model's parts of a batch
+//! ([`crate::model::parallel`]) and the exact optimizers' groups of buffer segments
+//! ([`super::segments`]), rounds of 1–16 items of a fraction of a millisecond each,
+//! separated by sequential work of similar length. Two choices follow from measurements
+//! on a 2-vCPU KVM machine:
 //!
 //! - the caller computes items too (it would only wait otherwise);
 //! - between rounds a worker stays awake for [`STAY_AWAKE`], yielding its core to anything
