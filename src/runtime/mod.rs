@@ -8,6 +8,8 @@
 //!   segments, and their per-segment sums;
 //! - [`pool`]: the fork-join pool that runs a round of parts or segment groups on the
 //!   caller and its workers;
+//! - [`sync`]: the synchronisation primitives the pool is written against (`std`'s, or
+//!   loom's when the pool is model-checked under `--cfg loom`).
 //!
 //! Rules, for every file: what is split, and into which pieces, depends on sizes alone,
 //! never on the thread count, and whatever combines per-piece results does so in piece
@@ -18,6 +20,7 @@
 pub(crate) mod partition;
 pub(crate) mod pool;
 pub(crate) mod segments;
+mod sync;
 mod threads;
 
 pub use threads::Threads;
