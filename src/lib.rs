@@ -46,4 +46,7 @@ pub mod problem;
 pub mod report;
 pub mod tune;
 
+mod runtime;
+
 pub use error::{Error, Result};
+pub use runtime::Threads;

@@ -11,8 +11,9 @@
 use crate::data::Data;
 use crate::data::batches::BatchSchedule;
 use crate::hyper::{Block, Hypers};
-use crate::model::parallel::{self, Batch};
+use crate::model::parallel::Batch;
 use crate::model::{Activation, Chunked, Layout, Mlp, Objective, Threads};
+use crate::runtime::partition;
 
 /// Model + data + batch schedule.
 #[derive(Debug, Clone)]
@@ -217,9 +218,9 @@ pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Da
     let width: u128 = sizes.iter().sum();
     let params: u128 = sizes.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
     let batch = config.inner.batch_size;
-    let rows = batch as u128 + (parallel::EVAL_PARTS * parallel::CHUNK_ROWS) as u128;
+    let rows = batch as u128 + (partition::EVAL_PARTS * partition::CHUNK_ROWS) as u128;
     let workspace = rows * width * 14 * 8;
-    let parts = 2 * parallel::batch_parts(batch) + parallel::EVAL_PARTS;
+    let parts = 2 * partition::batch_parts(batch) + partition::EVAL_PARTS;
     let vectors = (10 + parts as u128) * params * 8;
     let values = |d: &crate::data::Dataset| (d.x.len() + d.y.len()) as u128 * 8;
     let data = values(&data.train) + values(&data.validation);

@@ -5,7 +5,8 @@
 //! hypergradient are written against, so tests and benchmarks can plug in a [`Quadratic`]
 //! with a closed-form Hessian. [`init_noise`] draws the initial-weight noise ε (θ₀ = init_scale·ε).
 //! [`parallel`] splits batches into a fixed set of parts computed on any number of
-//! [`Threads`], with results bit-identical for every thread count.
+//! [`Threads`] (the runtime's setting, re-exported here), with results bit-identical for
+//! every thread count.
 pub mod activation;
 pub mod linalg;
 pub mod mlp;
@@ -13,12 +14,12 @@ pub mod npz;
 pub mod parallel;
 pub mod params;
 pub mod penalty;
-pub mod pool;
 pub mod quadratic;
 
+pub use crate::runtime::Threads;
 pub use activation::Activation;
 pub use mlp::{Mlp, Workspace};
-pub use parallel::{Chunked, Threads};
+pub use parallel::Chunked;
 pub use params::Layout;
 pub use penalty::Penalized;
 pub use quadratic::Quadratic;

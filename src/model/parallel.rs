@@ -1,20 +1,10 @@
 //! # Deterministic data parallelism: a fixed partition of the rows, a fixed-order sum
 //!
 //! [`Chunked`] evaluates an [`Mlp`] on a batch (or on a whole data set) split into parts
-//! by a rule that depends only on the number of rows, never on the number of threads:
-//!
-//! ```text
-//! batch of B rows:   P = clamp(⌈B/64⌉, 1, 16) parts, part k = rows 8·⌊kU/P⌋ .. 8·⌊(k+1)U/P⌋
-//!                    with U = ⌊B/8⌋ (the last part also takes the B mod 8 rows left over)
-//! n evaluation rows: P = clamp(⌈n/32⌉, 1, 8) parts, likewise, each swept 32 rows at a time
-//! ```
-//!
-//! Parts start at multiples of 8 rows because the matrix kernel's tiles are 8 rows high: a
-//! batch of 100 splits into 48 + 52. Measured with callgrind on the digits model
-//! (64-100-100-10, B = 100), one thread, per hypergradient step: 2 parts cost 3% more
-//! instructions than the whole batch in one workspace, 4 parts 9% (16% unaligned), 7 parts
-//! 19%. Two parts suit the 2-core machines this is measured on (in wall time, 4 parts cost
-//! 10–15% of a one-thread hypergradient); larger batches get more parts and more threads.
+//! by the runtime's partition rule, which depends only on the number of rows, never on the
+//! number of threads: ⌈B/64⌉ parts of a batch of B rows (at most 16), every part but the
+//! last a multiple of 8 rows, e.g. 48 + 52 for B = 100; ⌈n/32⌉ parts of an evaluation over
+//! n rows (at most 8), each swept 32 rows at a time.
 //!
 //! Each part has its own [`Workspace`] and its own gradient and Hessian-vector buffers; the
 //! parts may run on any thread, in any order. Every part's loss is already divided by the
@@ -26,126 +16,16 @@
 //! reversal relies on. Against one workspace over the whole batch only the summation order
 //! differs (about 1e-16 relative).
 //!
-//! [`Threads`] is the thread count as a setting. One thread runs the parts in a plain loop
-//! on the calling thread (no pool, nothing allocated); N run them on the caller and N − 1
-//! workers of a [`crate::model::pool::Pool`].
+//! The parts run on [`Threads`]: with one thread in a plain loop on the calling thread,
+//! with N on the caller and N − 1 pooled workers.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use ndarray::ArrayView2;
 
-use super::pool::Pool;
 use super::{Mlp, Workspace};
-
-/// Rows per part of an evaluation, and per sweep within a part.
-pub const CHUNK_ROWS: usize = 32;
-
-/// Target rows per part of a batch: a batch of 100 splits into 2 parts (48 + 52), which
-/// two threads share. Parts of 32 rows (4 parts) cost 9% more per step on one thread than
-/// one workspace over the whole batch, parts of 64 rows 3% (callgrind, digits model).
-pub const BATCH_PART_ROWS: usize = 64;
-
-/// Parts start at multiples of this many rows (the height of matrixmultiply's f64 tiles).
-const ALIGN_ROWS: usize = 8;
-
-/// Most parts a batch is split into (so at most this many threads help); larger batches get
-/// larger parts. Bounds the per-part gradient buffers at 2·16 parameter vectors.
-pub const MAX_BATCH_PARTS: usize = 16;
-
-/// Parts of a validation, test or full-training evaluation. Each holds a workspace of
-/// [`CHUNK_ROWS`] rows and one gradient buffer.
-pub const EVAL_PARTS: usize = 8;
-
-/// Threads a run computes on: a setting, passed to [`Chunked`] (and by the CLI's global
-/// `--threads`). Clones share one pool.
-#[derive(Debug, Clone)]
-pub struct Threads {
-    n: usize,
-    pool: Option<Arc<Pool>>,
-}
-
-impl Default for Threads {
-    fn default() -> Self {
-        Threads::one()
-    }
-}
-
-impl Threads {
-    /// Compute on the calling thread alone.
-    pub fn one() -> Self {
-        Threads { n: 1, pool: None }
-    }
-
-    /// `n` threads: the calling thread and `n − 1` workers. Results do not depend on `n`.
-    /// No part of a computation is split beyond [`MAX_BATCH_PARTS`] pieces, so the pool
-    /// has at most that many threads.
-    ///
-    /// # Errors
-    /// A usage error for `n = 0`, or if the system refuses to start the threads.
-    pub fn new(n: usize) -> crate::Result<Self> {
-        match n {
-            0 => Err(crate::Error::Usage(
-                "--threads must be at least 1, got 0".into(),
-            )),
-            1 => Ok(Threads::one()),
-            _ => {
-                let n = n.min(MAX_BATCH_PARTS.max(EVAL_PARTS));
-                let pool = Pool::new(n).map_err(|e| {
-                    crate::Error::Usage(format!(
-                        "--threads {n}: cannot start the worker threads ({e}); try fewer"
-                    ))
-                })?;
-                Ok(Threads {
-                    n,
-                    pool: Some(Arc::new(pool)),
-                })
-            }
-        }
-    }
-
-    /// The number of cores (`std::thread::available_parallelism`, 1 if unknown): the CLI's
-    /// default.
-    pub fn all_cores() -> usize {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    }
-
-    /// Threads in use.
-    pub fn count(&self) -> usize {
-        self.n
-    }
-
-    /// `f` on every item, each item on one thread; returns when all are done.
-    pub fn for_each<T: Send>(&self, items: &mut [T], f: impl Fn(&mut T) + Sync) {
-        match &self.pool {
-            None => items.iter_mut().for_each(f),
-            Some(pool) => pool.for_each(items, f),
-        }
-    }
-}
-
-/// `len` rows in `parts` near-equal contiguous ranges starting at multiples of
-/// [`ALIGN_ROWS`]: part `k`.
-fn part_range(k: usize, parts: usize, len: usize) -> Range<usize> {
-    let units = len / ALIGN_ROWS;
-    let start = k * units / parts * ALIGN_ROWS;
-    let end = if k + 1 == parts {
-        len
-    } else {
-        (k + 1) * units / parts * ALIGN_ROWS
-    };
-    start..end
-}
-
-/// Parts of a batch of `rows` rows.
-pub fn batch_parts(rows: usize) -> usize {
-    rows.div_ceil(BATCH_PART_ROWS).clamp(1, MAX_BATCH_PARTS)
-}
-
-/// Parts of an evaluation over `rows` rows.
-pub fn eval_parts(rows: usize) -> usize {
-    rows.div_ceil(CHUNK_ROWS).clamp(1, EVAL_PARTS)
-}
+use crate::runtime::Threads;
+use crate::runtime::partition::{CHUNK_ROWS, EVAL_PARTS, batch_parts, eval_parts, part_range};
 
 /// One part: its rows, workspace, and partial results.
 #[derive(Debug, Clone)]
@@ -399,33 +279,6 @@ mod tests {
     use ndarray::Array2;
     use ndarray_rand::rand::rngs::StdRng;
     use ndarray_rand::rand::{Rng, SeedableRng};
-
-    #[test]
-    fn partition_covers_the_rows_in_order_and_depends_on_the_row_count_only() {
-        for len in 1..600 {
-            let parts = batch_parts(len);
-            let mut next = 0;
-            for k in 0..parts {
-                let r = part_range(k, parts, len);
-                assert_eq!(r.start, next);
-                assert_eq!(r.start % ALIGN_ROWS, 0);
-                assert!(!r.is_empty(), "{len} rows, part {k} of {parts}");
-                // Near-equal: within one tile plus the leftover rows of the last part.
-                assert!(r.len() <= len / parts + 2 * ALIGN_ROWS, "{len}: {r:?}");
-                next = r.end;
-            }
-            assert_eq!(next, len);
-        }
-        assert_eq!(part_range(0, 4, 100), 0..24);
-        assert_eq!(part_range(3, 4, 100), 72..100);
-        assert_eq!(part_range(1, 2, 100), 48..100);
-        assert_eq!(batch_parts(64), 1);
-        assert_eq!(batch_parts(65), 2);
-        assert_eq!(batch_parts(100), 2);
-        assert_eq!(batch_parts(10_000), MAX_BATCH_PARTS);
-        assert_eq!(eval_parts(0), 1);
-        assert_eq!(eval_parts(10_000), EVAL_PARTS);
-    }
 
     struct Case {
         mlp: Mlp,

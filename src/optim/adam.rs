@@ -59,7 +59,6 @@ use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
-use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
 };
@@ -68,6 +67,9 @@ use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
+use crate::runtime::segments::{
+    PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
+};
 
 /// α, β₁, β₂ (with their rationals) and ε at step t, per parameter array.
 #[derive(Debug, Clone)]

@@ -26,7 +26,6 @@ pub mod nesterov;
 pub mod plan;
 pub mod registry;
 pub mod rmsprop;
-pub mod segments;
 pub mod verify;
 
 pub use adam::{Adam, AdamState, ExactAdam, FloatAdam};

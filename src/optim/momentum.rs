@@ -37,7 +37,6 @@
 
 use super::plan::Plan;
 use super::registry::{Optimizer, OptimizerId};
-use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
 };
@@ -45,6 +44,9 @@ use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
+use crate::runtime::segments::{
+    PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
+};
 
 /// Fixed-point (θ, v) and the information buffer.
 #[derive(Debug, Clone)]

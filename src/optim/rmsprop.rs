@@ -50,7 +50,6 @@ use std::ops::Range;
 
 use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
-use super::segments::{PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
 };
@@ -59,6 +58,9 @@ use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Threads};
+use crate::runtime::segments::{
+    PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
+};
 
 /// RMSprop with momentum: the registry entry.
 #[derive(Debug, Clone, Copy)]

@@ -2,9 +2,11 @@
 //!
 //! [`Pool::for_each`] runs `f` on every item of a slice, the calling thread and `n − 1`
 //! workers claiming items one at a time, and returns when all are done. It is built for
-//! what [`crate::model::parallel`] does: every inner step is a round of 1–16 parts of a
-//! fraction of a millisecond each, separated by a sequential optimizer step of similar
-//! length. Two choices follow from measurements on a 2-vCPU KVM machine:
+//! what [`super::Threads`] runs on it: the model's parts of a batch
+//! ([`crate::model::parallel`]) and the exact optimizers' groups of buffer segments
+//! ([`super::segments`]), rounds of 1–16 items of a fraction of a millisecond each,
+//! separated by sequential work of similar length. Two choices follow from measurements
+//! on a 2-vCPU KVM machine:
 //!
 //! - the caller computes items too (it would only wait otherwise);
 //! - between rounds a worker stays awake for [`STAY_AWAKE`], yielding its core to anything
@@ -23,20 +25,29 @@
 //! rounds, are not what guarantees it). Callers are serialised by a mutex, and a round's
 //! panic is taken before the next caller may start. A call from inside an item runs its
 //! items inline on that thread (a nested round would wait for itself).
+//!
+//! The protocol is model-checked with loom (the `loom_model` tests, built with
+//! `RUSTFLAGS="--cfg loom"`): the pool's primitives come from [`super::sync`], which swaps
+//! in loom's under that flag and leaves the normal build on `std`'s.
 
 use std::any::Any;
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::sync::thread::{self, JoinHandle};
+use super::sync::{
+    Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Idle, Mutex, MutexGuard, hint,
+    thread_local_const,
+};
 
 /// How long an idle worker waits for the next round, yielding, before it sleeps: longer
 /// than the sequential step between two rounds of a Fashion-MNIST hypergradient (~1.5 ms).
 pub const STAY_AWAKE: Duration = Duration::from_millis(3);
 
-thread_local! {
+thread_local_const! {
     /// True while this thread runs an item of some round (see [`Pool::for_each`]).
     static IN_ITEM: Cell<bool> = const { Cell::new(false) };
 }
@@ -116,18 +127,12 @@ impl Shared {
 
     fn worker(&self) {
         loop {
-            let start = Instant::now();
-            let mut spins = 0u32;
+            let mut idle = Idle::new(STAY_AWAKE);
             while !self.has_work() {
                 if self.quit.load(Ordering::SeqCst) {
                     return;
                 }
-                spins += 1;
-                if spins < 100 {
-                    std::hint::spin_loop();
-                } else if start.elapsed() < STAY_AWAKE {
-                    std::thread::yield_now();
-                } else {
+                if !idle.keep_waiting() {
                     self.sleep_until_woken();
                     break;
                 }
@@ -217,7 +222,7 @@ impl Pool {
         };
         for i in 1..n {
             let s = Arc::clone(&pool.shared);
-            let handle = std::thread::Builder::new()
+            let handle = thread::Builder::new()
                 .name(format!("revgrad-{i}"))
                 .spawn(move || s.worker())?;
             pool.workers.push(handle);
@@ -258,9 +263,9 @@ impl Pool {
         while s.done.load(Ordering::Acquire) < n {
             spins += 1;
             if spins < 1000 {
-                std::hint::spin_loop();
+                hint::spin_loop();
             } else {
-                std::thread::yield_now();
+                thread::yield_now();
             }
         }
         *lock(&s.job) = None;
@@ -287,7 +292,7 @@ impl Drop for Pool {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -369,5 +374,99 @@ mod tests {
         for (c, h) in callers.into_iter().enumerate() {
             assert!(h.join().unwrap().iter().all(|&x| x == 300 * c as u64));
         }
+    }
+}
+
+/// The claim protocol under loom: every interleaving of the caller and one worker (up to
+/// a preemption bound) over a couple of rounds. The items are loom cells, so an item run
+/// twice at once, or read by the caller before its worker's write happened-before the end
+/// of the round, is reported as a data race, not just as a wrong count.
+///
+/// `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+    use loom::cell::UnsafeCell;
+
+    /// Preemptions per execution unless `LOOM_MAX_PREEMPTIONS` says otherwise: enough for
+    /// a claim to be interrupted between its load and its compare-and-swap, and a round's
+    /// end between its `done` check and the caller's reads, with a full search in seconds.
+    const PREEMPTIONS: usize = 3;
+
+    fn check(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        if builder.preemption_bound.is_none() {
+            builder.preemption_bound = Some(PREEMPTIONS);
+        }
+        builder.check(f);
+    }
+
+    /// An item: its index, and how many times it has run (a cell loom tracks).
+    type Item = (usize, UnsafeCell<usize>);
+
+    fn items(n: usize) -> Vec<Item> {
+        (0..n).map(|i| (i, UnsafeCell::new(0))).collect()
+    }
+
+    fn runs(items: &[Item]) -> Vec<usize> {
+        // SAFETY: read on the caller between rounds; loom checks that every write
+        // happened-before this read.
+        items
+            .iter()
+            .map(|(_, c)| c.with(|p| unsafe { *p }))
+            .collect()
+    }
+
+    fn bump((_, count): &mut Item) {
+        // SAFETY: the pool hands this item to one thread; loom checks it.
+        count.with_mut(|p| unsafe { *p += 1 });
+    }
+
+    #[test]
+    fn loom_every_item_runs_once_per_round_and_a_round_ends_after_all() {
+        check(|| {
+            let pool = Pool::new(2).unwrap();
+            let mut items = items(3);
+            pool.for_each(&mut items, bump);
+            assert_eq!(runs(&items), [1, 1, 1]);
+            pool.for_each(&mut items[..2], bump);
+            assert_eq!(runs(&items), [2, 2, 1]);
+        });
+    }
+
+    /// The payload of the test's own panics, which the panic hook keeps quiet.
+    struct ItemPanic;
+
+    fn quiet_item_panics() {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !info.payload().is::<ItemPanic>() {
+                    default(info);
+                }
+            }));
+        });
+    }
+
+    #[test]
+    fn loom_a_panic_reaches_the_caller_after_the_round_and_the_pool_goes_on() {
+        quiet_item_panics();
+        check(|| {
+            let pool = Pool::new(2).unwrap();
+            let mut items = items(2);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                pool.for_each(&mut items, |item| {
+                    bump(item);
+                    if item.0 == 1 {
+                        std::panic::panic_any(ItemPanic);
+                    }
+                });
+            }));
+            assert!(r.unwrap_err().is::<ItemPanic>());
+            assert_eq!(runs(&items), [1, 1]);
+            pool.for_each(&mut items, bump);
+            assert_eq!(runs(&items), [2, 2]);
+        });
     }
 }

@@ -21,8 +21,8 @@
 
 use std::ops::Range;
 
+use super::Threads;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, Segment};
-use crate::model::Threads;
 
 /// State vectors (or tuples of them) that split at an element index, so each segment gets
 /// its own piece.
