@@ -7,14 +7,16 @@
 //! The pipeline, one module per idea:
 //!
 //! ```text
-//! hyper (registry of kinds) → config → data → model (loss, ∇, Hv; penalty wrapper)
-//!        → hyper::block (entries over the network) → exact (fixed point, n/d, info buffer)
-//!        → optim (Reversible: momentum, Adam; per-step plan) → hypergrad (reverse pass)
-//!        → tune (outer loop, random search) → report / cli
+//! hyper (kinds, blocks, the optimizers' table) → config → data
+//!        → model (loss, ∇, H·v; penalty wrapper) → exact (fixed point, n/d, info buffer)
+//!        → optim (registry: float and Reversible forms of momentum, Adam, RMSprop, …)
+//!        → hypergrad (reverse pass) → tune (outer loop, random search) → report / cli
 //! ```
 //!
-//! Inner loop (SPEC §3.2), for t = 0..T−1, with α_t and γ_t per step and parameter group
-//! from their blocks:
+//! (`runtime`, crate-private, holds the thread pool and the segment loops the model and the
+//! exact optimizers run on.) Inner loop for momentum (SPEC §3.2; Adam §3.4 and RMSprop §3.6
+//! likewise), for t = 0..T−1, with α_t and γ_t per step and parameter group from their
+//! blocks:
 //!
 //! ```text
 //! g = ∇L_t(θ_t)          L_t = (1/B)·Σ_{i∈batch t} c_i·CE_i + ½·Σ_e l2_e·w_e²
@@ -22,11 +24,12 @@
 //! θ ← θ + α_t·v
 //! ```
 //!
-//! θ and v are fixed-point integers; `γ_t·v` is a rational multiply whose remainders go into
-//! an information buffer, so every step can be undone bit for bit and the reverse-mode
-//! derivative of the validation loss with respect to every entry of every block (schedule
-//! knots, per-layer or per-weight penalties, initial scales, one weight per training row)
-//! is accumulated while training runs backwards, in O(|θ|) memory.
+//! θ and the optimizer's state are fixed-point integers; every decay multiply (`γ_t·v`) is a
+//! rational multiply whose remainders go into an information buffer, so every step can be
+//! undone bit for bit and the reverse-mode derivative of the validation loss with respect to
+//! every entry of every block (schedule knots, per-layer or per-weight penalties, initial
+//! scales, one weight per training row) is accumulated while training runs backwards, in
+//! O(|θ|) memory.
 #![warn(missing_docs)]
 #![deny(clippy::float_cmp)]
 

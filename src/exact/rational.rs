@@ -1,4 +1,4 @@
-//! # The momentum γ as a rational n/d
+//! # A decay (momentum γ, Adam's β₁ and β₂, RMSprop's ρ and γ) as a rational n/d
 //!
 //! `d = 2^16` always (so `⌊y/d⌋` is an arithmetic shift), and `n = ⌈γ·d⌉`: the smallest
 //! `n/d ≥ γ`. For γ = 0.9 that is 58983/65536 = 0.9000091552734375. The effective γ is the
@@ -9,7 +9,7 @@ pub const DEN_BITS: u32 = 16;
 /// The denominator d = 2^16.
 pub const DEN: u64 = 1 << DEN_BITS;
 
-/// A momentum `n/d` with `d = 2^16` and `1 ≤ n < d`.
+/// A decay `n/d` with `d = 2^16` and `1 ≤ n < d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rational {
     n: u64,

@@ -1,8 +1,9 @@
 //! # Outer optimizers in warped coordinates
 //!
 //! The tuned entries move as one flat vector of warped coordinates `u` (log α, logit γ,
-//! log l2, log init_scale: [`crate::hyper::Kind::warp`]), by Adam (Kingma & Ba 2015;
-//! β₁ = 0.9, β₂ = 0.999, ε = 1e−8) or plain gradient descent, `u ← u − lr·step`.
+//! β₁, β₂, ρ, log ε, log l2, log init_scale, logit c: [`crate::hyper::Kind::warp`]), by Adam
+//! (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e−8) or plain gradient descent,
+//! `u ← u − lr·step`.
 //!
 //! The chaos guard, per entry: each coordinate of the hypergradient is clipped to
 //! `±MAX_GRADIENT` before it reaches the optimizer, and each step to `±MAX_STEP`, so an
