@@ -815,7 +815,7 @@ impl FloatOptimizer for FloatAdam {
     }
 
     /// Undo step t in f64: `θ ← θ + α·q(m, s)`, g at θ, `m ← (m − (1−β₁)·g)/β₁`,
-    /// `s ← (s − (1−β₂)·g²)/β₂`. Not exact.
+    /// `s ← max(0, (s − (1−β₂)·g²)/β₂)`. Not exact.
     fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) {
         self.plan.at(t);
         let (theta, [m, s]) = (&mut st.theta, &mut st.aux[..]) else {
@@ -833,7 +833,9 @@ impl FloatOptimizer for FloatAdam {
             for i in r.clone() {
                 let g = self.grad[i];
                 m[i] = (m[i] - c.omb1 * g) / c.b1;
-                s[i] = (s[i] - c.omb2 * (g * g)) / c.b2;
+                // A second moment is never negative; the f64 undo's rounding can take it
+                // below 0, where its root (in the next undo) would be NaN.
+                s[i] = ((s[i] - c.omb2 * (g * g)) / c.b2).max(0.0);
             }
         }
     }

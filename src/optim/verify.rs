@@ -125,12 +125,20 @@ pub fn verify_reversal(
         return Err(Error::Diverged {
             step,
             what: "the reversed trajectory is not finite".into(),
-            hint: format!(
-                "the {arithmetic} reversal of {} divides by its decay (now {}); a decay of 0 \
-                 cannot be undone",
-                info.name,
-                crate::error::show(gamma)
-            ),
+            hint: if gamma > 0.0 {
+                format!(
+                    "the {arithmetic} reversal of {} divides by its decay (now {}) every step, \
+                     which amplifies its rounding errors until they leave the finite numbers",
+                    info.name,
+                    crate::error::show(gamma)
+                )
+            } else {
+                format!(
+                    "the {arithmetic} reversal of {} divides by its decay, and a decay of 0 \
+                     cannot be undone",
+                    info.name
+                )
+            },
         });
     }
     Ok(ReversalReport {
