@@ -475,8 +475,13 @@ impl Default for RawOuterConfig {
     }
 }
 
+/// Makes a config error for a dotted field of the file being validated.
+type Err<'a> = &'a dyn Fn(&str, String) -> Error;
+
 impl RawConfig {
-    /// Checks ranges and resolves paths; the first problem found is the error.
+    /// Checks every section (each validates itself; which blocks belong to which optimizer
+    /// comes from the optimizer table), then resolves paths; the first problem found is the
+    /// error.
     fn validate(self, file: &Path) -> Result<Config> {
         let err = |field: &str, message: String| Error::config(file, field, message);
         let RawConfig {
@@ -486,8 +491,37 @@ impl RawConfig {
             inner,
             outer,
         } = self;
+        let inner = inner.validate(&err)?;
+        let mut model = model.validate(&err, inner.steps)?;
+        data.check(&err)?;
+        let outer = outer.validate(&err, &inner)?;
+        // Paths last: they touch the filesystem.
+        let base = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolve = |field: &str, p: &Path| resolve(file, base, field, p);
+        let data = data.resolve(&err, &resolve)?;
+        model.init_file = model
+            .init_file
+            .map(|p| resolve("model.init_file", &p))
+            .transpose()?;
+        Ok(Config {
+            file: file.to_path_buf(),
+            seed,
+            data,
+            model,
+            inner,
+            outer,
+        })
+    }
+}
 
-        // inner
+impl RawInnerConfig {
+    /// T, B and the optimizer's own blocks (given, or their defaults); another optimizer's
+    /// block is an error naming the optimizer's own.
+    fn validate(self, err: Err) -> Result<InnerConfig> {
+        let inner = self;
         if inner.steps < 1 {
             return Err(err(
                 "inner.steps",
@@ -501,12 +535,10 @@ impl RawConfig {
             ));
         }
 
-        // blocks (after inner.steps, which bounds their knots)
+        // Blocks after inner.steps, which bounds their knots.
         let block = |kind: Kind, v: &serde_json::Value| {
             Spec::parse(kind, v, &kind.field(), inner.steps).map_err(|(f, m)| err(&f, m))
         };
-        // The optimizer's own blocks (given, or their defaults); another optimizer's block
-        // is an error naming the optimizer's own.
         let own = inner.optimizer.kinds();
         let mut section = InnerConfig {
             optimizer: inner.optimizer,
@@ -549,11 +581,22 @@ impl RawConfig {
                 }
             }
         }
-        let l2 = section.l2.clone();
-        let example_weight = section.example_weight.clone();
-        let init_scale = block(Kind::InitScale, &model.init_scale)?;
+        Ok(section)
+    }
+}
 
-        // model
+impl RawModelConfig {
+    /// The init_scale block and the layer widths; `init_file` is resolved with the other
+    /// paths.
+    fn validate(self, err: Err, steps: usize) -> Result<ModelConfig> {
+        let model = self;
+        let init_scale = Spec::parse(
+            Kind::InitScale,
+            &model.init_scale,
+            &Kind::InitScale.field(),
+            steps,
+        )
+        .map_err(|(f, m)| err(&f, m))?;
         if let Some(i) = model.hidden.iter().position(|&h| h < 1) {
             return Err(err(
                 &format!("model.hidden[{i}]"),
@@ -564,7 +607,19 @@ impl RawConfig {
             ));
         }
 
-        // data
+        Ok(ModelConfig {
+            hidden: model.hidden,
+            activation: model.activation,
+            init_scale,
+            init_file: model.init_file,
+        })
+    }
+}
+
+impl RawDataConfig {
+    /// The fractions, `limit` and `label_noise`.
+    fn check(&self, err: Err) -> Result<()> {
+        let data = self;
         let vf = data.validation_fraction;
         if !(vf.is_finite() && vf > 0.0 && vf < 1.0) {
             return Err(err(
@@ -584,7 +639,7 @@ impl RawConfig {
                 "data.test_fraction",
                 format!(
                     "must be 0 when data.test names a test file (the test set is that file), \
-                     got {}",
+                 got {}",
                     show(tf)
                 ),
             ));
@@ -594,7 +649,7 @@ impl RawConfig {
                 "data.test_fraction",
                 format!(
                     "plus data.validation_fraction must be < 1 (both are held out of the \
-                     training rows), got {} + {} = {}",
+                 training rows), got {} + {} = {}",
                     show(tf),
                     show(vf),
                     show(tf + vf)
@@ -616,8 +671,53 @@ impl RawConfig {
             ));
         }
 
-        // outer
-        let mut outer = outer;
+        Ok(())
+    }
+
+    /// The section with its paths resolved against the config's folder (after
+    /// [`RawDataConfig::check`]).
+    fn resolve(
+        self,
+        err: Err,
+        resolve: &dyn Fn(&str, &Path) -> Result<PathBuf>,
+    ) -> Result<DataConfig> {
+        let data = self;
+        let train = match data.train {
+            Some(p) => resolve("data.train", &p)?,
+            None => {
+                return Err(err(
+                    "data.train",
+                    "is required (a CSV file with a header row, or an IDX images file)".to_owned(),
+                ));
+            }
+        };
+        let validation = data
+            .validation
+            .map(|p| resolve("data.validation", &p))
+            .transpose()?;
+        let test = data.test.map(|p| resolve("data.test", &p)).transpose()?;
+        Ok(DataConfig {
+            train,
+            validation,
+            validation_fraction: data.validation_fraction,
+            test,
+            test_fraction: data.test_fraction,
+            limit: data.limit,
+            label_noise: data.label_noise,
+            label_column: data.label_column,
+            standardize: data.standardize,
+        })
+    }
+}
+
+impl RawOuterConfig {
+    /// The learning rate and `tune`: a non-empty list of the run's blocks without repeats
+    /// (another optimizer's blocks named by the table), example_weight only when the inner
+    /// section has it, l2 only from a positive value.
+    fn validate(self, err: Err, inner: &InnerConfig) -> Result<OuterConfig> {
+        let own = inner.optimizer.kinds();
+        let (l2, example_weight) = (&inner.l2, &inner.example_weight);
+        let mut outer = self;
         let tune = outer
             .tune
             .take()
@@ -666,7 +766,7 @@ impl RawConfig {
             return Err(err(
                 "outer.tune",
                 "lists \"example_weight\", but inner.example_weight is not set; give it \
-                 (e.g. {\"init\": 0.9}) to tune one weight per training row"
+             (e.g. {\"init\": 0.9}) to tune one weight per training row"
                     .to_owned(),
             ));
         }
@@ -684,60 +784,11 @@ impl RawConfig {
             ));
         }
 
-        // paths, last: they touch the filesystem
-        let base = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let train = match data.train {
-            Some(p) => resolve(file, base, "data.train", &p)?,
-            None => {
-                return Err(err(
-                    "data.train",
-                    "is required (a CSV file with a header row, or an IDX images file)".to_owned(),
-                ));
-            }
-        };
-        let validation = data
-            .validation
-            .map(|p| resolve(file, base, "data.validation", &p))
-            .transpose()?;
-        let test = data
-            .test
-            .map(|p| resolve(file, base, "data.test", &p))
-            .transpose()?;
-        let init_file = model
-            .init_file
-            .map(|p| resolve(file, base, "model.init_file", &p))
-            .transpose()?;
-
-        Ok(Config {
-            file: file.to_path_buf(),
-            seed,
-            data: DataConfig {
-                train,
-                validation,
-                validation_fraction: vf,
-                test,
-                test_fraction: tf,
-                limit: data.limit,
-                label_noise: noise,
-                label_column: data.label_column,
-                standardize: data.standardize,
-            },
-            model: ModelConfig {
-                hidden: model.hidden,
-                activation: model.activation,
-                init_scale,
-                init_file,
-            },
-            inner: section,
-            outer: OuterConfig {
-                steps: outer.steps,
-                optimizer: outer.optimizer,
-                learning_rate: outer.learning_rate,
-                tune,
-            },
+        Ok(OuterConfig {
+            steps: outer.steps,
+            optimizer: outer.optimizer,
+            learning_rate: outer.learning_rate,
+            tune,
         })
     }
 }

@@ -736,6 +736,25 @@ fn assert_exact_adam_reversal(data: &Data, shuffle: bool, h: &Hypers, steps: usi
     );
 }
 
+/// Replaces each decay block of `h` by a per-array schedule of K = T knots drawn uniformly
+/// from its range (a rational per step and array).
+fn per_step_decays(
+    h: &mut Hypers,
+    l: &Layout,
+    steps: usize,
+    seed: u64,
+    decays: [(Kind, f64, f64); 2],
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for (k, lo, hi) in decays {
+        let mut b = Block::filled(k, Per::Array, steps, l, 0.9);
+        for v in &mut b.values {
+            *v = rng.random_range(lo..hi);
+        }
+        *h.get_mut(k) = b;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
     /// θ₀, m₀, s₀ come back bit for bit over ≥ 2,000 steps, with random α, β₁, β₂, ε, l2 —
@@ -755,14 +774,7 @@ proptest! {
         let l = Problem::new(&data, &[6], Activation::Tanh, 4, shuffle, seed).layout().clone();
         let mut h = adam(&l, alpha, b1, b2, 10f64.powf(log_eps), 0.001);
         if schedule {
-            let mut rng = StdRng::seed_from_u64(seed);
-            for (k, lo, hi) in [(Kind::Beta1, 0.01, 0.999), (Kind::Beta2, 0.5, 0.9999)] {
-                let mut b = Block::filled(k, Per::Array, steps, &l, 0.9);
-                for v in &mut b.values {
-                    *v = rng.random_range(lo..hi);
-                }
-                *h.get_mut(k) = b;
-            }
+            per_step_decays(&mut h, &l, steps, seed, [(Kind::Beta1, 0.01, 0.999), (Kind::Beta2, 0.5, 0.9999)]);
         }
         assert_exact_adam_reversal(&data, shuffle, &h, steps, seed);
     }
@@ -1097,14 +1109,7 @@ proptest! {
         let l = p.layout().clone();
         let mut h = rmsprop(&l, alpha, gamma, rho, 10f64.powf(log_eps), 0.001);
         if schedule {
-            let mut rng = StdRng::seed_from_u64(seed);
-            for (k, lo, hi) in [(Kind::Gamma, 0.01, 0.99), (Kind::Rho, 0.5, 0.9999)] {
-                let mut b = Block::filled(k, Per::Array, steps, &l, 0.9);
-                for v in &mut b.values {
-                    *v = rng.random_range(lo..hi);
-                }
-                *h.get_mut(k) = b;
-            }
+            per_step_decays(&mut h, &l, steps, seed, [(Kind::Gamma, 0.01, 0.99), (Kind::Rho, 0.5, 0.9999)]);
         }
         let eps = init_noise(&l, seed);
         let su = setup(&h, &eps, &l, steps);

@@ -12,6 +12,7 @@
 
 pub mod check_grad;
 pub mod hypergrad;
+pub mod outer;
 pub mod outputs;
 pub mod search;
 pub mod train;

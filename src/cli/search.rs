@@ -9,7 +9,7 @@ use crate::model::Threads;
 use crate::problem::Experiment;
 use crate::tune::search::{Search, run as search_run};
 
-use super::tune::{RunOutputs, finish, interrupt_flag, summary_text};
+use super::outer::{RunOutputs, finish, interrupt_flag, summary_text};
 
 /// Arguments of `revgrad search`.
 #[derive(Debug, clap::Args)]

@@ -61,8 +61,9 @@ use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
+    wide_overflow,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
@@ -655,10 +656,10 @@ impl Reversible for ExactAdam {
         let (ok_m, ok_s, ok_theta) = (flags & M == 0, flags & S == 0, flags & THETA == 0);
         let alpha = self.plan.alpha.now[0];
         if !ok_m {
-            return Err(wide_overflow(t, "the first moment m", alpha));
+            return Err(wide_overflow(t, "Adam", "the first moment m", alpha));
         }
         if !ok_s {
-            return Err(wide_overflow(t, "the second moment s", alpha));
+            return Err(wide_overflow(t, "Adam", "the second moment s", alpha));
         }
         if !ok_theta {
             return Err(overflow(t, "a weight", alpha));
@@ -748,22 +749,6 @@ impl Reversible for ExactAdam {
 
     fn d_lambda(&self) -> &[f64] {
         &self.d_lambda
-    }
-}
-
-/// The error for a moment leaving the wide fixed-point range at `step`.
-fn wide_overflow(step: usize, what: &str, alpha: f64) -> Error {
-    Error::Overflow {
-        step,
-        what: format!(
-            "{what} left the representable range ±{:.0}",
-            fixed::WIDE_MAX_VALUE
-        ),
-        hint: format!(
-            "the gradients are too large for exact Adam; try a smaller inner.alpha (now {}), \
-             or data.standardize: true",
-            crate::error::show(alpha)
-        ),
     }
 }
 

@@ -169,6 +169,23 @@ pub(crate) fn overflow(step: usize, what: &str, alpha: f64) -> Error {
     }
 }
 
+/// The error for a wide state vector (Adam's moments, RMSprop's s and b) leaving the wide
+/// fixed-point range at `step`; `optimizer` names the optimizer in the hint.
+pub(crate) fn wide_overflow(step: usize, optimizer: &str, what: &str, alpha: f64) -> Error {
+    Error::Overflow {
+        step,
+        what: format!(
+            "{what} left the representable range ±{:.0}",
+            crate::exact::fixed::WIDE_MAX_VALUE
+        ),
+        hint: format!(
+            "the gradients are too large for exact {optimizer}; try a smaller inner.alpha (now \
+             {}), or data.standardize: true",
+            show(alpha)
+        ),
+    }
+}
+
 /// The error for initial weights outside the fixed-point range.
 pub(crate) fn overflow_at_init() -> Error {
     Error::Overflow {

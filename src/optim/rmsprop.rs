@@ -52,8 +52,9 @@ use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
+    wide_overflow,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
@@ -619,10 +620,10 @@ impl Reversible for ExactRmsprop {
         });
         let alpha = self.plan.alpha.now[0];
         if flags & S != 0 {
-            return Err(wide_overflow(t, "the mean square s", alpha));
+            return Err(wide_overflow(t, "RMSprop", "the mean square s", alpha));
         }
         if flags & B != 0 {
-            return Err(wide_overflow(t, "the momentum buffer b", alpha));
+            return Err(wide_overflow(t, "RMSprop", "the momentum buffer b", alpha));
         }
         if flags & THETA != 0 {
             return Err(overflow(t, "a weight", alpha));
@@ -712,22 +713,6 @@ impl Reversible for ExactRmsprop {
 
     fn d_lambda(&self) -> &[f64] {
         &self.d_lambda
-    }
-}
-
-/// The error for s or b leaving the wide fixed-point range at `step`.
-fn wide_overflow(step: usize, what: &str, alpha: f64) -> Error {
-    Error::Overflow {
-        step,
-        what: format!(
-            "{what} left the representable range ±{:.0}",
-            fixed::WIDE_MAX_VALUE
-        ),
-        hint: format!(
-            "the gradients are too large for exact RMSprop; try a smaller inner.alpha (now {}), \
-             or data.standardize: true",
-            crate::error::show(alpha)
-        ),
     }
 }
 

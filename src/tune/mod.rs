@@ -127,8 +127,9 @@ pub struct Summary {
     pub rejected: usize,
     /// Outer steps whose move was clipped by the chaos guard.
     pub clipped: usize,
-    /// Outer learning rate at the end (halved once per rejection).
-    pub final_learning_rate: f64,
+    /// Outer learning rate at the end (halved once per rejection); `None` for a search,
+    /// which has none.
+    pub final_learning_rate: Option<f64>,
 }
 
 /// Everything a tune needs besides the objective.
@@ -300,7 +301,7 @@ pub fn run(
         rows,
         rejected,
         clipped,
-        final_learning_rate: lr,
+        final_learning_rate: Some(lr),
     };
     observer.on_finish(&summary)?;
     Ok(summary)

@@ -141,7 +141,7 @@ pub fn run(
         rows,
         rejected,
         clipped: 0,
-        final_learning_rate: 0.0,
+        final_learning_rate: None,
     };
     observer.on_finish(&summary)?;
     Ok(summary)

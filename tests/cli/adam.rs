@@ -1,11 +1,12 @@
-//! Adam as the inner optimizer (issue 13): `tune` lowers the validation loss with SPEC
+//! Adam as the inner optimizer: `tune` lowers the validation loss with SPEC
 //! §4.1's adam columns, `hypergrad --json` reports β₁ and β₂'s effective rationals,
 //! `check-grad` agrees, and `train` runs float and exact.
 
 use serde_json::json;
 
 use crate::common::{
-    Scratch, Table, assert_header, json_of, p, revgrad, set, small_config, stdout_of,
+    Scratch, assert_trains_float_and_exact, assert_tune_lowers_val_loss, json_of, p, revgrad, set,
+    small_config,
 };
 
 const ADAM_TUNE_HEADER: &str = "iteration,alpha,beta1,beta2,eps,l2,init_scale,train_loss,val_loss,val_accuracy,test_loss,test_accuracy,d_alpha,d_beta1,d_beta2,d_eps,d_l2,d_init_scale,seconds,status";
@@ -29,20 +30,13 @@ fn adam_config() -> serde_json::Value {
 
 #[test]
 fn tune_with_adam_lowers_the_validation_loss() {
-    let dir = Scratch::new();
-    let cfg = dir.config("adam.json", &adam_config());
-    let out = stdout_of(["tune", p(&cfg), "--quiet"]);
-    assert_header(&out, ADAM_TUNE_HEADER);
-    let t = Table::parse(&out);
-    assert_eq!(t.rows.len(), 7);
-    let first = t.num(&t.rows[0], "val_loss");
-    let best = t
-        .rows
-        .iter()
-        .filter(|r| t.cell(r, "status") == "ok")
-        .map(|r| t.num(r, "val_loss"))
-        .fold(f64::INFINITY, f64::min);
-    assert!(best < 0.9 * first, "val_loss {first} → best {best}");
+    assert_tune_lowers_val_loss(
+        &Scratch::new(),
+        "adam.json",
+        &adam_config(),
+        ADAM_TUNE_HEADER,
+        7,
+    );
 }
 
 #[test]
@@ -58,12 +52,5 @@ fn hypergrad_and_check_grad_with_adam() {
         assert!(j["hypergradients"][k].is_number(), "{k}: {j}");
     }
     revgrad().args(["check-grad", p(&cfg)]).assert().success();
-    for exact in [false, true] {
-        let mut args = vec!["train", p(&cfg), "--json"];
-        if exact {
-            args.push("--exact");
-        }
-        let j = json_of(&args);
-        assert!(j["val_loss"].as_f64().is_some_and(f64::is_finite), "{j}");
-    }
+    assert_trains_float_and_exact(&cfg);
 }

@@ -263,3 +263,39 @@ pub fn first_rejecting_tune(
         candidates.len()
     );
 }
+
+/// `tune CONFIG --quiet` (written as `name` in `dir`) prints `header`, one row per outer
+/// iteration (`rows`), and its best ok row's validation loss is below 0.9× the start's.
+pub fn assert_tune_lowers_val_loss(
+    dir: &Scratch,
+    name: &str,
+    config: &Value,
+    header: &str,
+    rows: usize,
+) {
+    let cfg = dir.config(name, config);
+    let out = stdout_of(["tune", p(&cfg), "--quiet"]);
+    assert_header(&out, header);
+    let t = Table::parse(&out);
+    assert_eq!(t.rows.len(), rows);
+    let first = t.num(&t.rows[0], "val_loss");
+    let best = t
+        .rows
+        .iter()
+        .filter(|r| t.cell(r, "status") == "ok")
+        .map(|r| t.num(r, "val_loss"))
+        .fold(f64::INFINITY, f64::min);
+    assert!(best < 0.9 * first, "val_loss {first} → best {best}");
+}
+
+/// `train CONFIG --json` in float and with `--exact`: both give a finite validation loss.
+pub fn assert_trains_float_and_exact(cfg: &Path) {
+    for exact in [false, true] {
+        let mut args = vec!["train", p(cfg), "--json"];
+        if exact {
+            args.push("--exact");
+        }
+        let j = json_of(&args);
+        assert!(j["val_loss"].as_f64().is_some_and(f64::is_finite), "{j}");
+    }
+}

@@ -6,7 +6,8 @@
 use serde_json::json;
 
 use crate::common::{
-    Scratch, Table, assert_header, json_of, p, revgrad, set, small_config, stdout_of,
+    Scratch, Table, assert_trains_float_and_exact, assert_tune_lowers_val_loss, json_of, p,
+    revgrad, set, small_config, stdout_of,
 };
 
 const RMSPROP_TUNE_HEADER: &str = "iteration,alpha,gamma,rho,eps,l2,init_scale,train_loss,val_loss,val_accuracy,test_loss,test_accuracy,d_alpha,d_gamma,d_rho,d_eps,d_l2,d_init_scale,seconds,status";
@@ -30,20 +31,13 @@ fn rmsprop_config() -> serde_json::Value {
 
 #[test]
 fn tune_with_rmsprop_lowers_the_validation_loss() {
-    let dir = Scratch::new();
-    let cfg = dir.config("rmsprop.json", &rmsprop_config());
-    let out = stdout_of(["tune", p(&cfg), "--quiet"]);
-    assert_header(&out, RMSPROP_TUNE_HEADER);
-    let t = Table::parse(&out);
-    assert_eq!(t.rows.len(), 7);
-    let first = t.num(&t.rows[0], "val_loss");
-    let best = t
-        .rows
-        .iter()
-        .filter(|r| t.cell(r, "status") == "ok")
-        .map(|r| t.num(r, "val_loss"))
-        .fold(f64::INFINITY, f64::min);
-    assert!(best < 0.9 * first, "val_loss {first} → best {best}");
+    assert_tune_lowers_val_loss(
+        &Scratch::new(),
+        "rmsprop.json",
+        &rmsprop_config(),
+        RMSPROP_TUNE_HEADER,
+        7,
+    );
 }
 
 #[test]
@@ -59,30 +53,25 @@ fn hypergrad_check_grad_and_train_with_rmsprop() {
         assert!(j["hypergradients"][k].is_number(), "{k}: {j}");
     }
     revgrad().args(["check-grad", p(&cfg)]).assert().success();
-    for exact in [false, true] {
-        let mut args = vec!["train", p(&cfg), "--json"];
-        if exact {
-            args.push("--exact");
-        }
-        let j = json_of(&args);
-        assert!(j["val_loss"].as_f64().is_some_and(f64::is_finite), "{j}");
-    }
+    assert_trains_float_and_exact(&cfg);
 }
 
 #[test]
 fn verify_reversal_has_rmsprop_rows_and_gamma_zero_shows_its_float_row_only() {
     let dir = Scratch::new();
     let cfg = dir.config("rmsprop.json", &rmsprop_config());
-    let out = stdout_of([
-        "verify-reversal",
-        p(&cfg),
-        "--steps",
-        "30",
-        "--alphas",
-        "0.01",
-        "--gammas",
-        "0.9",
-    ]);
+    let verify = |gamma: &str| {
+        let args = [
+            "verify-reversal",
+            p(&cfg),
+            "--steps",
+            "30",
+            "--alphas",
+            "0.01",
+        ];
+        stdout_of(args.into_iter().chain(["--gammas", gamma]))
+    };
+    let out = verify("0.9");
     let t = Table::parse(&out);
     let rows: Vec<_> = t
         .rows
@@ -98,16 +87,7 @@ fn verify_reversal_has_rmsprop_rows_and_gamma_zero_shows_its_float_row_only() {
             assert!(t.num(r, "info_buffer_bytes") > 0.0);
         }
     }
-    let out = stdout_of([
-        "verify-reversal",
-        p(&cfg),
-        "--steps",
-        "30",
-        "--alphas",
-        "0.01",
-        "--gammas",
-        "0",
-    ]);
+    let out = verify("0");
     let t = Table::parse(&out);
     let rms: Vec<_> = t
         .rows

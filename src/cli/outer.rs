@@ -1,0 +1,145 @@
+//! What the outer loops (`tune` and `search`) share: their outputs as observers (the CSV,
+//! `--hypers-out`, `--best`, the progress bar), the interrupt flag, and the end-of-run
+//! summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::Result;
+use crate::problem::Experiment;
+use crate::report::progress::Progress;
+use crate::report::sink::{BestConfigWriter, HypersOut, Output, TuneCsv};
+use crate::report::table::num;
+use crate::tune::observer::Observers;
+use crate::tune::{Iteration, Observer, StopReason, Summary};
+
+/// One line per point: each block's mean value, then the losses.
+pub(crate) fn describe(it: &Iteration) -> String {
+    let mut t = String::new();
+    for b in &it.hypers.blocks {
+        let many = if b.is_scalar() { "" } else { " (mean)" };
+        t += &format!("{} {}{many}  ", b.kind().name(), num(b.mean()));
+    }
+    match &it.result {
+        Some(r) => {
+            t += &format!(
+                "->  val_loss {:.5}  val_accuracy {:.4}",
+                r.val_loss, r.val_accuracy
+            );
+            if let Some((l, a)) = r.test {
+                t += &format!("  test_loss {l:.5}  test_accuracy {a:.4}");
+            }
+        }
+        None => t += "->  rejected",
+    }
+    t
+}
+
+/// The end-of-run summary for people; `command` (`tune` or `search`) names the run.
+pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
+    let mut t = format!(
+        "revgrad {command}: {} ({} rows, {} rejected)\n  start:     {}\n  best (#{:>3}): {}\n",
+        s.stop.text(),
+        s.rows,
+        s.rejected,
+        describe(&s.start),
+        s.best.iteration,
+        describe(&s.best)
+    );
+    if s.clipped > 0 {
+        t += &format!(
+            "  chaos guard: {} outer step(s) clipped (hypergradient beyond ±{} or step beyond ±{} in warped coordinates: too large to trust)\n",
+            s.clipped,
+            crate::tune::adam::MAX_GRADIENT,
+            crate::tune::adam::MAX_STEP
+        );
+    }
+    if let Some(lr) = s.final_learning_rate.filter(|_| s.rejected > 0) {
+        t += &format!(
+            "  outer learning rate halved {} time(s), now {lr:e}\n",
+            s.rejected
+        );
+    }
+    t
+}
+
+/// What an outer loop (tune or search) writes: the CSV, `--hypers-out`, `--best`, and the
+/// progress bar — each an observer.
+pub(crate) struct RunOutputs {
+    csv: TuneCsv,
+    hypers_out: Option<HypersOut>,
+    best: Option<BestConfigWriter>,
+    /// The progress bar (the summary is printed above it).
+    pub progress: Progress,
+}
+
+impl RunOutputs {
+    /// Opens the outputs (the CSV on `output` or stdout) for the run's blocks.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming an output that cannot be created.
+    pub(crate) fn open(
+        exp: &Experiment,
+        run: &crate::problem::Prepared,
+        output: Option<&std::path::Path>,
+        hypers_out: Option<&std::path::Path>,
+        best: Option<PathBuf>,
+        quiet: bool,
+    ) -> Result<Self> {
+        let kinds: Vec<_> = run.hypers.kinds().collect();
+        let csv = TuneCsv::new(Output::open(output)?, &kinds)?;
+        let hypers_out = match hypers_out {
+            Some(p) => Some(HypersOut::new(
+                Output::open(Some(p))?,
+                &exp.config.outer.tune,
+            )?),
+            None => None,
+        };
+        let best =
+            best.map(|p| BestConfigWriter::new(exp.config.clone(), run.ctx.layout.clone(), p));
+        Ok(RunOutputs {
+            csv,
+            hypers_out,
+            best,
+            progress: Progress::new(quiet),
+        })
+    }
+
+    /// All of them as one observer.
+    pub(crate) fn observers(&mut self) -> Observers<'_> {
+        let mut o: Vec<&mut dyn Observer> = vec![&mut self.csv, &mut self.progress];
+        if let Some(h) = self.hypers_out.as_mut() {
+            o.push(h);
+        }
+        if let Some(b) = self.best.as_mut() {
+            o.push(b);
+        }
+        Observers(o)
+    }
+}
+
+/// A flag set by the first Ctrl-C (or SIGTERM): the outer loop finishes its iteration and
+/// stops with valid outputs. The second stops at once (every written row is flushed).
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            crate::fsutil::exit_interrupted();
+        }
+        crate::note!("\ninterrupted: finishing the current iteration (Ctrl-C again to stop now)");
+    });
+    interrupt
+}
+
+/// Prints the summary on stderr (above the bar when there is one); the exit code: 130 if
+/// interrupted, else 0.
+pub(crate) fn finish(progress: &Progress, text: &str, stop: StopReason) -> u8 {
+    progress.println(text.trim_end());
+    if stop == StopReason::Interrupted {
+        130
+    } else {
+        0
+    }
+}
