@@ -82,6 +82,7 @@ fn start(exp: &Experiment, layout: &Layout) -> (Vec<f64>, Hypers, Vec<f64>) {
         eps: &eps,
         layout,
         steps: HYPER_STEPS,
+        threads: &exp.threads,
     };
     let (theta0, lambda) = (setup.theta0(), setup.lambda());
     (theta0, hypers, lambda)
@@ -142,7 +143,7 @@ fn steps(c: &mut Criterion) {
         float.step(&mut problem, t, &mut fs).expect("warm-up");
     }
     // Warm exact state.
-    let mut exact = ExactMomentum::new(&hypers, &layout, steps);
+    let mut exact = ExactMomentum::new(&hypers, &layout, steps, &exp.threads);
     let mut warm = exact.start(&theta0).expect("θ₀ in range");
     for t in 0..WARM_STEPS {
         exact.step(&mut problem, t, &mut warm).expect("warm-up");
@@ -230,6 +231,7 @@ fn hypergradients(c: &mut Criterion) {
                     eps: black_box(&eps),
                     layout: &layout,
                     steps: HYPER_STEPS,
+                    threads: &exp.threads,
                 };
                 let r = hypergradient(&mut problem, setup).expect("hypergradient");
                 assert!(r.exact, "reversal is exact");

@@ -74,6 +74,7 @@ fn main() -> revgrad::Result<()> {
             steps,
             OptimizerId::Adam,
             Arithmetic::Float,
+            &run.ctx.threads,
         )?;
     }
     let float_seconds = start.elapsed().as_secs_f64();

@@ -105,6 +105,7 @@ fn run(path: &str, steps: usize, threads: usize, optimizer: &str) -> revgrad::Re
         eps: &eps,
         layout: &layout,
         steps,
+        threads: &exp.threads,
     };
     let dim = problem.dim();
     let base = status_bytes("VmRSS").unwrap_or(0);

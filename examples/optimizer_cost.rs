@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use revgrad::hyper::{Block, Hypers, Kind, Per};
-use revgrad::model::{Layout, Quadratic};
+use revgrad::model::{Layout, Quadratic, Threads};
 use revgrad::optim::{ExactAdam, ExactMomentum, Reversible};
 
 fn time<R: Reversible>(
@@ -95,7 +95,7 @@ fn main() {
     if run("momentum") {
         time(
             "momentum",
-            ExactMomentum::new(&momentum, &layout, steps),
+            ExactMomentum::new(&momentum, &layout, steps, &Threads::one()),
             &momentum,
             steps,
             rounds,
@@ -105,7 +105,7 @@ fn main() {
     if run("adam") {
         time(
             "adam",
-            ExactAdam::new(&adam, &layout, steps),
+            ExactAdam::new(&adam, &layout, steps, &Threads::one()),
             &adam,
             steps,
             rounds,

@@ -1,8 +1,9 @@
 //! # The inner training problem
 //!
 //! Binds an [`Mlp`], the training and validation sets and the mini-batch schedule into an
-//! [`Objective`]: `L_t(θ)` is the loss on batch `t`, the meta-objective `f(θ)` is the mean
-//! cross-entropy over the whole validation set (no penalty, SPEC §3). Each batch and each
+//! [`Objective`], [`Evaluate`] and [`RowTangents`]: `L_t(θ)` is the loss on batch `t`, the
+//! meta-objective `f(θ)` is the mean cross-entropy over the whole validation set (no
+//! penalty, SPEC §3), and the rows' weights are the example_weight block. Each batch and each
 //! evaluation is split into parts computed on the problem's [`Threads`]
 //! ([`crate::model::parallel`]), with results bit-identical for every thread count. Buffers
 //! are allocated once here, so the optimizers' per-step calls allocate nothing (on one
@@ -12,7 +13,7 @@ use crate::data::Data;
 use crate::data::batches::BatchSchedule;
 use crate::hyper::{Block, Hypers};
 use crate::model::parallel::Batch;
-use crate::model::{Activation, Chunked, Layout, Mlp, Objective, Threads};
+use crate::model::{Activation, Chunked, Evaluate, Layout, Mlp, Objective, RowTangents, Threads};
 use crate::runtime::partition;
 
 /// Model + data + batch schedule.
@@ -86,10 +87,6 @@ impl<'a> Problem<'a> {
 }
 
 impl Objective for Problem<'_> {
-    fn threads(&self) -> Threads {
-        self.model.threads().clone()
-    }
-
     fn dim(&self) -> usize {
         self.layout().len()
     }
@@ -127,7 +124,9 @@ impl Objective for Problem<'_> {
         self.model
             .grad_then_hvp_into(theta, batch, grad, u, make_u, hu)
     }
+}
 
+impl Evaluate for Problem<'_> {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         let d = &self.data.validation;
         self.model.full_grad_into(theta, d.x.view(), &d.y, grad)
@@ -140,7 +139,9 @@ impl Objective for Problem<'_> {
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         Problem::test_metrics(self, theta)
     }
+}
 
+impl RowTangents for Problem<'_> {
     fn set_row_weights(&mut self, weights: Option<&[f64]>) {
         match (weights, self.row_weights.as_mut()) {
             (None, _) => self.row_weights = None,
@@ -189,10 +190,12 @@ pub struct Context {
     pub eps: Vec<f64>,
     /// Inner steps T.
     pub steps: usize,
+    /// The threads the run computes on (the problem's).
+    pub threads: Threads,
 }
 
 impl Context {
-    /// The hypergradient setup at `hypers` (this run's ε, layout and T).
+    /// The hypergradient setup at `hypers` (this run's ε, layout, T and threads).
     pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> crate::hypergrad::Setup<'s> {
         crate::hypergrad::Setup {
             optimizer: self.optimizer,
@@ -200,6 +203,7 @@ impl Context {
             eps: &self.eps,
             layout: &self.layout,
             steps: self.steps,
+            threads: &self.threads,
         }
     }
 }
@@ -322,6 +326,7 @@ impl Experiment {
                 layout,
                 eps,
                 steps: self.steps(),
+                threads: self.threads.clone(),
             },
         })
     }

@@ -12,7 +12,7 @@ use revgrad::hyper::OptimizerId;
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::reverse::hypergradient;
-use revgrad::model::{Layout as Net, Quadratic};
+use revgrad::model::{Layout as Net, Quadratic, Threads};
 use revgrad::optim::{FloatMomentum, FloatOptimizer, FloatState, Optimizer, Rmsprop};
 
 struct Counting;
@@ -127,12 +127,14 @@ fn allocations_do_not_grow(optimizer: OptimizerId, blocks: fn(&Net, usize) -> Hy
         let mut q = quadratic(n);
         // A per-step schedule (K = T) has T entries; build it outside the counted region.
         let h = blocks(&l, steps);
+        let threads = Threads::one();
         let setup = Setup {
             optimizer,
             hypers: &h,
             eps: &eps,
             layout: &l,
             steps,
+            threads: &threads,
         };
         allocations_during(|| {
             let r = hypergradient(&mut q, setup).unwrap();

@@ -11,7 +11,7 @@ use revgrad::hypergrad::Setup;
 use revgrad::hypergrad::finite_diff::{Estimate, Probe, estimate, probes};
 use revgrad::hypergrad::reverse::{Hypergradient, hypergradient};
 use revgrad::hypergrad::stored::hypergradient_stored;
-use revgrad::model::{Activation, Layout, Objective, init_noise};
+use revgrad::model::{Activation, Evaluate, Layout, Objective, RowTangents, Threads, init_noise};
 use revgrad::optim::{
     Arithmetic, ExactAdam, ExactMomentum, FloatAdam, FloatMomentum, FloatOptimizer, FloatState,
     Optimizer, Reversible, train,
@@ -69,8 +69,12 @@ fn setup<'a>(h: &'a Hypers, eps: &'a [f64], layout: &'a Layout, steps: usize) ->
         eps,
         layout,
         steps,
+        threads: &ONE_THREAD,
     }
 }
+
+/// The optimizers' threads in [`setup`]: the calling thread alone.
+static ONE_THREAD: std::sync::LazyLock<Threads> = std::sync::LazyLock::new(Threads::one);
 
 /// Forward `steps` exact steps, undo them, and demand bit-identical θ₀, v₀ = 0 and an
 /// empty information buffer. Returns the number of words the shared stack held at θ_T.
@@ -90,7 +94,7 @@ fn assert_exact_reversal(
     let eps = init_noise(&layout, seed);
     let su = setup(&h, &eps, &layout, steps);
     let mut obj = su.objective(&mut p);
-    let mut opt = ExactMomentum::new(&h, &layout, steps);
+    let mut opt = ExactMomentum::new(&h, &layout, steps, &Threads::one());
     let mut s = opt.start(&su.theta0()).unwrap();
     let start = s.clone();
     for t in 0..steps {
@@ -338,6 +342,7 @@ fn exact_theta(p: &mut Problem, su: Setup) -> Vec<f64> {
         su.steps,
         OptimizerId::Momentum,
         Arithmetic::Exact,
+        su.threads,
     )
     .unwrap()
 }
@@ -508,6 +513,7 @@ fn digits_float_reversal_fails_exact_reversal_does_not() {
             arith,
             &scalar(&layout, alpha, gamma, 0.0, 1.0),
             steps,
+            &exp.threads,
         )
         .unwrap()
         .theta0_error
@@ -649,14 +655,28 @@ impl Objective for Scaled<'_, '_> {
         hu.iter_mut().for_each(|h| *h *= self.c);
         l * self.c
     }
+}
+
+impl Evaluate for Scaled<'_, '_> {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         self.inner.validation_grad_into(theta, grad)
     }
     fn train_loss(&mut self, theta: &[f64]) -> f64 {
         self.inner.train_loss(theta)
     }
+    fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+        self.inner.test_metrics(theta)
+    }
+}
+
+/// The rows are the inner problem's; the scale c multiplies the tangents too, but the
+/// reference run has no example_weight block, so they are never asked for.
+impl RowTangents for Scaled<'_, '_> {
     fn set_row_weights(&mut self, weights: Option<&[f64]>) {
         self.inner.set_row_weights(weights)
+    }
+    fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
+        self.inner.add_row_tangents(scale * self.c, out)
     }
 }
 
@@ -713,7 +733,7 @@ fn assert_exact_adam_reversal(data: &Data, shuffle: bool, h: &Hypers, steps: usi
     let eps = init_noise(&layout, seed);
     let su = setup(h, &eps, &layout, steps);
     let mut obj = su.objective(&mut p);
-    let mut opt = ExactAdam::new(h, &layout, steps);
+    let mut opt = ExactAdam::new(h, &layout, steps, &Threads::one());
     let mut s = opt.start(&su.theta0()).unwrap();
     let start = s.clone();
     for t in 0..steps {
@@ -813,6 +833,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         steps,
         OptimizerId::Adam,
         Arithmetic::Exact,
+        su.threads,
     )
     .unwrap();
     let float = train(
@@ -823,6 +844,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         steps,
         OptimizerId::Adam,
         Arithmetic::Float,
+        su.threads,
     )
     .unwrap();
     let d_adam = dist(&exact, &float);
@@ -835,6 +857,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         steps,
         OptimizerId::Momentum,
         Arithmetic::Exact,
+        su.threads,
     )
     .unwrap();
     let float = train(
@@ -845,6 +868,7 @@ fn exact_adam_tracks_float_adam_as_closely_as_momentum() {
         steps,
         OptimizerId::Momentum,
         Arithmetic::Float,
+        su.threads,
     )
     .unwrap();
     let d_mom = dist(&exact, &float);
@@ -1010,7 +1034,7 @@ fn exact_steps_agree_with_float64_steps_to_a_few_quanta() {
     let h = scalar(&layout, 0.4, 58983.0 / 65536.0, 0.01, 1.0);
     let su = setup(&h, &eps, &layout, steps);
     let mut obj = su.objective(&mut p);
-    let mut exact = ExactMomentum::new(&h, &layout, steps);
+    let mut exact = ExactMomentum::new(&h, &layout, steps, &Threads::one());
     let mut float = FloatMomentum::new(&h, &layout, steps);
     let mut s = exact.start(&su.theta0()).unwrap();
     let f64s = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| v as f64 * q).collect() };
@@ -1046,7 +1070,7 @@ fn exact_steps_agree_with_float64_steps_to_a_few_quanta() {
     );
     let su = setup(&h, &eps, &layout, steps);
     let mut obj = su.objective(&mut p);
-    let mut exact = ExactAdam::new(&h, &layout, steps);
+    let mut exact = ExactAdam::new(&h, &layout, steps, &Threads::one());
     let mut float = FloatAdam::new(&h, &layout, steps);
     let mut s = exact.start(&su.theta0()).unwrap();
     let wide = |x: &[i128]| -> Vec<f64> { x.iter().map(|&v| v as f64 * 2f64.powi(-92)).collect() };
@@ -1114,7 +1138,7 @@ proptest! {
         let eps = init_noise(&l, seed);
         let su = setup(&h, &eps, &l, steps);
         let mut obj = su.objective(&mut p);
-        let mut opt = revgrad::optim::ExactRmsprop::new(&h, &l, steps);
+        let mut opt = revgrad::optim::ExactRmsprop::new(&h, &l, steps, &Threads::one());
         let mut s = opt.start(&su.theta0()).unwrap();
         let start = s.clone();
         for t in 0..steps {
@@ -1210,7 +1234,7 @@ fn exact_rmsprop_steps_agree_with_float64_steps_to_a_few_quanta() {
     );
     let su = setup(&h, &eps, &layout, steps);
     let mut obj = su.objective(&mut p);
-    let mut exact = revgrad::optim::ExactRmsprop::new(&h, &layout, steps);
+    let mut exact = revgrad::optim::ExactRmsprop::new(&h, &layout, steps, &Threads::one());
     let mut float = revgrad::optim::Rmsprop::float(&h, &layout, steps, false);
     let mut s = exact.start(&su.theta0()).unwrap();
     let fixed = |x: &[i64]| -> Vec<f64> { x.iter().map(|&v| v as f64 * q).collect() };
@@ -1245,9 +1269,14 @@ fn rmsprop_is_bit_identical_on_any_thread_count() {
     let h = rmsprop(&layout, 0.005, 0.85, 0.98, 1e-6, 0.01);
     let mut results = Vec::new();
     for n in [1, 2, 3] {
+        let threads = Threads::new(n).unwrap();
         let mut p = Problem::new(&data, &[40, 40], Activation::Tanh, 8, true, 4)
-            .with_threads(revgrad::model::Threads::new(n).unwrap());
-        let r = hypergradient(&mut p, setup(&h, &eps, &layout, 20)).unwrap();
+            .with_threads(threads.clone());
+        let su = Setup {
+            threads: &threads,
+            ..setup(&h, &eps, &layout, 20)
+        };
+        let r = hypergradient(&mut p, su).unwrap();
         assert!(r.exact);
         let bits: Vec<u64> = r
             .grads
@@ -1276,8 +1305,19 @@ fn exact_rmsprop_tracks_float_rmsprop() {
     let su = setup(&h, &eps, &layout, steps);
     let theta0 = su.theta0();
     let mut obj = su.objective(&mut p);
-    let run =
-        |obj: &mut _, a| train(obj, &layout, &theta0, &h, steps, OptimizerId::Rmsprop, a).unwrap();
+    let run = |obj: &mut _, a| {
+        train(
+            obj,
+            &layout,
+            &theta0,
+            &h,
+            steps,
+            OptimizerId::Rmsprop,
+            a,
+            su.threads,
+        )
+        .unwrap()
+    };
     let exact = run(&mut obj, Arithmetic::Exact);
     let float = run(&mut obj, Arithmetic::Float);
     let d = exact
@@ -1314,8 +1354,8 @@ mod plug_in {
         fn float(h: &Hypers, l: &Layout, steps: usize, rational: bool) -> FloatMomentum {
             revgrad::optim::Momentum::float(h, l, steps, rational)
         }
-        fn exact(h: &Hypers, l: &Layout, steps: usize) -> Option<ExactMomentum> {
-            Some(ExactMomentum::new(h, l, steps))
+        fn exact(h: &Hypers, l: &Layout, steps: usize, t: &Threads) -> Option<ExactMomentum> {
+            Some(ExactMomentum::new(h, l, steps, t))
         }
     }
 
@@ -1329,7 +1369,7 @@ mod plug_in {
         fn float(h: &Hypers, l: &Layout, steps: usize, _: bool) -> Self::Float {
             revgrad::optim::FloatSgd::new(h, l, steps)
         }
-        fn exact(_: &Hypers, _: &Layout, _: usize) -> Option<NotReversible> {
+        fn exact(_: &Hypers, _: &Layout, _: usize, _: &Threads) -> Option<NotReversible> {
             None
         }
     }
@@ -1344,7 +1384,15 @@ mod plug_in {
         let su = setup(&h, &eps, &layout, 40);
         let theta0 = su.theta0();
         for a in [Arithmetic::Float, Arithmetic::Exact] {
-            let mine = train_with::<Twin>(&mut su.objective(&mut p), &layout, &theta0, &h, 40, a)?;
+            let mine = train_with::<Twin>(
+                &mut su.objective(&mut p),
+                &layout,
+                &theta0,
+                &h,
+                40,
+                a,
+                su.threads,
+            )?;
             let reference = train(
                 &mut su.objective(&mut p),
                 &layout,
@@ -1353,12 +1401,21 @@ mod plug_in {
                 40,
                 OptimizerId::Momentum,
                 a,
+                su.threads,
             )?;
             assert_eq!(mine, reference);
         }
-        let rev = reverse_with(Twin::exact(&h, &layout, 40).unwrap(), &mut p, su)?;
+        let rev = reverse_with(
+            Twin::exact(&h, &layout, 40, su.threads).unwrap(),
+            &mut p,
+            su,
+        )?;
         let reference = hypergradient(&mut p, su)?;
-        let (stored, _) = stored_with(Twin::exact(&h, &layout, 40).unwrap(), &mut p, su)?;
+        let (stored, _) = stored_with(
+            Twin::exact(&h, &layout, 40, su.threads).unwrap(),
+            &mut p,
+            su,
+        )?;
         let (stored_float, _) = stored_float_with::<Twin>(&mut p, su)?;
         assert!(rev.exact);
         for ((a, b), (c, d)) in rev
@@ -1376,9 +1433,25 @@ mod plug_in {
         }
         // An optimizer without an exact form trains in f64 and is refused in exact
         // arithmetic with a message, not a panic.
-        train_with::<FloatOnly>(&mut p, &layout, &theta0, &h, 10, Arithmetic::Float)?;
-        let e = train_with::<FloatOnly>(&mut p, &layout, &theta0, &h, 10, Arithmetic::Exact)
-            .unwrap_err();
+        train_with::<FloatOnly>(
+            &mut p,
+            &layout,
+            &theta0,
+            &h,
+            10,
+            Arithmetic::Float,
+            su.threads,
+        )?;
+        let e = train_with::<FloatOnly>(
+            &mut p,
+            &layout,
+            &theta0,
+            &h,
+            10,
+            Arithmetic::Exact,
+            su.threads,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("not reversible"), "{e}");
         Ok(())
     }

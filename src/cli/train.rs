@@ -55,6 +55,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         exp.steps(),
         exp.config.inner.optimizer,
         arithmetic,
+        &run.ctx.threads,
     )?;
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = run.problem.train_metrics(&theta);

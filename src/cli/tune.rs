@@ -67,6 +67,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             eps: &run.ctx.eps,
             steps: run.ctx.steps,
             outer: &exp.config.outer,
+            threads: &run.ctx.threads,
         };
         let start = run.hypers.clone();
         tune_run(

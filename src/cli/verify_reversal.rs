@@ -127,6 +127,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
             arithmetic,
             &hypers,
             args.steps,
+            &run.ctx.threads,
         ) {
             Ok(r) => r,
             Err(e) if e.is_divergence() => {

@@ -25,7 +25,7 @@ use super::Setup;
 use crate::error::Result;
 use crate::exact::rational::DEN;
 use crate::hyper::{Hypers, Kind, MAX_GAMMA};
-use crate::model::Objective;
+use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Optimizer, Reversible, Visit};
 
 /// Relative step for α, l2 and init_scale.
@@ -74,9 +74,12 @@ pub struct Estimate {
 ///
 /// # Errors
 /// As the exact forward run.
-pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
+pub fn exact_val_loss(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<f64> {
     struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
-    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+    impl<Obj: Objective + Evaluate + RowTangents> Visit for V<'_, '_, Obj> {
         type Output = Result<f64>;
         fn visit<O: Optimizer>(self) -> Self::Output {
             let V(obj, setup) = self;
@@ -87,7 +90,11 @@ pub fn exact_val_loss(obj: &mut impl Objective, setup: Setup) -> Result<f64> {
     setup.optimizer.visit(V(obj, setup))
 }
 
-fn val_loss_with<O: Reversible>(mut opt: O, obj: &mut impl Objective, setup: Setup) -> Result<f64> {
+fn val_loss_with<O: Reversible>(
+    mut opt: O,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<f64> {
     let mut obj = setup.objective(obj);
     let mut s = opt.start(&setup.theta0())?;
     for t in 0..setup.steps {
@@ -182,7 +189,11 @@ pub fn probes(
 ///
 /// # Errors
 /// As the exact forward run (at any of the six points).
-pub fn estimate(obj: &mut impl Objective, setup: Setup, probe: &Probe) -> Result<Estimate> {
+pub fn estimate(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+    probe: &Probe,
+) -> Result<Estimate> {
     let mut g = |s: f64| -> Result<f64> {
         let mut h = setup.hypers.clone();
         for (v, d) in h.get_mut(probe.kind).values.iter_mut().zip(&probe.delta) {

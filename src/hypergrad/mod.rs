@@ -18,7 +18,10 @@
 //! Three independent ways to get the same numbers: [`reverse`] (exact reversal, O(|θ|)
 //! memory, the product), [`stored`] (reverse mode over a stored trajectory, O(T·|θ|)) and
 //! [`finite_diff`] (central differences of the exact forward run). All three take a
-//! [`Setup`]: the run's blocks, the initial-weight noise, the layout and T.
+//! [`Setup`]: the run's blocks, the initial-weight noise, the layout, T and the threads the
+//! exact optimizer runs its element loops on. The objective they differentiate is a
+//! training oracle with evaluation and per-row tangents
+//! ([`Objective`] + [`Evaluate`](crate::model::Evaluate) + [`RowTangents`]).
 
 pub mod finite_diff;
 pub mod reverse;
@@ -26,11 +29,11 @@ pub mod stored;
 
 use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective, Penalized};
+use crate::model::{Layout, Objective, Penalized, RowTangents, Threads};
 use crate::optim::{OptimizerId, Reversible};
 
 /// What a hypergradient is taken of: the optimizer, the blocks, θ₀'s noise ε, the layout
-/// and T.
+/// and T; and the threads the exact optimizer computes on (results do not depend on them).
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
     /// The inner optimizer (a registry entry).
@@ -43,6 +46,8 @@ pub struct Setup<'a> {
     pub layout: &'a Layout,
     /// Inner steps T.
     pub steps: usize,
+    /// The threads the optimizer's element loops run on.
+    pub threads: &'a Threads,
 }
 
 impl Setup<'_> {
@@ -59,7 +64,10 @@ impl Setup<'_> {
 
     /// `obj` as this run trains it: its rows weighted by the example_weight block (every
     /// weight 1 without one) and penalised by λ.
-    pub fn objective<'o, O: Objective + ?Sized>(&self, obj: &'o mut O) -> Penalized<'o, O> {
+    pub fn objective<'o, O: Objective + RowTangents + ?Sized>(
+        &self,
+        obj: &'o mut O,
+    ) -> Penalized<'o, O> {
         obj.set_row_weights(
             self.hypers
                 .find(Kind::ExampleWeight)

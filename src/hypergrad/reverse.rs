@@ -12,7 +12,7 @@ use super::{Setup, store_all_bytes};
 use crate::error::{Error, Result, show};
 use crate::exact::fixed;
 use crate::hyper::{Block, Hypers, Kind};
-use crate::model::Objective;
+use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Optimizer, Reversible, Visit};
 
 /// Everything one exact forward run and its reversal produce.
@@ -74,9 +74,12 @@ pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
 /// [`Error::Usage`] for an optimizer that is not exactly reversible with these blocks;
 /// [`Error::Diverged`] / [`Error::Overflow`] if the forward run diverges or a reported
 /// number is not finite.
-pub fn hypergradient(obj: &mut impl Objective, setup: Setup) -> Result<Hypergradient> {
+pub fn hypergradient(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<Hypergradient> {
     struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
-    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+    impl<Obj: Objective + Evaluate + RowTangents> Visit for V<'_, '_, Obj> {
         type Output = Result<Hypergradient>;
         fn visit<O: Optimizer>(self) -> Self::Output {
             let V(obj, setup) = self;
@@ -92,7 +95,7 @@ pub fn hypergradient(obj: &mut impl Objective, setup: Setup) -> Result<Hypergrad
 /// # Errors
 /// [`Error::Usage`] when `O` has none.
 pub fn exact_of<O: Optimizer>(setup: Setup) -> Result<O::Exact> {
-    O::exact(setup.hypers, setup.layout, setup.steps)
+    O::exact(setup.hypers, setup.layout, setup.steps, setup.threads)
         .ok_or_else(|| crate::optim::not_reversible(O::info().name))
 }
 
@@ -102,7 +105,7 @@ pub fn exact_of<O: Optimizer>(setup: Setup) -> Result<O::Exact> {
 /// As [`hypergradient`].
 pub fn reverse_with<O: Reversible>(
     mut opt: O,
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
 ) -> Result<Hypergradient> {
     let steps = setup.steps;

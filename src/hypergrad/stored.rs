@@ -14,7 +14,7 @@ use super::Setup;
 use super::reverse::exact_of;
 use crate::error::Result;
 use crate::hyper::Hypers;
-use crate::model::Objective;
+use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{FloatOptimizer, FloatState, Optimizer, Reversible, Visit};
 
 /// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of
@@ -22,9 +22,12 @@ use crate::optim::{FloatOptimizer, FloatState, Optimizer, Reversible, Visit};
 ///
 /// # Errors
 /// As [`super::reverse::hypergradient`].
-pub fn hypergradient_stored(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
+pub fn hypergradient_stored(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<(Hypers, f64)> {
     struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
-    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+    impl<Obj: Objective + Evaluate + RowTangents> Visit for V<'_, '_, Obj> {
         type Output = Result<(Hypers, f64)>;
         fn visit<O: Optimizer>(self) -> Self::Output {
             let V(obj, setup) = self;
@@ -41,7 +44,7 @@ pub fn hypergradient_stored(obj: &mut impl Objective, setup: Setup) -> Result<(H
 /// As [`super::reverse::hypergradient`].
 pub fn stored_with<O: Reversible>(
     mut opt: O,
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
 ) -> Result<(Hypers, f64)> {
     let mut obj = setup.objective(obj);
@@ -64,9 +67,12 @@ pub fn stored_with<O: Reversible>(
 /// # Errors
 /// [`crate::Error::Diverged`] for a non-finite training loss; as
 /// [`super::reverse::hypergradient`] for an optimizer that is not exactly reversible.
-pub fn hypergradient_stored_float(obj: &mut impl Objective, setup: Setup) -> Result<(Hypers, f64)> {
+pub fn hypergradient_stored_float(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<(Hypers, f64)> {
     struct V<'a, 'o, Obj>(&'o mut Obj, Setup<'a>);
-    impl<Obj: Objective> Visit for V<'_, '_, Obj> {
+    impl<Obj: Objective + Evaluate + RowTangents> Visit for V<'_, '_, Obj> {
         type Output = Result<(Hypers, f64)>;
         fn visit<O: Optimizer>(self) -> Self::Output {
             let V(obj, setup) = self;
@@ -82,7 +88,7 @@ pub fn hypergradient_stored_float(obj: &mut impl Objective, setup: Setup) -> Res
 /// # Errors
 /// As [`hypergradient_stored_float`].
 pub fn stored_float_with<O: Optimizer>(
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
 ) -> Result<(Hypers, f64)> {
     let (h, l, steps) = (setup.hypers, setup.layout, setup.steps);
@@ -103,7 +109,7 @@ pub fn stored_float_with<O: Optimizer>(
 /// gradient, then the optimizer's adjoint step for t = T−1 down to 0.
 fn adjoint_over<O: Reversible>(
     mut opt: O,
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
     snaps: &[FloatState],
     theta_t: &[f64],

@@ -8,8 +8,11 @@
 //!
 //! with `λ` the per-parameter expansion of the `l2` block (0 on biases). The reverse pass
 //! needs `∂∇L/∂λ_i = θ_i`, which it forms itself from the same λ.
+//!
+//! The penalty changes the training oracle only ([`Objective`]); evaluation ([`Evaluate`])
+//! and the per-row hooks ([`RowTangents`]) are forwarded to the inner objective unchanged.
 
-use super::Objective;
+use super::{Evaluate, Objective, RowTangents};
 
 /// An objective plus `½·Σ λ_i·θ_i²`.
 pub struct Penalized<'a, O: ?Sized> {
@@ -102,7 +105,10 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
         add_penalty(lambda, u, hu);
         loss + penalty
     }
+}
 
+/// Evaluation is penalty-free: the inner objective's.
+impl<O: Evaluate + ?Sized> Evaluate for Penalized<'_, O> {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         self.inner.validation_grad_into(theta, grad)
     }
@@ -114,13 +120,12 @@ impl<O: Objective + ?Sized> Objective for Penalized<'_, O> {
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         self.inner.test_metrics(theta)
     }
+}
 
+/// The penalty does not depend on the row weights: the inner objective's rows.
+impl<O: RowTangents + ?Sized> RowTangents for Penalized<'_, O> {
     fn set_row_weights(&mut self, weights: Option<&[f64]>) {
         self.inner.set_row_weights(weights)
-    }
-
-    fn threads(&self) -> crate::model::Threads {
-        self.inner.threads()
     }
 
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {

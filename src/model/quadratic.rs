@@ -6,7 +6,7 @@
 //! benchmark or test sees the optimizers' own work (the exact arithmetic, the adjoint)
 //! without a network's matrix products, and it allocates nothing per call.
 
-use super::Objective;
+use super::{Evaluate, Objective, RowTangents};
 
 /// The quadratic with curvatures `a`, minimum directions `c` and angular step `omega`.
 #[derive(Debug, Clone)]
@@ -48,7 +48,9 @@ impl Objective for Quadratic {
         }
         self.grad_into(step, theta, grad)
     }
+}
 
+impl Evaluate for Quadratic {
     fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
         let mut loss = 0.0;
         for (g, &t) in grad.iter_mut().zip(theta) {
@@ -61,6 +63,17 @@ impl Objective for Quadratic {
     fn train_loss(&mut self, _theta: &[f64]) -> f64 {
         0.0
     }
+
+    fn test_metrics(&mut self, _theta: &[f64]) -> Option<(f64, f64)> {
+        None
+    }
+}
+
+/// No rows: the weights change nothing and have no tangents.
+impl RowTangents for Quadratic {
+    fn set_row_weights(&mut self, _weights: Option<&[f64]>) {}
+
+    fn add_row_tangents(&self, _scale: f64, _out: &mut [f64]) {}
 }
 
 #[cfg(test)]

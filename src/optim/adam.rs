@@ -48,7 +48,7 @@
 //! u from it inside the same forward-over-reverse pass
 //! ([`crate::model::Objective::grad_then_hvp_into`]).
 //!
-//! A reverse step is two passes over the information buffer's segments, on the objective's
+//! A reverse step is two passes over the information buffer's segments, on the optimizer's
 //! threads, around that gradient-then-HVP pass: the position pass undoes θ and runs the
 //! first row of the adjoint with the same q; the moments pass undoes s and m and runs the
 //! rest with the recovered moments. The hypergradient sums are kept per (segment, array)
@@ -67,7 +67,7 @@ use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective, Threads};
+use crate::model::{Layout, Objective, RowTangents, Threads};
 use crate::runtime::segments::{
     PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
 };
@@ -221,8 +221,13 @@ impl Optimizer for Adam {
             ..FloatAdam::new(hypers, layout, steps)
         }
     }
-    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<ExactAdam> {
-        Some(ExactAdam::new(hypers, layout, steps))
+    fn exact(
+        hypers: &Hypers,
+        layout: &Layout,
+        steps: usize,
+        threads: &Threads,
+    ) -> Option<ExactAdam> {
+        Some(ExactAdam::new(hypers, layout, steps, threads))
     }
 }
 
@@ -299,15 +304,19 @@ pub struct ExactAdam {
     /// Hypergradient sums per (segment, array): `(α, ε, β₁, β₂)` in the position pass,
     /// `(β₁, β₂)` in the moments pass.
     partials: Vec<Sums>,
+    /// The threads the element loops run on.
+    threads: Threads,
 }
 
 impl ExactAdam {
     /// The optimizer for `hypers`' α, β₁, β₂, ε blocks over `layout`, for `steps` steps.
-    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+    /// Its element loops run on `threads`.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize, threads: &Threads) -> Self {
         let z = || vec![0.0; layout.len()];
         let plan = AdamPlan::new(hypers, layout, steps);
         let na = plan.arrays.len();
         ExactAdam {
+            threads: threads.clone(),
             consts: vec![plan.consts(0, 0, true); na],
             partials: vec![[0.0; 4]; layout.len().div_ceil(SEGMENT_LEN) * na],
             plan,
@@ -333,8 +342,9 @@ impl ExactAdam {
     /// The undo of step t's position, `θ_t = θ_{t+1} + round(α·q(m_{t+1}, s_{t+1}))`, with
     /// (if `adjoint`) the adjoint through it in the same pass; leaves θ_t in f64 in
     /// `theta_f`.
-    fn position_pass(&mut self, threads: &Threads, s: &mut AdamState, adjoint: bool) {
+    fn position_pass(&mut self, s: &mut AdamState, adjoint: bool) {
         let ExactAdam {
+            threads,
             plan,
             consts,
             theta_f,
@@ -393,8 +403,9 @@ impl ExactAdam {
 
     /// The undo of step t's moments given `self.grad = ∇L_t(θ_t)`: s_t, then m_t, exactly;
     /// with (if `adjoint`) the adjoint through the moment updates in the same pass.
-    fn moments_pass(&mut self, threads: &Threads, s: &mut AdamState, adjoint: bool) {
+    fn moments_pass(&mut self, s: &mut AdamState, adjoint: bool) {
         let ExactAdam {
+            threads,
             plan,
             consts,
             theta_f,
@@ -546,7 +557,7 @@ impl ExactAdam {
     /// gradient-then-HVP pass; and the example weights' share. Shared by both paths.
     fn hvp(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         theta: Option<&[f64]>,
         grads: &mut Hypers,
@@ -614,9 +625,9 @@ impl Reversible for ExactAdam {
             &mut s.m[..],
             &mut s.s[..],
         );
-        let flags = over_segments(&obj.threads(), &mut s.buffer, data, &|start,
-                                                                         seg,
-                                                                         (
+        let flags = over_segments(&self.threads, &mut s.buffer, data, &|start,
+                                                                        seg,
+                                                                        (
             (theta, grad),
             m,
             sv,
@@ -703,32 +714,30 @@ impl Reversible for ExactAdam {
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut AdamState) {
         self.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, s, false);
+        self.position_pass(s, false);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.moments_pass(&threads, s, false);
+        self.moments_pass(s, false);
     }
 
     fn reverse_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         s: &mut AdamState,
         grads: &mut Hypers,
     ) {
         self.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, s, true);
+        self.position_pass(s, true);
         self.fold_partials(true);
         self.hvp(obj, t, None, grads);
-        self.moments_pass(&threads, s, true);
+        self.moments_pass(s, true);
         self.fold_partials(false);
         self.plan.fold_step(t, grads);
     }
 
     fn adjoint_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         before: &FloatState,
         after: &FloatState,

@@ -10,7 +10,7 @@ use super::registry::{NotReversible, Optimizer, OptimizerId};
 use super::{FloatOptimizer, FloatState};
 use crate::error::Result;
 use crate::hyper::Hypers;
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, Threads};
 
 /// Plain SGD: the registry entry. It has momentum's kinds (γ unused), so a momentum config
 /// runs as plain SGD by changing the optimizer's name alone.
@@ -24,7 +24,7 @@ impl Optimizer for Sgd {
     fn float(hypers: &Hypers, layout: &Layout, steps: usize, _: bool) -> FloatSgd {
         FloatSgd::new(hypers, layout, steps)
     }
-    fn exact(_: &Hypers, _: &Layout, _: usize) -> Option<NotReversible> {
+    fn exact(_: &Hypers, _: &Layout, _: usize, _: &Threads) -> Option<NotReversible> {
         None
     }
 }

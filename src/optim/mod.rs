@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result, show};
 use crate::hyper::Hypers;
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, RowTangents, Threads};
 
 /// An exactly reversible inner optimizer: a forward step on exact state, the exact undo of
 /// a step, and the adjoint of a step. The hypergradient paths — exact reversal, reverse mode
@@ -84,10 +84,11 @@ pub trait Reversible {
     /// Undo step t exactly (state t+1 → t), without the adjoint.
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut Self::State);
     /// Reverse step t: undo it exactly (state t+1 → t) and propagate the adjoint through it,
-    /// adding the optimizer blocks' hypergradients to `grads`.
+    /// adding the optimizer blocks' hypergradients to `grads` (the example weights' through
+    /// `obj`'s row tangents).
     fn reverse_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         s: &mut Self::State,
         grads: &mut Hypers,
@@ -95,7 +96,7 @@ pub trait Reversible {
     /// The adjoint of step t from stored states (`before` = state t, `after` = state t+1).
     fn adjoint_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         before: &FloatState,
         after: &FloatState,
@@ -252,7 +253,8 @@ pub trait FloatOptimizer {
 }
 
 /// Train `steps` steps of optimizer `O` from `theta0` with the blocks of `hypers` and return
-/// θ_T in f64. `obj` is the (penalised) training objective.
+/// θ_T in f64. `obj` is the (penalised) training objective; an exact optimizer runs its
+/// element loops on `threads`.
 ///
 /// # Errors
 /// Divergence or overflow, with the step; [`Error::Usage`] for exact arithmetic with an
@@ -264,6 +266,7 @@ pub fn train_with<O: Optimizer>(
     hypers: &Hypers,
     steps: usize,
     arithmetic: Arithmetic,
+    threads: &Threads,
 ) -> Result<Vec<f64>> {
     match arithmetic {
         Arithmetic::Float => {
@@ -275,7 +278,7 @@ pub fn train_with<O: Optimizer>(
             Ok(s.theta)
         }
         Arithmetic::Exact => {
-            let Some(mut opt) = O::exact(hypers, layout, steps) else {
+            let Some(mut opt) = O::exact(hypers, layout, steps, threads) else {
                 return Err(not_reversible(O::info().name));
             };
             let mut s = opt.start(theta0)?;
@@ -291,6 +294,7 @@ pub fn train_with<O: Optimizer>(
 ///
 /// # Errors
 /// As [`train_with`].
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     obj: &mut impl Objective,
     layout: &Layout,
@@ -299,6 +303,7 @@ pub fn train(
     steps: usize,
     id: OptimizerId,
     arithmetic: Arithmetic,
+    threads: &Threads,
 ) -> Result<Vec<f64>> {
     struct Train<'a, Obj> {
         obj: &'a mut Obj,
@@ -307,6 +312,7 @@ pub fn train(
         hypers: &'a Hypers,
         steps: usize,
         arithmetic: Arithmetic,
+        threads: &'a Threads,
     }
     impl<Obj: Objective> Visit for Train<'_, Obj> {
         type Output = Result<Vec<f64>>;
@@ -318,6 +324,7 @@ pub fn train(
                 self.hypers,
                 self.steps,
                 self.arithmetic,
+                self.threads,
             )
         }
     }
@@ -328,6 +335,7 @@ pub fn train(
         hypers,
         steps,
         arithmetic,
+        threads,
     })
 }
 

@@ -29,7 +29,7 @@
 //! (`∂g_t/∂λ = θ_t` for the penalty `½Σλθ²`). The same two per-element adjoint functions
 //! serve the exact reversal ([`Reversible::reverse_step`], states recovered by the undo) and
 //! the stored trajectory ([`Reversible::adjoint_step`], states read from memory). A reverse
-//! step is two passes over the information buffer's segments, on the objective's threads,
+//! step is two passes over the information buffer's segments, on the optimizer's threads,
 //! around the gradient-and-HVP pass: the position pass undoes θ and runs the adjoint through
 //! it, the velocity pass undoes v and runs the adjoint through it. The α and γ sums are kept
 //! per (segment, array) and added in segment order, the same for every thread count; the
@@ -43,7 +43,7 @@ use super::{
 use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective, Threads};
+use crate::model::{Layout, Objective, RowTangents, Threads};
 use crate::runtime::segments::{
     PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
 };
@@ -73,8 +73,13 @@ impl Optimizer for Momentum {
             ..FloatMomentum::new(hypers, layout, steps)
         }
     }
-    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<ExactMomentum> {
-        Some(ExactMomentum::new(hypers, layout, steps))
+    fn exact(
+        hypers: &Hypers,
+        layout: &Layout,
+        steps: usize,
+        threads: &Threads,
+    ) -> Option<ExactMomentum> {
+        Some(ExactMomentum::new(hypers, layout, steps, threads))
     }
 }
 
@@ -93,6 +98,8 @@ pub struct ExactMomentum {
     /// Hypergradient sums per (segment, array): α's in the position pass, γ's in the
     /// velocity pass.
     partials: Vec<Sums>,
+    /// The threads the element loops run on.
+    threads: Threads,
 }
 
 /// The adjoint through `θ_{t+1} = θ_t + α_t·v_{t+1}` at one element, given `v = v_{t+1}`
@@ -133,11 +140,13 @@ fn velocity_adjoint(
 
 impl ExactMomentum {
     /// The optimizer for `hypers`' α and γ blocks over `layout`, for `steps` steps.
-    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+    /// Its element loops run on `threads`.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize, threads: &Threads) -> Self {
         let n = layout.len();
         let z = || vec![0.0; n];
         let plan = Plan::new(hypers, layout, steps);
         ExactMomentum {
+            threads: threads.clone(),
             partials: vec![[0.0; 4]; n.div_ceil(SEGMENT_LEN) * plan.arrays.len()],
             plan,
             theta_f: z(),
@@ -152,8 +161,9 @@ impl ExactMomentum {
 
     /// The undo of step t's position, `θ_t = θ_{t+1} − round(α_t·v_{t+1})`, with (if
     /// `adjoint`) the adjoint through it in the same pass; leaves θ_t in f64 in `theta_f`.
-    fn position_pass(&mut self, threads: &Threads, s: &mut ExactState, adjoint: bool) {
+    fn position_pass(&mut self, s: &mut ExactState, adjoint: bool) {
         let ExactMomentum {
+            threads,
             plan,
             theta_f,
             u,
@@ -210,8 +220,9 @@ impl ExactMomentum {
     /// The undo of step t's velocity given `self.grad = ∇L_t(θ_t)`,
     /// `v_t = (d/n_t)·(v_{t+1} + round((1−γ_t)·g))`, with (if `adjoint`) the adjoint
     /// through it in the same pass.
-    fn velocity_pass(&mut self, threads: &Threads, s: &mut ExactState, adjoint: bool) {
+    fn velocity_pass(&mut self, s: &mut ExactState, adjoint: bool) {
         let ExactMomentum {
+            threads,
             plan,
             theta_f,
             grad,
@@ -345,7 +356,7 @@ impl ExactMomentum {
 /// Through `g_t = Σ_i c_i·∇CE_i/B + …` in `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t`:
 /// `dc_i −= ⟨(1−γ_t) ⊙ dv, ∇CE_i⟩/B` for the rows of batch t — the directional derivatives
 /// along the Hessian-vector product's own direction u, which that pass already computed.
-fn add_example_weight_gradient(obj: &impl Objective, grads: &mut Hypers) {
+fn add_example_weight_gradient(obj: &impl RowTangents, grads: &mut Hypers) {
     if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
         obj.add_row_tangents(-1.0, &mut b.values);
     }
@@ -369,13 +380,13 @@ impl Reversible for ExactMomentum {
         let loss = exact_gradient(obj, t, &s.theta, &mut self.theta_f, &mut self.grad, alpha)?;
         // One fused pass per element: v ← (n/d)·v − round((1−γ)·g), θ ← θ + round(α·v).
         // Each segment of the buffer sees its elements in increasing order, as mul_at
-        // requires; the segments run on the objective's threads.
+        // requires; the segments run on the optimizer's threads.
         const V: u8 = 1;
         const THETA: u8 = 2;
         let plan = &self.plan;
         let data = (&mut s.theta[..], &mut s.v[..], &self.grad[..]);
         let flags = over_segments(
-            &obj.threads(),
+            &self.threads,
             &mut s.buffer,
             data,
             &|start, seg, (theta, v, grad)| {
@@ -442,33 +453,31 @@ impl Reversible for ExactMomentum {
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, s: &mut ExactState) {
         self.plan.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, s, false);
+        self.position_pass(s, false);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.velocity_pass(&threads, s, false);
+        self.velocity_pass(s, false);
     }
 
     fn reverse_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         s: &mut ExactState,
         grads: &mut Hypers,
     ) {
         self.plan.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, s, true);
+        self.position_pass(s, true);
         self.fold_partials(true);
         obj.grad_hvp_into(t, &self.theta_f, &self.u, &mut self.grad, &mut self.hv);
         add_example_weight_gradient(obj, grads);
-        self.velocity_pass(&threads, s, true);
+        self.velocity_pass(s, true);
         self.fold_partials(false);
         self.plan.fold_step(t, grads);
     }
 
     fn adjoint_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         before: &FloatState,
         after: &FloatState,

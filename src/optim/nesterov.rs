@@ -17,7 +17,7 @@ use super::registry::{NotReversible, Optimizer, OptimizerId};
 use super::{FloatOptimizer, FloatState, diverged};
 use crate::error::Result;
 use crate::hyper::Hypers;
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, Threads};
 
 /// Nesterov momentum: the registry entry.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,7 @@ impl Optimizer for Nesterov {
             rational,
         }
     }
-    fn exact(_: &Hypers, _: &Layout, _: usize) -> Option<NotReversible> {
+    fn exact(_: &Hypers, _: &Layout, _: usize, _: &Threads) -> Option<NotReversible> {
         None
     }
 }

@@ -16,7 +16,7 @@
 use super::{FloatOptimizer, Reversible};
 use crate::hyper::Hypers;
 pub use crate::hyper::optimizer::{Info, OptimizerId};
-use crate::model::Layout;
+use crate::model::{Layout, Objective, RowTangents, Threads};
 
 /// An inner optimizer: its table row and its two implementations.
 pub trait Optimizer {
@@ -31,8 +31,14 @@ pub trait Optimizer {
     /// `rational_decays` every decay is replaced by its rational n_t/2^16 at every step (the
     /// exact run's decays), so that only the arithmetic differs from the exact run.
     fn float(hypers: &Hypers, layout: &Layout, steps: usize, rational_decays: bool) -> Self::Float;
-    /// The exact optimizer, or `None` when the update rule is not exactly reversible.
-    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<Self::Exact>;
+    /// The exact optimizer, running its element loops on `threads`, or `None` when the
+    /// update rule is not exactly reversible.
+    fn exact(
+        hypers: &Hypers,
+        layout: &Layout,
+        steps: usize,
+        threads: &Threads,
+    ) -> Option<Self::Exact>;
     /// Its row, [`Self::ID`]'s.
     fn info() -> Info {
         Self::ID.info()
@@ -73,7 +79,7 @@ impl Reversible for NotReversible {
     }
     fn step(
         &mut self,
-        _: &mut impl crate::model::Objective,
+        _: &mut impl Objective,
         _: usize,
         _: &mut NotReversible,
     ) -> crate::Result<f64> {
@@ -97,12 +103,12 @@ impl Reversible for NotReversible {
     fn begin_adjoint(&mut self, _: &[f64]) {
         match *self {}
     }
-    fn undo_step(&mut self, _: &mut impl crate::model::Objective, _: usize, _: &mut NotReversible) {
+    fn undo_step(&mut self, _: &mut impl Objective, _: usize, _: &mut NotReversible) {
         match *self {}
     }
     fn reverse_step(
         &mut self,
-        _: &mut impl crate::model::Objective,
+        _: &mut (impl Objective + RowTangents),
         _: usize,
         _: &mut NotReversible,
         _: &mut Hypers,
@@ -111,7 +117,7 @@ impl Reversible for NotReversible {
     }
     fn adjoint_step(
         &mut self,
-        _: &mut impl crate::model::Objective,
+        _: &mut (impl Objective + RowTangents),
         _: usize,
         _: &super::FloatState,
         _: &super::FloatState,

@@ -58,7 +58,7 @@ use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective, Threads};
+use crate::model::{Layout, Objective, RowTangents, Threads};
 use crate::runtime::segments::{
     PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
 };
@@ -79,8 +79,13 @@ impl Optimizer for Rmsprop {
             rational,
         }
     }
-    fn exact(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<ExactRmsprop> {
-        Some(ExactRmsprop::new(hypers, layout, steps))
+    fn exact(
+        hypers: &Hypers,
+        layout: &Layout,
+        steps: usize,
+        threads: &Threads,
+    ) -> Option<ExactRmsprop> {
+        Some(ExactRmsprop::new(hypers, layout, steps, threads))
     }
 }
 
@@ -266,15 +271,19 @@ pub struct ExactRmsprop {
     /// Hypergradient sums per (segment, array): `α` in the position pass, `(γ, ρ, ε)` in the
     /// moments pass.
     partials: Vec<Sums>,
+    /// The threads the element loops run on.
+    threads: Threads,
 }
 
 impl ExactRmsprop {
     /// The optimizer for `hypers`' α, γ, ρ, ε blocks over `layout`, for `steps` steps.
-    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize) -> Self {
+    /// Its element loops run on `threads`.
+    pub fn new(hypers: &Hypers, layout: &Layout, steps: usize, threads: &Threads) -> Self {
         let z = || vec![0.0; layout.len()];
         let plan = RmspropPlan::new(hypers, layout, steps);
         let na = plan.arrays.len();
         ExactRmsprop {
+            threads: threads.clone(),
             consts: vec![plan.consts(0, true); na],
             partials: vec![[0.0; 4]; layout.len().div_ceil(SEGMENT_LEN) * na],
             plan,
@@ -301,8 +310,9 @@ impl ExactRmsprop {
     /// The undo of step t's position, `θ_t = θ_{t+1} − round(α·b_{t+1})`, with (if
     /// `adjoint`) the adjoint through it in the same pass (`dα += dθ·b`, `db += α·dθ`) and
     /// R = √s_{t+1} kept; leaves θ_t in f64 in `theta_f`.
-    fn position_pass(&mut self, threads: &Threads, st: &mut RmspropState, adjoint: bool) {
+    fn position_pass(&mut self, st: &mut RmspropState, adjoint: bool) {
         let ExactRmsprop {
+            threads,
             plan,
             consts,
             theta_f,
@@ -361,8 +371,9 @@ impl ExactRmsprop {
 
     /// The undo of step t's moments given `self.grad = ∇L_t(θ_t)`: b_t, then s_t, exactly;
     /// with (if `adjoint`) the adjoint through the moment updates in the same pass.
-    fn moments_pass(&mut self, threads: &Threads, st: &mut RmspropState, adjoint: bool) {
+    fn moments_pass(&mut self, st: &mut RmspropState, adjoint: bool) {
         let ExactRmsprop {
+            threads,
             plan,
             consts,
             theta_f,
@@ -513,7 +524,7 @@ impl ExactRmsprop {
     /// example weights' share. Shared by both paths.
     fn hvp(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         theta: Option<&[f64]>,
         grads: &mut Hypers,
@@ -579,9 +590,9 @@ impl Reversible for ExactRmsprop {
             &mut st.s[..],
             &mut st.b[..],
         );
-        let flags = over_segments(&obj.threads(), &mut st.buffer, data, &|start,
-                                                                          seg,
-                                                                          (
+        let flags = over_segments(&self.threads, &mut st.buffer, data, &|start,
+                                                                         seg,
+                                                                         (
             (theta, grad),
             s,
             b,
@@ -667,32 +678,30 @@ impl Reversible for ExactRmsprop {
 
     fn undo_step(&mut self, obj: &mut impl Objective, t: usize, st: &mut RmspropState) {
         self.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, st, false);
+        self.position_pass(st, false);
         obj.grad_into(t, &self.theta_f, &mut self.grad);
-        self.moments_pass(&threads, st, false);
+        self.moments_pass(st, false);
     }
 
     fn reverse_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         st: &mut RmspropState,
         grads: &mut Hypers,
     ) {
         self.at(t);
-        let threads = obj.threads();
-        self.position_pass(&threads, st, true);
+        self.position_pass(st, true);
         self.fold_partials(true);
         self.hvp(obj, t, None, grads);
-        self.moments_pass(&threads, st, true);
+        self.moments_pass(st, true);
         self.fold_partials(false);
         self.plan.fold_step(t, grads);
     }
 
     fn adjoint_step(
         &mut self,
-        obj: &mut impl Objective,
+        obj: &mut (impl Objective + RowTangents),
         t: usize,
         before: &FloatState,
         after: &FloatState,

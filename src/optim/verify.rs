@@ -24,7 +24,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::exact::{Rational, fixed};
 use crate::hyper::{Hypers, Kind};
-use crate::model::{Layout, Objective};
+use crate::model::{Layout, Objective, Threads};
 
 /// Memory allowed for the stored forward trajectory.
 pub const TRACE_BUDGET_BYTES: usize = 256 << 20;
@@ -51,13 +51,15 @@ pub struct ReversalReport {
 
 /// Forward `steps` steps of optimizer `id` from `theta0` with the (scalar) blocks of
 /// `hypers`, reverse them in `arithmetic`, and measure the error. `obj` is the (penalised)
-/// training objective over `layout`. Optimizers without an exact form are run on
+/// training objective over `layout`; an exact optimizer runs its element loops on
+/// `threads`. Optimizers without an exact form are run on
 /// fixed-point θ with their f64 reversal's approximation (plain SGD, Nesterov), to show that
 /// the arithmetic is not what they lack.
 ///
 /// # Errors
 /// Divergence or overflow of the forward run; [`Error::Diverged`] when the reversal itself
 /// leaves the finite numbers (a float reversal dividing by a decay of 0).
+#[allow(clippy::too_many_arguments)]
 pub fn verify_reversal(
     obj: &mut impl Objective,
     layout: &Layout,
@@ -66,6 +68,7 @@ pub fn verify_reversal(
     arithmetic: Arithmetic,
     hypers: &Hypers,
     steps: usize,
+    threads: &Threads,
 ) -> Result<ReversalReport> {
     let n = obj.dim();
     let info = id.info();
@@ -87,6 +90,7 @@ pub fn verify_reversal(
         theta0,
         hypers,
         steps,
+        threads,
         trace,
     };
     let (info_buffer_bytes, effective_gamma) = match arithmetic {
@@ -159,6 +163,7 @@ struct RoundTrip<'a, Obj> {
     theta0: &'a [f64],
     hypers: &'a Hypers,
     steps: usize,
+    threads: &'a Threads,
     trace: &'a mut Trace,
 }
 
@@ -175,6 +180,7 @@ impl<Obj: Objective> Visit for FloatTrip<'_, Obj> {
             hypers,
             steps,
             trace,
+            ..
         } = self.0;
         let mut opt = O::float(hypers, layout, steps, false);
         let mut s = FloatState::start(theta0, O::info().aux_vectors);
@@ -198,7 +204,7 @@ impl<Obj: Objective> Visit for ExactTrip<'_, Obj> {
     type Output = Result<u64>;
     fn visit<O: Optimizer>(self) -> Result<u64> {
         let r = self.0;
-        let opt = O::exact(r.hypers, r.layout, r.steps)
+        let opt = O::exact(r.hypers, r.layout, r.steps, r.threads)
             .ok_or_else(|| super::not_reversible(O::info().name))?;
         exact_round_trip(opt, r.obj, r.theta0, r.steps, r.trace)
     }

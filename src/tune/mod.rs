@@ -33,7 +33,7 @@ use crate::error::Result;
 use crate::hyper::{Hypers, Kind};
 use crate::hypergrad::Setup;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
-use crate::model::{Layout, Objective};
+use crate::model::{Evaluate, Layout, Objective, RowTangents, Threads};
 use adam::OuterOptimizerState;
 pub use observer::Observer;
 
@@ -145,6 +145,8 @@ pub struct Tune<'a> {
     pub steps: usize,
     /// The outer loop's settings (`tune` lists the blocks that move).
     pub outer: &'a OuterConfig,
+    /// The threads the inner runs compute on.
+    pub threads: &'a Threads,
 }
 
 impl Tune<'_> {
@@ -156,12 +158,16 @@ impl Tune<'_> {
             eps: self.eps,
             layout: self.layout,
             steps: self.steps,
+            threads: self.threads,
         }
     }
 }
 
 /// One evaluation: `Ok(None)` for a rejected (diverged) point.
-fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>> {
+fn evaluate(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<Option<Evaluation>> {
     match hypergradient(obj, setup) {
         // hypergradient() already reports a non-finite loss or hypergradient as divergence.
         Ok(r) => Ok(Some(r.into())),
@@ -207,7 +213,7 @@ fn unwarped(h: &Hypers, u: &[f64], tuned: &[Kind]) -> Hypers {
 /// The starting point's own failure (there is no good point to fall back to), or an
 /// observer's error (e.g. the output file became unwritable).
 pub fn run(
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     cfg: Tune,
     start: Hypers,
     observer: &mut dyn Observer,

@@ -17,7 +17,7 @@ use super::{Evaluation, Iteration, Observer, StopReason, Summary};
 use crate::error::Result;
 use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
-use crate::model::Objective;
+use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Arithmetic, train};
 
 /// What a search needs besides the objective.
@@ -46,7 +46,10 @@ pub fn draw(kind: Kind, rng: &mut StdRng) -> f64 {
 }
 
 /// Float64 training at `setup.hypers` and the losses at θ_T; `Ok(None)` if it diverged.
-fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>> {
+fn evaluate(
+    obj: &mut (impl Objective + Evaluate + RowTangents),
+    setup: Setup,
+) -> Result<Option<Evaluation>> {
     let theta = match train(
         &mut setup.objective(obj),
         setup.layout,
@@ -55,6 +58,7 @@ fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>
         setup.steps,
         setup.optimizer,
         Arithmetic::Float,
+        setup.threads,
     ) {
         Ok(t) => t,
         Err(e) if e.is_divergence() => return Ok(None),
@@ -81,7 +85,7 @@ fn evaluate(obj: &mut impl Objective, setup: Setup) -> Result<Option<Evaluation>
 /// An observer's error (e.g. the output file became unwritable); an error other than
 /// divergence from a trial (none is expected).
 pub fn run(
-    obj: &mut impl Objective,
+    obj: &mut (impl Objective + Evaluate + RowTangents),
     cfg: Search,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
