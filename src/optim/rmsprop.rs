@@ -118,22 +118,30 @@ struct Consts {
 }
 
 impl Consts {
-    /// `r = g/(√s + ε)` and `R = √s`.
+    /// `1/(√s + ε)`: forward, undo and adjoint all take r as `g·(1/(√s + ε))`, so the undo
+    /// recomputes the forward step's bits.
     #[inline(always)]
-    fn ratio(&self, g: f64, s: f64) -> (f64, f64) {
-        let root = s.sqrt();
-        (g / (root + self.eps), root)
+    fn inv_den(&self, s: f64) -> f64 {
+        1.0 / (s.sqrt() + self.eps)
     }
 
-    /// The adjoint through the moment updates at one element, given g, `r` and `R` of the
-    /// step, `b_t`, `s_t`, `hv = (H·u)_i`, `u_i` and θ_i: the sums `acc = (γ, ρ, ε)`, then
-    /// `dθ += hv`, `dλ += u·θ`, `db ← γ·db`, `ds ← ρ·ds`. `ds` includes r's share, as in
+    /// `r = g/(√s + ε)`, as `g·inv_den(s)`.
+    #[inline(always)]
+    fn ratio(&self, g: f64, s: f64) -> f64 {
+        g * self.inv_den(s)
+    }
+
+    /// The adjoint through the moment updates at one element, given g and `r` of the step,
+    /// `inv = 1/(√s + ε)` and `hir = 1/(2√s)` at s_{t+1} (0 at s = 0), `b_t`, `s_t`,
+    /// `hv = (H·u)_i`, `u_i` and θ_i: the sums `acc = (γ, ρ, ε)`, then `dθ += hv`,
+    /// `dλ += u·θ`, `db ← γ·db`, `ds ← ρ·ds`. `ds` includes r's share, as in
     /// [`Consts::direction`].
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn moments_adjoint(
         &self,
-        (g, r, root): (f64, f64, f64),
+        (g, r): (f64, f64),
+        (inv, hir): (f64, f64),
         (b, s): (f64, f64),
         (hv, u, theta): (f64, f64, f64),
         dth: &mut f64,
@@ -143,11 +151,10 @@ impl Consts {
         acc: &mut Sums,
     ) {
         let d = *db;
-        let den = root + self.eps;
         let dr = -self.omg * d;
         acc[0] += d * (b + r);
-        acc[2] -= dr * r / den;
-        let ds_all = *ds + self.ds_of_r(dr, r, den, root);
+        acc[2] -= dr * r * inv;
+        let ds_all = *ds - dr * r * inv * hir;
         acc[1] += ds_all * (s - g * g);
         *dth += hv;
         *dl += u * theta;
@@ -155,24 +162,23 @@ impl Consts {
         *ds = self.rho * ds_all;
     }
 
-    /// r's share of ds: `−dr·r/(2·D·R)`, 0 at R = 0 (s = 0 only when every g² so far was
-    /// below the quantum, where g²/R, and so the share, is within a quantum of 0).
+    /// `u = ∂f/∂g = dr/D + 2(1−ρ)·g·(ds + r's share)` at one element, r's share of ds being
+    /// `−dr·r/(2·D·R)` (0 at R = 0: s = 0 only when every g² so far was below the quantum,
+    /// where g²/R, and so the share, is within a quantum of 0).
     #[inline(always)]
-    fn ds_of_r(&self, dr: f64, r: f64, den: f64, root: f64) -> f64 {
-        if root > 0.0 {
-            -dr * r / (2.0 * den * root)
-        } else {
-            0.0
-        }
+    fn direction(&self, g: f64, (inv, hir): (f64, f64), db: f64, ds: f64) -> f64 {
+        let r = g * inv;
+        let dr = -self.omg * db;
+        dr * inv + 2.0 * self.omr * g * (ds - dr * r * inv * hir)
     }
 
-    /// `u = ∂f/∂g = dr/D + 2(1−ρ)·g·(ds + r's share)` at one element.
+    /// `(1/(√s + ε), 1/(2√s))` (the second 0 at s = 0) at s_{t+1}, kept per element by the
+    /// position pass for the rest of the reverse step.
     #[inline(always)]
-    fn direction(&self, g: f64, root: f64, db: f64, ds: f64) -> f64 {
-        let den = root + self.eps;
-        let r = g / den;
-        let dr = -self.omg * db;
-        dr / den + 2.0 * self.omr * g * (ds + self.ds_of_r(dr, r, den, root))
+    fn scales(&self, s: f64) -> (f64, f64) {
+        let root = s.sqrt();
+        let hir = if root > 0.0 { 0.5 / root } else { 0.0 };
+        (self.inv_den(s), hir)
     }
 }
 
@@ -260,8 +266,9 @@ pub struct ExactRmsprop {
     theta_f: Vec<f64>,
     grad: Vec<f64>,
     hv: Vec<f64>,
-    /// R = √s_{t+1} per element, kept by the position pass for the rest of the reverse step.
-    root: Vec<f64>,
+    /// `(1/(√s + ε), 1/(2√s))` at s_{t+1} per element, kept by the position pass for the
+    /// rest of the reverse step.
+    scales: Vec<(f64, f64)>,
     /// The direction of the Hessian-vector product, ∂f/∂g_t.
     u: Vec<f64>,
     d_theta: Vec<f64>,
@@ -290,7 +297,7 @@ impl ExactRmsprop {
             theta_f: z(),
             grad: z(),
             hv: z(),
-            root: z(),
+            scales: vec![(0.0, 0.0); layout.len()],
             u: z(),
             d_theta: z(),
             d_s: z(),
@@ -316,7 +323,7 @@ impl ExactRmsprop {
             plan,
             consts,
             theta_f,
-            root,
+            scales,
             d_theta,
             d_b,
             partials,
@@ -327,7 +334,7 @@ impl ExactRmsprop {
         let data = (
             (&mut st.theta[..], &mut theta_f[..]),
             (&st.s[..], &st.b[..]),
-            (&d_theta[..], &mut root[..]),
+            (&d_theta[..], &mut scales[..]),
             &mut d_b[..],
             PerSegment::new(partials, na, n),
         );
@@ -336,7 +343,7 @@ impl ExactRmsprop {
                                                                    (
             (theta, theta_f),
             (s, b),
-            (d_theta, root),
+            (d_theta, scales),
             d_b,
             part,
         )| {
@@ -354,7 +361,7 @@ impl ExactRmsprop {
                     theta[i] = th;
                     theta_f[i] = fixed::to_f64(th);
                     if adjoint {
-                        root[i] = fixed::wide_to_f64(s[i]).sqrt();
+                        scales[i] = c.scales(fixed::wide_to_f64(s[i]));
                         acc[0] += d_theta[i] * bf;
                         d_b[i] += c.alpha * d_theta[i];
                     }
@@ -380,19 +387,19 @@ impl ExactRmsprop {
             grad,
             hv,
             u,
+            scales,
             d_theta,
             d_s,
             d_b,
             d_lambda,
             partials,
-            ..
         } = self;
         let (plan, consts, na) = (&*plan, &*consts, plan.arrays.len());
         let n = st.s.len();
         let data = (
             (&mut st.s[..], &mut st.b[..]),
             (&grad[..], &hv[..]),
-            (&u[..], &theta_f[..]),
+            (&u[..], &theta_f[..], &scales[..]),
             (
                 (&mut d_theta[..], &mut d_lambda[..]),
                 (&mut d_s[..], &mut d_b[..]),
@@ -404,7 +411,7 @@ impl ExactRmsprop {
                                                                    (
             (s, b),
             (grad, hv),
-            (u, theta),
+            (u, theta, scales),
             ((d_theta, d_lambda), (d_s, d_b)),
             part,
         )| {
@@ -420,7 +427,12 @@ impl ExactRmsprop {
                 let mut acc = [0.0; 4];
                 for i in r.rev() {
                     let g = grad[i];
-                    let (ratio, root) = c.ratio(g, fixed::wide_to_f64(s[i]));
+                    // With the adjoint, the position pass kept 1/(√s + ε) of this s.
+                    let ratio = if adjoint {
+                        g * scales[i].0
+                    } else {
+                        c.ratio(g, fixed::wide_to_f64(s[i]))
+                    };
                     let (inc, ok1) = fixed::wide_increment(wg, ratio);
                     let (y, ok2) = fixed::wide_checked_sum(b[i], inc);
                     let y = seg.unmul_wide_at(i, y, kg);
@@ -432,7 +444,8 @@ impl ExactRmsprop {
                     ok &= ok1 & ok2 & ok3 & ok4;
                     if adjoint {
                         c.moments_adjoint(
-                            (g, ratio, root),
+                            (g, ratio),
+                            scales[i],
                             (fixed::wide_to_f64(y), fixed::wide_to_f64(x)),
                             (hv[i], u[i], theta[i]),
                             &mut d_theta[i],
@@ -459,12 +472,12 @@ impl ExactRmsprop {
         let na = self.plan.arrays.len();
         let (s, b) = (&after.aux[0], &after.aux[1]);
         for (j, a, r) in segment_arrays(&self.plan.arrays, s.len(), false) {
-            let alpha = self.consts[a].alpha;
+            let c = self.consts[a];
             let mut acc = [0.0; 4];
             for i in r {
-                self.root[i] = s[i].sqrt();
+                self.scales[i] = c.scales(s[i]);
                 acc[0] += self.d_theta[i] * b[i];
-                self.d_b[i] += alpha * self.d_theta[i];
+                self.d_b[i] += c.alpha * self.d_theta[i];
             }
             self.partials[j * na + a] = acc;
         }
@@ -480,10 +493,9 @@ impl ExactRmsprop {
             let mut acc = [0.0; 4];
             for i in r.rev() {
                 let g = self.grad[i];
-                let root = self.root[i];
-                let ratio = g / (root + c.eps);
                 c.moments_adjoint(
-                    (g, ratio, root),
+                    (g, g * self.scales[i].0),
+                    self.scales[i],
                     (b[i], s[i]),
                     (self.hv[i], self.u[i], before.theta[i]),
                     &mut self.d_theta[i],
@@ -535,7 +547,7 @@ impl ExactRmsprop {
             theta_f,
             grad,
             hv,
-            root,
+            scales,
             u,
             d_s,
             d_b,
@@ -543,12 +555,12 @@ impl ExactRmsprop {
         } = self;
         let theta_now: &[f64] = theta.unwrap_or(&theta_f[..]);
         let arrays = &plan.arrays;
-        let (db, ds, root) = (&*d_b, &*d_s, &*root);
+        let (db, ds, scales) = (&*d_b, &*d_s, &*scales);
         let mut make_u = |g: &mut [f64], u: &mut [f64]| {
             for (a, r) in arrays.iter().enumerate() {
                 let c = consts[a];
                 for i in r.clone() {
-                    u[i] = c.direction(g[i], root[i], db[i], ds[i]);
+                    u[i] = c.direction(g[i], scales[i], db[i], ds[i]);
                 }
             }
         };
@@ -612,7 +624,7 @@ impl Reversible for ExactRmsprop {
                     let (x, ok2) = fixed::wide_checked_sum(x, inc);
                     ok_s &= ok1 & ok2;
                     s[i] = x;
-                    let ratio = c.ratio(g, fixed::wide_to_f64(x)).0;
+                    let ratio = c.ratio(g, fixed::wide_to_f64(x));
                     let y = seg.mul_wide_at(i, b[i], &kg);
                     let (inc, ok3) = fixed::wide_increment(wg, ratio);
                     let (y, ok4) = fixed::wide_checked_sum(y, inc.wrapping_neg());
@@ -753,7 +765,7 @@ impl FloatOptimizer for FloatRmsprop {
             for i in r.clone() {
                 let g = self.grad[i];
                 s[i] = c.rho * s[i] + c.omr * (g * g);
-                b[i] = c.gamma * b[i] - c.omg * c.ratio(g, s[i]).0;
+                b[i] = c.gamma * b[i] - c.omg * c.ratio(g, s[i]);
                 theta[i] += c.alpha * b[i];
             }
         }
@@ -785,14 +797,14 @@ impl FloatOptimizer for FloatRmsprop {
             let c = self.plan.consts(a, self.rational);
             for i in r.clone() {
                 let g = self.grad[i];
-                let ratio = c.ratio(g, s[i]).0;
+                let ratio = c.ratio(g, s[i]);
                 // A mean square is never negative; the f64 undo's rounding can take it just
                 // below 0, where its root (in the next undo) would be NaN.
                 s[i] = ((s[i] - c.omr * (g * g)) / c.rho).max(0.0);
                 b[i] = if c.gamma > 0.0 {
                     (b[i] + c.omg * ratio) / c.gamma
                 } else if t > 0 {
-                    -c.ratio(self.earlier[i], s[i]).0
+                    -c.ratio(self.earlier[i], s[i])
                 } else {
                     0.0
                 };
