@@ -361,8 +361,9 @@ impl Experiment {
         Ok(Hypers { blocks })
     }
 
-    /// An error unless the inner optimizer is exactly reversible (momentum or Adam): the
-    /// commands that reverse training (hypergrad, check-grad, tune, train --exact) need it.
+    /// An error unless the inner optimizer is exactly reversible (momentum, Adam or RMSprop)
+    /// with no zero decay: the commands that reverse training (hypergrad, check-grad, tune,
+    /// train --exact) need it.
     ///
     /// # Errors
     /// A config error naming `inner.optimizer`.

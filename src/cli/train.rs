@@ -16,7 +16,8 @@ use crate::report::table::{num, render};
 pub struct Args {
     /// Experiment config (JSON).
     pub config: PathBuf,
-    /// Train in exact fixed-point arithmetic (momentum only) instead of float64.
+    /// Train in exact fixed-point arithmetic instead of float64 (an exactly reversible
+    /// optimizer: momentum, adam or rmsprop).
     #[arg(long)]
     pub exact: bool,
     /// Write the trained parameters to this .npz (keys W0, b0, W1, b1, …).
