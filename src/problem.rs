@@ -370,18 +370,13 @@ impl Experiment {
     pub fn require_reversible(&self) -> crate::Result<()> {
         let o = self.config.inner.optimizer;
         if !o.info().reversible {
-            let exact: Vec<_> = crate::hyper::OptimizerId::ALL
-                .into_iter()
-                .filter(|r| r.info().reversible && r.info().configurable)
-                .map(|r| format!("\"{r}\""))
-                .collect();
             return Err(crate::Error::config(
                 &self.config.file,
                 "inner.optimizer",
                 format!(
                     "must be {} for exact arithmetic and hypergradients (\"{o}\" is not \
                      exactly reversible), got \"{o}\"",
-                    exact.join(" or ")
+                    crate::hyper::OptimizerId::reversible_names()
                 ),
             ));
         }
@@ -393,12 +388,7 @@ impl Experiment {
                 return Err(crate::Error::config(
                     &self.config.file,
                     kind.field(),
-                    format!(
-                        "has a 0: with {} = 0 inner.optimizer \"{o}\" is not exactly reversible \
-                         (the step forgets the state it would be undone from, as plain SGD \
-                         does); exact arithmetic and hypergradients need every entry > 0",
-                        kind.name()
-                    ),
+                    format!("has a 0: {}", o.zero_decay_reason(*kind)),
                 ));
             }
         }

@@ -134,12 +134,25 @@ impl OptimizerId {
             .join(", ")
     }
 
-    /// The entry that owns `kind` among the configurable ones, other than `self`'s own
-    /// kinds (for messages about a field given to the wrong optimizer).
-    pub fn owner_of(kind: Kind) -> Option<OptimizerId> {
+    /// The names `inner.optimizer` accepts for exact arithmetic, quoted and joined by "or",
+    /// for messages.
+    pub fn reversible_names() -> String {
         Self::ALL
             .into_iter()
-            .find(|o| o.info().configurable && o.kinds().contains(&kind))
+            .filter(|o| o.info().reversible && o.info().configurable)
+            .map(|o| format!("\"{}\"", o.name()))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+
+    /// Why a decay block of `kind` with an entry 0 cannot run in exact arithmetic.
+    pub fn zero_decay_reason(self, kind: Kind) -> String {
+        format!(
+            "with {} = 0 inner.optimizer \"{self}\" is not exactly reversible (the step forgets \
+             the state it would be undone from, as plain SGD does); exact arithmetic and \
+             hypergradients need every entry > 0",
+            kind.name()
+        )
     }
 
     /// Every kind some optimizer owns (the optimizer blocks of the inner section).

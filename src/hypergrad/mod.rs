@@ -90,12 +90,9 @@ impl Setup<'_> {
         for b in &self.hypers.blocks {
             if b.kind().info().decay && b.values.iter().any(|&v| v <= 0.0) {
                 return Err(crate::Error::Usage(format!(
-                    "{} has an entry 0: with a zero decay inner.optimizer \"{}\" is not \
-                     exactly reversible (the step forgets the state it would be undone from, as \
-                     plain SGD does); exact arithmetic and hypergradients need every {} entry > 0",
+                    "{} has a 0: {}",
                     b.kind().field(),
-                    info.name,
-                    b.kind().name()
+                    self.optimizer.zero_decay_reason(b.kind())
                 )));
             }
         }

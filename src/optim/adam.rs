@@ -789,9 +789,7 @@ impl FloatOptimizer for FloatAdam {
     /// [`Error::Diverged`] if the loss is not finite.
     fn step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) -> Result<f64> {
         self.plan.at(t);
-        let (theta, [m, s]) = (&mut st.theta, &mut st.aux[..]) else {
-            unreachable!("Adam's float state has two vectors besides θ")
-        };
+        let (theta, m, s) = st.split2();
         let loss = obj.grad_into(t, theta, &mut self.grad);
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
@@ -812,9 +810,7 @@ impl FloatOptimizer for FloatAdam {
     /// `s ← max(0, (s − (1−β₂)·g²)/β₂)`. Not exact.
     fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) {
         self.plan.at(t);
-        let (theta, [m, s]) = (&mut st.theta, &mut st.aux[..]) else {
-            unreachable!("Adam's float state has two vectors besides θ")
-        };
+        let (theta, m, s) = st.split2();
         for (a, r) in self.plan.arrays.iter().enumerate() {
             let c = self.plan.consts(a, t, self.rational);
             for i in r.clone() {

@@ -230,6 +230,19 @@ pub struct FloatState {
 }
 
 impl FloatState {
+    /// θ and the two vectors of an optimizer that keeps two (Adam's m and s, RMSprop's s
+    /// and b).
+    ///
+    /// # Panics
+    /// If the state has another number of vectors (a programming error).
+    #[track_caller]
+    pub fn split2(&mut self) -> (&mut [f64], &mut [f64], &mut [f64]) {
+        match &mut self.aux[..] {
+            [x, y] => (&mut self.theta, x, y),
+            _ => panic!("a float state with two vectors besides θ was expected"),
+        }
+    }
+
     /// θ₀ with `aux` vectors of zeros: the start of every run.
     pub fn start(theta0: &[f64], aux: usize) -> Self {
         FloatState {
@@ -341,14 +354,9 @@ pub fn train(
 
 /// The error for exact arithmetic with an optimizer that has no exactly reversible form.
 pub fn not_reversible(name: &str) -> Error {
-    let exact: Vec<_> = OptimizerId::ALL
-        .into_iter()
-        .filter(|o| o.info().reversible && o.info().configurable)
-        .map(|o| format!("\"{}\"", o.name()))
-        .collect();
     Error::Usage(format!(
         "exact arithmetic needs an exactly reversible inner.optimizer ({}): \"{name}\" is not \
          reversible",
-        exact.join(", ")
+        OptimizerId::reversible_names()
     ))
 }

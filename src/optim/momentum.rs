@@ -521,15 +521,6 @@ impl FloatMomentum {
             rational: false,
         }
     }
-
-    /// γ_t of array `a` at the current step.
-    fn gamma(&self, a: usize) -> f64 {
-        if self.rational {
-            self.plan.coder(a).rational().value()
-        } else {
-            self.plan.gamma.value.of(a)
-        }
-    }
 }
 
 impl FloatOptimizer for FloatMomentum {
@@ -542,7 +533,7 @@ impl FloatOptimizer for FloatMomentum {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let (al, g) = (self.plan.alpha.of(a), self.gamma(a));
+            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma_of(a, self.rational));
             let omg = 1.0 - g;
             for i in r.clone() {
                 v[i] = g * v[i] - omg * self.grad[i];
@@ -564,7 +555,7 @@ impl FloatOptimizer for FloatMomentum {
         }
         obj.grad_into(t, theta, &mut self.grad);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let g = self.gamma(a);
+            let g = self.plan.gamma_of(a, self.rational);
             for i in r.clone() {
                 v[i] = (v[i] + (1.0 - g) * self.grad[i]) / g;
             }

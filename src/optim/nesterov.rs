@@ -51,19 +51,10 @@ pub struct FloatNesterov {
 }
 
 impl FloatNesterov {
-    /// γ_t of array `a` at the current step.
-    fn gamma(&self, a: usize) -> f64 {
-        if self.rational {
-            self.plan.coder(a).rational().value()
-        } else {
-            self.plan.gamma.value.of(a)
-        }
-    }
-
     /// `look ← θ + α·γ·v`.
     fn look_ahead(&mut self, theta: &[f64], v: &[f64]) {
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let ag = self.plan.alpha.of(a) * self.gamma(a);
+            let ag = self.plan.alpha.of(a) * self.plan.gamma_of(a, self.rational);
             for i in r.clone() {
                 self.look[i] = theta[i] + ag * v[i];
             }
@@ -81,7 +72,7 @@ impl FloatOptimizer for FloatNesterov {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
         }
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let (al, g) = (self.plan.alpha.of(a), self.gamma(a));
+            let (al, g) = (self.plan.alpha.of(a), self.plan.gamma_of(a, self.rational));
             for i in r.clone() {
                 v[i] = g * v[i] - (1.0 - g) * self.grad[i];
                 theta[i] += al * v[i];
@@ -104,7 +95,7 @@ impl FloatOptimizer for FloatNesterov {
         self.look_ahead(theta, v);
         obj.grad_into(t, &self.look, &mut self.grad);
         for (a, r) in self.plan.arrays.iter().enumerate() {
-            let g = self.gamma(a);
+            let g = self.plan.gamma_of(a, self.rational);
             for i in r.clone() {
                 v[i] = (v[i] + (1.0 - g) * self.grad[i]) / g;
             }

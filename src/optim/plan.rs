@@ -173,6 +173,17 @@ impl Plan {
         self.gamma.coder(a)
     }
 
+    /// γ_t of array `a` at the current step: its rational n_t/2^16 (`rational`, the exact
+    /// run's decay) or the configured value.
+    #[inline]
+    pub fn gamma_of(&self, a: usize, rational: bool) -> f64 {
+        if rational {
+            self.coder(a).rational().value()
+        } else {
+            self.gamma.value.of(a)
+        }
+    }
+
     /// Folds the current step's α and γ hypergradient sums into `grads`.
     pub fn fold_step(&mut self, t: usize, grads: &mut Hypers) {
         self.alpha.fold_step(t, self.steps, grads);

@@ -753,9 +753,7 @@ impl FloatOptimizer for FloatRmsprop {
     /// One step t (SPEC §3.6). Returns `L_t(θ_t)`.
     fn step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) -> Result<f64> {
         self.plan.at(t);
-        let (theta, [s, b]) = (&mut st.theta, &mut st.aux[..]) else {
-            unreachable!("RMSprop's float state has two vectors besides θ")
-        };
+        let (theta, s, b) = st.split2();
         let loss = obj.grad_into(t, theta, &mut self.grad);
         if !loss.is_finite() {
             return Err(diverged(t, loss, self.plan.alpha.now[0]));
@@ -778,9 +776,7 @@ impl FloatOptimizer for FloatRmsprop {
     /// plain SGD's does.
     fn reverse_step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) {
         self.plan.at(t);
-        let (theta, [s, b]) = (&mut st.theta, &mut st.aux[..]) else {
-            unreachable!("RMSprop's float state has two vectors besides θ")
-        };
+        let (theta, s, b) = st.split2();
         for (a, r) in self.plan.arrays.iter().enumerate() {
             let al = self.plan.alpha.of(a);
             for i in r.clone() {
