@@ -34,7 +34,8 @@ pub struct Config {
     /// The config file path as given (used in error messages).
     #[serde(skip)]
     pub file: PathBuf,
-    /// Seed for the data split, the random initialisation and the batch order.
+    /// Seed for the data: splits, label noise, the rows that seed a synthetic set (and, unless
+    /// `inner.seed` is given, the training run's too).
     pub seed: u64,
     /// Training and validation data.
     pub data: DataConfig,
@@ -74,6 +75,35 @@ pub struct DataConfig {
     pub label_column: Option<String>,
     /// Standardise features with the training rows' mean and population std.
     pub standardize: bool,
+    /// A learned synthetic training set replacing the training rows (SPEC §2.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<Synthetic>,
+    /// The learnable rows' features (`{"values": [[…]]}`), `None` = as `synthetic.init` makes
+    /// them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Spec>,
+}
+
+/// `data.synthetic`: the training set is `per_class` learnable rows of each class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Synthetic {
+    /// Rows per class, ≥ 1.
+    pub per_class: usize,
+    /// How the rows start.
+    #[serde(default)]
+    pub init: SyntheticInit,
+}
+
+/// How a synthetic set starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyntheticInit {
+    /// Copies of randomly chosen (seeded) real training rows of each class.
+    #[default]
+    Real,
+    /// Each feature drawn from N(μ, σ) of the real rows, clipped to the feature's box.
+    Noise,
 }
 
 /// The `model` section.
@@ -97,6 +127,9 @@ pub struct ModelConfig {
 pub struct InnerConfig {
     /// Inner optimizer (a registry entry).
     pub optimizer: OptimizerId,
+    /// Seed of the training run (initial-weight noise ε and batch order); `None` = `seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Number of inner steps T ≥ 1.
     pub steps: usize,
     /// Minibatch size B ≥ 1 (at most the number of training rows).
@@ -137,7 +170,7 @@ impl InnerConfig {
             Kind::Eps => Some(&mut self.eps),
             Kind::Rho => Some(&mut self.rho),
             Kind::ExampleWeight => Some(&mut self.example_weight),
-            Kind::Alpha | Kind::L2 | Kind::InitScale => None,
+            Kind::Alpha | Kind::L2 | Kind::InitScale | Kind::Input => None,
         }
     }
 }
@@ -149,10 +182,55 @@ pub struct OuterConfig {
     pub steps: usize,
     /// Outer optimizer.
     pub optimizer: OuterOptimizer,
-    /// Outer learning rate > 0.
-    pub learning_rate: f64,
+    /// Outer learning rate per block, > 0.
+    pub learning_rate: LearningRate,
     /// Blocks that move (non-empty, no duplicates).
     pub tune: Vec<Kind>,
+    /// Iteration k (search: trial k) trains with inner seed `inner.seed + k`.
+    pub resample: bool,
+}
+
+/// `outer.learning_rate`: one rate, or one per tuned block with a default for the rest
+/// (`{"input": 0.03, "default": 0.1}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearningRate {
+    /// The rate of every block not named.
+    pub default: f64,
+    /// Named blocks' rates.
+    pub per: Vec<(Kind, f64)>,
+}
+
+impl LearningRate {
+    /// One rate for every block.
+    pub fn scalar(v: f64) -> Self {
+        LearningRate {
+            default: v,
+            per: Vec::new(),
+        }
+    }
+
+    /// The rate of `kind`'s entries.
+    pub fn of(&self, kind: Kind) -> f64 {
+        self.per
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(self.default, |(_, v)| *v)
+    }
+}
+
+impl Serialize for LearningRate {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.per.is_empty() {
+            return s.serialize_f64(self.default);
+        }
+        let mut m = s.serialize_map(Some(self.per.len() + 1))?;
+        for (k, v) in &self.per {
+            m.serialize_entry(k.name(), v)?;
+        }
+        m.serialize_entry("default", &self.default)?;
+        m.end()
+    }
 }
 
 /// Outer optimizer.
@@ -245,12 +323,25 @@ impl Config {
             Kind::Eps => self.inner.eps.as_ref(),
             Kind::Rho => self.inner.rho.as_ref(),
             Kind::ExampleWeight => self.inner.example_weight.as_ref(),
+            Kind::Input => self.data.input.as_ref(),
         }
+    }
+
+    /// Seed of the training run: `inner.seed`, or `seed` without one.
+    pub fn inner_seed(&self) -> u64 {
+        self.inner.seed.unwrap_or(self.seed)
+    }
+
+    /// True when the training set has learnable rows (`data.synthetic`): the config then
+    /// has an input block.
+    pub fn has_learnable_rows(&self) -> bool {
+        self.data.synthetic.is_some()
     }
 
     /// Sets the config entry of a block (`--best` writes the tuned values here).
     pub fn set_spec(&mut self, kind: Kind, spec: Spec) {
         match kind {
+            Kind::Input => self.data.input = Some(spec),
             Kind::Alpha => self.inner.alpha = spec,
             Kind::L2 => self.inner.l2 = spec,
             Kind::InitScale => self.model.init_scale = spec,
@@ -263,12 +354,15 @@ impl Config {
     }
 
     /// The blocks of the configured optimizer, then l2 and init_scale, then example_weight
-    /// when the config has it: the run's kinds in SPEC §4.1's column order.
+    /// and input when the config has them: the run's kinds in SPEC §4.1's column order.
     pub fn kinds(&self) -> Vec<Kind> {
         let mut k = self.inner.optimizer.kinds().to_vec();
         k.extend([Kind::L2, Kind::InitScale]);
         if self.inner.example_weight.is_some() {
             k.push(Kind::ExampleWeight);
+        }
+        if self.has_learnable_rows() {
+            k.push(Kind::Input);
         }
         k
     }
@@ -361,6 +455,8 @@ struct RawDataConfig {
     label_noise: f64,
     label_column: Option<String>,
     standardize: bool,
+    synthetic: Option<Synthetic>,
+    input: Option<serde_json::Value>,
 }
 
 impl Default for RawDataConfig {
@@ -375,6 +471,8 @@ impl Default for RawDataConfig {
             label_noise: 0.0,
             label_column: None,
             standardize: true,
+            synthetic: None,
+            input: None,
         }
     }
 }
@@ -405,6 +503,7 @@ impl Default for RawModelConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawInnerConfig {
     optimizer: OptimizerId,
+    seed: Option<u64>,
     steps: usize,
     batch_size: usize,
     shuffle: bool,
@@ -430,7 +529,7 @@ impl RawInnerConfig {
             Kind::Rho => self.rho.as_ref(),
             Kind::L2 => self.l2.as_ref(),
             Kind::ExampleWeight => self.example_weight.as_ref(),
-            Kind::InitScale => None,
+            Kind::InitScale | Kind::Input => None,
         }
     }
 }
@@ -439,6 +538,7 @@ impl Default for RawInnerConfig {
     fn default() -> Self {
         RawInnerConfig {
             optimizer: OptimizerId::Momentum,
+            seed: None,
             steps: 200,
             batch_size: 100,
             shuffle: true,
@@ -459,9 +559,11 @@ impl Default for RawInnerConfig {
 struct RawOuterConfig {
     steps: usize,
     optimizer: OuterOptimizer,
-    learning_rate: f64,
+    /// A number, or an object of block names (and `"default"`) to numbers.
+    learning_rate: serde_json::Value,
     /// Absent: α and the optimizer's first decay (γ, or β₁ for Adam).
     tune: Option<Vec<Kind>>,
+    resample: bool,
 }
 
 impl Default for RawOuterConfig {
@@ -469,8 +571,9 @@ impl Default for RawOuterConfig {
         RawOuterConfig {
             steps: 30,
             optimizer: OuterOptimizer::Adam,
-            learning_rate: 0.1,
+            learning_rate: 0.1.into(),
             tune: None,
+            resample: false,
         }
     }
 }
@@ -493,8 +596,8 @@ impl RawConfig {
         } = self;
         let inner = inner.validate(&err)?;
         let mut model = model.validate(&err, inner.steps)?;
-        data.check(&err)?;
-        let outer = outer.validate(&err, &inner)?;
+        data.check(&err, &inner)?;
+        let outer = outer.validate(&err, &inner, data.synthetic.is_some())?;
         // Paths last: they touch the filesystem.
         let base = file
             .parent()
@@ -542,6 +645,7 @@ impl RawInnerConfig {
         let own = inner.optimizer.kinds();
         let mut section = InnerConfig {
             optimizer: inner.optimizer,
+            seed: inner.seed,
             steps: inner.steps,
             batch_size: inner.batch_size,
             shuffle: inner.shuffle,
@@ -617,9 +721,49 @@ impl RawModelConfig {
 }
 
 impl RawDataConfig {
-    /// The fractions, `limit` and `label_noise`.
-    fn check(&self, err: Err) -> Result<()> {
+    /// The fractions, `limit`, `label_noise`, `synthetic` and `input`.
+    fn check(&self, err: Err, inner: &InnerConfig) -> Result<()> {
         let data = self;
+        if let Some(syn) = &data.synthetic {
+            if syn.per_class < 1 {
+                return Err(err(
+                    "data.synthetic.per_class",
+                    format!("must be >= 1 (rows per class), got {}", syn.per_class),
+                ));
+            }
+            if inner.example_weight.is_some() {
+                return Err(err(
+                    "inner.example_weight",
+                    "cannot be combined with data.synthetic: a synthetic set's rows are learned \
+                     themselves (its input block); remove inner.example_weight"
+                        .to_owned(),
+                ));
+            }
+        }
+        if let Some(v) = &data.input {
+            if data.synthetic.is_none() {
+                return Err(err(
+                    "data.input",
+                    "needs learnable training rows: give data.synthetic \
+                     ({\"per_class\": …, \"init\": \"real\"})"
+                        .to_owned(),
+                ));
+            }
+            // `--best` writes {"per": "row", "values": …}; `per` can only be "row".
+            let only_values = v.as_object().is_some_and(|o| {
+                o.get("values").is_some_and(serde_json::Value::is_array)
+                    && o.iter()
+                        .all(|(k, v)| k == "values" || (k == "per" && v == "row"))
+            });
+            if !only_values {
+                return Err(err(
+                    "data.input",
+                    "must be an object {\"values\": [[…], …]} holding every learnable row's \
+                     features ([rows][features], as tune --best writes it)"
+                        .to_owned(),
+                ));
+            }
+        }
         let vf = data.validation_fraction;
         if !(vf.is_finite() && vf > 0.0 && vf < 1.0) {
             return Err(err(
@@ -706,6 +850,13 @@ impl RawDataConfig {
             label_noise: data.label_noise,
             label_column: data.label_column,
             standardize: data.standardize,
+            synthetic: data.synthetic,
+            input: data.input.map(|v| Spec {
+                per: crate::hyper::Per::Row,
+                knots: 1,
+                init: None,
+                values: v.get("values").cloned(),
+            }),
         })
     }
 }
@@ -714,7 +865,7 @@ impl RawOuterConfig {
     /// The learning rate and `tune`: a non-empty list of the run's blocks without repeats
     /// (another optimizer's blocks named by the table), example_weight only when the inner
     /// section has it, l2 only from a positive value.
-    fn validate(self, err: Err, inner: &InnerConfig) -> Result<OuterConfig> {
+    fn validate(self, err: Err, inner: &InnerConfig, learnable: bool) -> Result<OuterConfig> {
         let own = inner.optimizer.kinds();
         let (l2, example_weight) = (&inner.l2, &inner.example_weight);
         let mut outer = self;
@@ -722,12 +873,6 @@ impl RawOuterConfig {
             .tune
             .take()
             .unwrap_or_else(|| inner.optimizer.kinds()[..2].to_vec());
-        if !(outer.learning_rate.is_finite() && outer.learning_rate > 0.0) {
-            return Err(err(
-                "outer.learning_rate",
-                format!("must be finite and > 0, got {}", show(outer.learning_rate)),
-            ));
-        }
         if tune.is_empty() {
             return Err(err(
                 "outer.tune",
@@ -762,6 +907,15 @@ impl RawOuterConfig {
             }
         }
 
+        if tune.contains(&Kind::Input) && !learnable {
+            return Err(err(
+                "outer.tune",
+                "lists \"input\", but the training set has no learnable rows; give \
+                 data.synthetic ({\"per_class\": 10, \"init\": \"real\"})"
+                    .to_owned(),
+            ));
+        }
+        let learning_rate = learning_rate(err, &outer.learning_rate, &tune)?;
         if tune.contains(&Kind::ExampleWeight) && example_weight.is_none() {
             return Err(err(
                 "outer.tune",
@@ -787,10 +941,58 @@ impl RawOuterConfig {
         Ok(OuterConfig {
             steps: outer.steps,
             optimizer: outer.optimizer,
-            learning_rate: outer.learning_rate,
+            learning_rate,
             tune,
+            resample: outer.resample,
         })
     }
+}
+
+/// `outer.learning_rate`: a number, or an object naming tuned blocks (and `"default"`).
+fn learning_rate(err: Err, v: &serde_json::Value, tune: &[Kind]) -> Result<LearningRate> {
+    let rate = |field: &str, v: &serde_json::Value| -> Result<f64> {
+        match v.as_f64() {
+            Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+            Some(x) => Err(err(
+                field,
+                format!("must be finite and > 0, got {}", show(x)),
+            )),
+            None => Err(err(
+                field,
+                format!("must be a number, got {}", crate::hyper::spec::kind_of(v)),
+            )),
+        }
+    };
+    let Some(obj) = v.as_object() else {
+        return Ok(LearningRate::scalar(rate("outer.learning_rate", v)?));
+    };
+    let mut lr = LearningRate::scalar(0.1);
+    for (key, v) in obj {
+        let field = format!("outer.learning_rate.{}", crate::error::shorten(key));
+        if key == "default" {
+            lr.default = rate(&field, v)?;
+            continue;
+        }
+        let tuned: Vec<_> = tune.iter().map(|k| format!("\"{}\"", k.name())).collect();
+        match Kind::ALL.into_iter().find(|k| k.name() == key) {
+            Some(k) if tune.contains(&k) => lr.per.push((k, rate(&field, v)?)),
+            found => {
+                let what = if found.is_some() {
+                    "names a block that is not tuned"
+                } else {
+                    "is not a block name"
+                };
+                return Err(err(
+                    &field,
+                    format!(
+                        "{what}: give rates for the tuned blocks ({}) or \"default\"",
+                        tuned.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(lr)
 }
 
 /// The message for a block of another optimizer given to `optimizer`.
@@ -945,7 +1147,7 @@ mod tests {
         assert_eq!(c.spec(Kind::ExampleWeight), None);
         assert_eq!(c.outer.steps, 30);
         assert_eq!(c.outer.optimizer, OuterOptimizer::Adam);
-        assert_eq!(c.outer.learning_rate.to_bits(), 0.1f64.to_bits());
+        assert_eq!(c.outer.learning_rate.default.to_bits(), 0.1f64.to_bits());
         assert_eq!(c.outer.tune, vec![Kind::Alpha, Kind::Gamma]);
     }
 
@@ -1479,8 +1681,8 @@ mod tests {
         assert_eq!(a.outer.steps, b.outer.steps);
         assert_eq!(a.outer.optimizer, b.outer.optimizer);
         assert_eq!(
-            a.outer.learning_rate.to_bits(),
-            b.outer.learning_rate.to_bits()
+            a.outer.learning_rate.default.to_bits(),
+            b.outer.learning_rate.default.to_bits()
         );
         assert_eq!(a.outer.tune, b.outer.tune);
     }

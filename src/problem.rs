@@ -3,15 +3,19 @@
 //! Binds an [`Mlp`], the training and validation sets and the mini-batch schedule into an
 //! [`Objective`], [`Evaluate`] and [`RowTangents`]: `L_t(θ)` is the loss on batch `t`, the
 //! meta-objective `f(θ)` is the mean cross-entropy over the whole validation set (no
-//! penalty, SPEC §3), and the rows' weights are the example_weight block. Each batch and each
+//! penalty, SPEC §3), the rows' weights are the example_weight block and the learnable rows'
+//! features the input block (standardised with the real rows' statistics as they are set,
+//! and their tangents carried back to raw units: `∂/∂x = (dz/dx)·∂/∂z`). Each batch and each
 //! evaluation is split into parts computed on the problem's [`Threads`]
 //! ([`crate::model::parallel`]), with results bit-identical for every thread count. Buffers
 //! are allocated once here, so the optimizers' per-step calls allocate nothing (on one
 //! thread; a pool may allocate for its own bookkeeping).
 
+use ndarray::{Array2, ArrayView2};
+
 use crate::data::Data;
 use crate::data::batches::BatchSchedule;
-use crate::hyper::{Block, Hypers};
+use crate::hyper::{Block, Hypers, Kind};
 use crate::model::parallel::Batch;
 use crate::model::{Activation, Chunked, Evaluate, Layout, Mlp, Objective, RowTangents, Threads};
 use crate::runtime::partition;
@@ -24,6 +28,9 @@ pub struct Problem<'a> {
     schedule: BatchSchedule,
     rows: Vec<usize>,
     row_weights: Option<Vec<f64>>,
+    /// The training features with the learnable rows set from the input block (standardised),
+    /// once [`RowTangents::set_row_inputs`] gave them.
+    inputs: Option<Array2<f64>>,
 }
 
 impl<'a> Problem<'a> {
@@ -47,7 +54,13 @@ impl<'a> Problem<'a> {
             schedule: BatchSchedule::new(data.train.y.len(), batch_size, shuffle, seed),
             rows: Vec::with_capacity(batch_size),
             row_weights: None,
+            inputs: None,
         }
+    }
+
+    /// The same problem with its batch order drawn from `seed`.
+    pub fn reseed(&mut self, seed: u64) {
+        self.schedule = self.schedule.reseeded(seed);
     }
 
     /// The same problem computed on `threads`: every result stays bit-identical.
@@ -66,10 +79,11 @@ impl<'a> Problem<'a> {
         self.model.mlp().layout()
     }
 
-    /// Mean cross-entropy and accuracy on the whole training set (no penalty).
+    /// Mean cross-entropy and accuracy on the whole training set (no penalty; the learnable
+    /// rows as set).
     pub fn train_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
-        let d = &self.data.train;
-        self.model.evaluate(theta, d.x.view(), &d.y)
+        let x = train_x(&self.inputs, self.data);
+        self.model.evaluate(theta, x, &self.data.train.y)
     }
 
     /// Mean cross-entropy and accuracy on the validation set.
@@ -93,7 +107,12 @@ impl Objective for Problem<'_> {
 
     fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
         self.schedule.rows_into(step, &mut self.rows);
-        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        let batch = batch_of(
+            train_x(&self.inputs, self.data),
+            &self.data.train.y,
+            &self.rows,
+            self.row_weights.as_deref(),
+        );
         self.model.grad_into(theta, batch, grad)
     }
 
@@ -106,7 +125,12 @@ impl Objective for Problem<'_> {
         hu: &mut [f64],
     ) -> f64 {
         self.schedule.rows_into(step, &mut self.rows);
-        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        let batch = batch_of(
+            train_x(&self.inputs, self.data),
+            &self.data.train.y,
+            &self.rows,
+            self.row_weights.as_deref(),
+        );
         self.model.grad_hvp_into(theta, u, batch, grad, hu)
     }
 
@@ -120,7 +144,12 @@ impl Objective for Problem<'_> {
         hu: &mut [f64],
     ) -> f64 {
         self.schedule.rows_into(step, &mut self.rows);
-        let batch = batch_of(self.data, &self.rows, self.row_weights.as_deref());
+        let batch = batch_of(
+            train_x(&self.inputs, self.data),
+            &self.data.train.y,
+            &self.rows,
+            self.row_weights.as_deref(),
+        );
         self.model
             .grad_then_hvp_into(theta, batch, grad, u, make_u, hu)
     }
@@ -156,13 +185,68 @@ impl RowTangents for Problem<'_> {
             out[r] += s * t;
         }
     }
+
+    fn set_row_inputs(&mut self, inputs: Option<&[f64]>) {
+        let (Some(raw), Some(l)) = (inputs, self.data.learnable.as_ref()) else {
+            self.inputs = None;
+            self.model.set_track_inputs(false);
+            return;
+        };
+        let x = self.inputs.get_or_insert_with(|| self.data.train.x.clone());
+        let d = x.ncols();
+        for (r, row) in raw.chunks(d).enumerate() {
+            let mut z = x.row_mut(l.first + r);
+            for (j, (z, &v)) in z.iter_mut().zip(row).enumerate() {
+                *z = l.standardizer.apply(j, v);
+            }
+        }
+        self.model.set_track_inputs(true);
+    }
+
+    fn add_input_tangents(&self, scale: f64, out: &mut [f64]) {
+        let Some(l) = self
+            .data
+            .learnable
+            .as_ref()
+            .filter(|_| self.inputs.is_some())
+        else {
+            return;
+        };
+        let d = self.data.n_features;
+        let mut rows = self.rows.iter();
+        for part in self.model.input_tangents() {
+            for t in part.rows() {
+                let r = *rows.next().expect("one tangent row per batch row");
+                let Some(k) = r.checked_sub(l.first).filter(|&k| k < l.rows) else {
+                    continue;
+                };
+                let out = &mut out[k * d..(k + 1) * d];
+                for (j, (o, &t)) in out.iter_mut().zip(t.iter()).enumerate() {
+                    *o += scale * l.standardizer.slope(j) * t;
+                }
+            }
+        }
+    }
 }
 
-/// The training rows `rows` of `data`, with the example weights if set.
-fn batch_of<'d>(data: &'d Data, rows: &'d [usize], weights: Option<&'d [f64]>) -> Batch<'d> {
+/// The training features the batches read: the data's, or with the learnable rows as set.
+fn train_x<'d>(inputs: &'d Option<Array2<f64>>, data: &'d Data) -> ArrayView2<'d, f64> {
+    match inputs {
+        Some(x) => x.view(),
+        None => data.train.x.view(),
+    }
+}
+
+/// The training rows `rows` of `(x, y)`, with the example weights if set.
+fn batch_of<'d>(
+    x: ArrayView2<'d, f64>,
+    y: &'d [usize],
+    rows: &'d [usize],
+    weights: Option<&'d [f64]>,
+) -> Batch<'d> {
     Batch {
-        x: data.train.x.view(),
-        y: &data.train.y,
+        x,
+        y,
         rows,
         weights,
     }
@@ -303,7 +387,7 @@ impl Experiment {
             m.activation,
             i.batch_size,
             i.shuffle,
-            self.config.seed,
+            self.config.inner_seed(),
         )
         .with_threads(self.threads.clone())
     }
@@ -331,15 +415,34 @@ impl Experiment {
         })
     }
 
-    /// Initial-weight noise ε: from `model.init_file` if set, else drawn from `seed`.
+    /// Initial-weight noise ε: from `model.init_file` if set, else drawn from the inner
+    /// seed.
     ///
     /// # Errors
     /// npz errors naming the file and key.
     pub fn init_noise(&self, layout: &Layout) -> crate::Result<Vec<f64>> {
+        self.init_noise_seeded(layout, self.config.inner_seed())
+    }
+
+    /// Initial-weight noise ε drawn from `seed` (or `model.init_file`'s, whatever the seed).
+    ///
+    /// # Errors
+    /// npz errors naming the file and key.
+    pub fn init_noise_seeded(&self, layout: &Layout, seed: u64) -> crate::Result<Vec<f64>> {
         match &self.config.model.init_file {
             Some(path) => crate::model::npz::read_params(path, layout),
-            None => Ok(crate::model::init_noise(layout, self.config.seed)),
+            None => Ok(crate::model::init_noise(layout, seed)),
         }
+    }
+
+    /// The prepared run with inner seed `seed`: ε and the batch order drawn from it.
+    ///
+    /// # Errors
+    /// As [`Experiment::init_noise`].
+    pub fn reseed(&self, run: &mut Prepared<'_>, seed: u64) -> crate::Result<()> {
+        run.problem.reseed(seed);
+        run.ctx.eps = self.init_noise_seeded(&run.ctx.layout, seed)?;
+        Ok(())
     }
 
     /// Every block as configured, over `layout` (the run's kinds in SPEC §4.1's order).
@@ -348,16 +451,24 @@ impl Experiment {
     /// A config error naming the field when a block's `values` do not fit the network
     /// (`inner.gamma.values[3][1] must be in [0, 0.9999], got 1.2`).
     pub fn hypers(&self, layout: &Layout) -> crate::Result<Hypers> {
-        let blocks = self
-            .config
-            .kinds()
-            .into_iter()
-            .filter_map(|k| self.config.spec(k).map(|s| (k, s)))
-            .map(|(k, spec)| {
-                Block::from_spec(k, spec, layout, self.data.train.len(), &k.field())
-                    .map_err(|(f, m)| crate::Error::config(&self.config.file, f, m))
-            })
-            .collect::<crate::Result<_>>()?;
+        let err = |(f, m)| crate::Error::config(&self.config.file, f, m);
+        let mut blocks = Vec::new();
+        for k in self.config.kinds() {
+            let spec = self.config.spec(k);
+            if k == Kind::Input {
+                let Some(l) = self.data.learnable.as_ref() else {
+                    continue;
+                };
+                let mut b = Block::inputs(l.rows, l.feature_box.clone(), l.init.clone());
+                if let Some(spec) = spec {
+                    b.read_values(spec, layout, &k.field()).map_err(err)?;
+                }
+                blocks.push(b);
+            } else if let Some(spec) = spec {
+                let rows = self.data.train.len();
+                blocks.push(Block::from_spec(k, spec, layout, rows, &k.field()).map_err(err)?);
+            }
+        }
         Ok(Hypers { blocks })
     }
 
@@ -398,5 +509,52 @@ impl Experiment {
     /// Inner steps T.
     pub fn steps(&self) -> usize {
         self.config.inner.steps
+    }
+}
+
+/// The runs of an outer loop: iteration k trains the prepared problem, with inner seed
+/// `inner.seed + k` when `outer.resample` (so ε and the batch order change from one
+/// iteration to the next), else with `inner.seed` every time.
+pub struct Runs<'a> {
+    exp: &'a Experiment,
+    run: Prepared<'a>,
+    seed: u64,
+}
+
+impl<'a> Runs<'a> {
+    /// The runs of `exp`'s outer loop, from its prepared run.
+    pub fn new(exp: &'a Experiment, run: Prepared<'a>) -> Self {
+        Runs {
+            seed: exp.config.inner_seed(),
+            exp,
+            run,
+        }
+    }
+
+    /// The inner seed of iteration `k`.
+    pub fn seed_of(&self, k: usize) -> u64 {
+        let base = self.exp.config.inner_seed();
+        if self.exp.config.outer.resample {
+            base.wrapping_add(k as u64)
+        } else {
+            base
+        }
+    }
+}
+
+impl<'a> crate::tune::Inner for Runs<'a> {
+    type Obj = Problem<'a>;
+
+    fn at<'s>(
+        &'s mut self,
+        k: usize,
+        hypers: &'s Hypers,
+    ) -> crate::Result<(&'s mut Problem<'a>, crate::hypergrad::Setup<'s>)> {
+        let seed = self.seed_of(k);
+        if seed != self.seed {
+            self.exp.reseed(&mut self.run, seed)?;
+            self.seed = seed;
+        }
+        Ok((&mut self.run.problem, self.run.ctx.setup(hypers)))
     }
 }

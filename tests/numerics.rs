@@ -38,6 +38,8 @@ fn blobs(n_train: usize, n_val: usize, d: usize, k: usize, seed: u64) -> Data {
         n_classes: k,
         test: None,
         flipped: Vec::new(),
+        learnable: None,
+        feature_names: None,
     }
 }
 
@@ -677,6 +679,12 @@ impl RowTangents for Scaled<'_, '_> {
     }
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
         self.inner.add_row_tangents(scale * self.c, out)
+    }
+    fn set_row_inputs(&mut self, inputs: Option<&[f64]>) {
+        self.inner.set_row_inputs(inputs)
+    }
+    fn add_input_tangents(&self, scale: f64, out: &mut [f64]) {
+        self.inner.add_input_tangents(scale * self.c, out)
     }
 }
 

@@ -90,10 +90,13 @@ impl RunOutputs {
         let kinds: Vec<_> = run.hypers.kinds().collect();
         let csv = TuneCsv::new(Output::open(output)?, &kinds)?;
         let hypers_out = match hypers_out {
-            Some(p) => Some(HypersOut::new(
-                Output::open(Some(p))?,
-                &exp.config.outer.tune,
-            )?),
+            // Every tuned block but the input (thousands of entries per iteration: its rows
+            // go to --inputs-out).
+            Some(p) => {
+                let tuned = exp.config.outer.tune.iter().copied();
+                let tuned: Vec<_> = tuned.filter(|&k| k != crate::hyper::Kind::Input).collect();
+                Some(HypersOut::new(Output::open(Some(p))?, &tuned)?)
+            }
             None => None,
         };
         let best =

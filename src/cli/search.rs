@@ -49,22 +49,32 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             crate::error::show(s)
         )));
     }
-    let exp = Experiment::load(&args.config)?.with_threads(threads.clone());
-    if exp.config.outer.tune.contains(&Kind::ExampleWeight) {
+    let config = crate::config::Config::load(&args.config)?;
+    if config.outer.tune.contains(&Kind::Input) {
         return Err(Error::config(
-            &exp.config.file,
+            &config.file,
+            "outer.tune",
+            "lists \"input\", which search cannot draw: the learnable rows' features are \
+             thousands of dimensions, and one value shared by every feature is no training \
+             set (SPEC §2.5); use `revgrad tune`, or remove it from outer.tune",
+        ));
+    }
+    if config.outer.tune.contains(&Kind::ExampleWeight) {
+        return Err(Error::config(
+            &config.file,
             "outer.tune",
             "lists \"example_weight\", which search cannot draw: one weight shared by every \
              row only rescales the loss, and one per row is thousands of dimensions (SPEC \
              §2.4); use `revgrad tune`, or remove it from outer.tune",
         ));
     }
+    let exp = Experiment::from_config(config)?.with_threads(threads.clone());
     crate::cli::outputs::check_outputs(
         &exp.config,
         args.output.as_deref(),
         &[("--best", args.best.as_deref())],
     )?;
-    let mut run = exp.prepare()?;
+    let run = exp.prepare()?;
     let mut outputs = RunOutputs::open(
         &exp,
         &run,
@@ -75,14 +85,16 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     )?;
     let interrupt = interrupt_flag();
     let summary = {
+        let start = run.hypers.clone();
         let cfg = Search {
-            setup: run.ctx.setup(&run.hypers),
+            start: &start,
             tune: &exp.config.outer.tune,
             trials: args.trials.unwrap_or(exp.config.outer.steps),
             seconds: args.seconds,
             seed: exp.config.seed,
         };
-        search_run(&mut run.problem, cfg, &mut outputs.observers(), &interrupt)?
+        let mut runs = crate::problem::Runs::new(&exp, run);
+        search_run(&mut runs, cfg, &mut outputs.observers(), &interrupt)?
     };
     Ok(finish(
         &outputs.progress,

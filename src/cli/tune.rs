@@ -6,7 +6,7 @@ use super::outer::{RunOutputs, finish, interrupt_flag, summary_text};
 use crate::error::Result;
 use crate::model::Threads;
 use crate::problem::Experiment;
-use crate::tune::{Summary, Tune, run as tune_run};
+use crate::tune::{Summary, run as tune_run};
 
 /// Arguments of `revgrad tune`.
 #[derive(Debug, clap::Args)]
@@ -50,7 +50,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
     }
-    let mut run = exp.prepare()?;
+    let run = exp.prepare()?;
     let mut outputs = RunOutputs::open(
         &exp,
         &run,
@@ -61,18 +61,11 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     )?;
     let interrupt = interrupt_flag();
     let summary = {
-        let cfg = Tune {
-            optimizer: run.ctx.optimizer,
-            layout: &run.ctx.layout,
-            eps: &run.ctx.eps,
-            steps: run.ctx.steps,
-            outer: &exp.config.outer,
-            threads: &run.ctx.threads,
-        };
         let start = run.hypers.clone();
+        let mut runs = crate::problem::Runs::new(&exp, run);
         tune_run(
-            &mut run.problem,
-            cfg,
+            &mut runs,
+            &exp.config.outer,
             start,
             &mut outputs.observers(),
             &interrupt,

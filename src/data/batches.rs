@@ -46,6 +46,11 @@ impl BatchSchedule {
         }
     }
 
+    /// The same schedule drawn from another seed.
+    pub fn reseeded(&self, seed: u64) -> Self {
+        BatchSchedule::new(self.n_rows, self.batch, self.shuffle, seed)
+    }
+
     /// Rows per batch.
     pub fn batch_size(&self) -> usize {
         self.batch

@@ -22,6 +22,7 @@ pub mod csv;
 pub mod idx;
 pub mod noise;
 pub mod split;
+pub mod synthetic;
 
 use std::path::Path;
 
@@ -31,6 +32,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub use noise::FlippedLabel;
+pub use synthetic::Learnable;
 
 /// Feature rows and integer class labels.
 #[derive(Debug, Clone)]
@@ -121,8 +123,12 @@ pub struct Data {
     /// Number of classes K = 1 + the largest label in any set.
     pub n_classes: usize,
     /// Training rows whose labels `data.label_noise` replaced, sorted by row, with their
-    /// original labels (empty without label noise).
+    /// original labels (empty without label noise, and with a synthetic set).
     pub flipped: Vec<FlippedLabel>,
+    /// The learnable training rows (`data.synthetic`), `None` without.
+    pub learnable: Option<Learnable>,
+    /// The CSV's feature column names, `None` for IDX data.
+    pub feature_names: Option<Vec<String>>,
 }
 
 /// A file read by one of the loaders, with what is needed to check a second file against it.
@@ -280,25 +286,66 @@ pub fn load(config: &Config) -> Result<Data> {
             ),
         ));
     }
-    let flipped = noise::flip_labels(&mut train_set.y, d.label_noise, n_classes, config.seed);
+    let mut flipped = noise::flip_labels(&mut train_set.y, d.label_noise, n_classes, config.seed);
+    // The synthetic set in raw units, from the real training rows, before they are
+    // standardised.
+    let synthetic = match &d.synthetic {
+        Some(syn) => match synthetic::build(&train_set, n_classes, syn, config.seed) {
+            Ok(built) => Some(built),
+            Err((class, have)) => {
+                return Err(Error::config(
+                    &config.file,
+                    "data.synthetic.per_class",
+                    format!(
+                        "must be at most the number of training rows of each class with init \
+                         \"real\" (class {class} has {have}), got {}",
+                        syn.per_class
+                    ),
+                ));
+            }
+        },
+        None => None,
+    };
 
+    let mut standardizer = Standardizer::identity(train_set.n_features());
     if d.standardize {
         let mut others: Vec<&mut Dataset> = vec![&mut val_set];
         if let Some(t) = test_set.as_mut() {
             others.push(t);
         }
-        if let Err(bad) = standardize(&mut train_set, &mut others) {
-            let file = match bad.set {
-                0 => d.train.as_path(),
-                1 => val_file,
-                _ => test_file,
-            };
-            return Err(Error::data(
-                file,
-                None,
-                format!("column {}: {}", train.column_name(bad.column), bad.message),
-            ));
+        match standardize(&mut train_set, &mut others) {
+            Ok(st) => standardizer = st,
+            Err(bad) => {
+                let file = match bad.set {
+                    0 => d.train.as_path(),
+                    1 => val_file,
+                    _ => test_file,
+                };
+                return Err(Error::data(
+                    file,
+                    None,
+                    format!("column {}: {}", train.column_name(bad.column), bad.message),
+                ));
+            }
         }
+    }
+    let mut learnable = None;
+    if let Some((mut set, feature_box)) = synthetic {
+        let init: Vec<f64> = set.x.iter().copied().collect();
+        for mut row in set.x.rows_mut() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = standardizer.apply(j, *v);
+            }
+        }
+        learnable = Some(Learnable {
+            first: 0,
+            rows: set.len(),
+            init,
+            standardizer,
+            feature_box,
+        });
+        train_set = set;
+        flipped.clear();
     }
     if config.inner.batch_size > train_set.len() {
         return Err(Error::config(
@@ -318,6 +365,8 @@ pub fn load(config: &Config) -> Result<Data> {
         validation: val_set,
         test: test_set,
         flipped,
+        learnable,
+        feature_names: train.feature_names.take(),
     })
 }
 
@@ -405,10 +454,10 @@ pub struct BadColumn {
 pub fn standardize(
     train: &mut Dataset,
     others: &mut [&mut Dataset],
-) -> std::result::Result<(), BadColumn> {
+) -> std::result::Result<Standardizer, BadColumn> {
     let n = train.len();
     if n == 0 {
-        return Ok(());
+        return Ok(Standardizer::identity(train.n_features()));
     }
     let nf = n as f64;
     let d = train.n_features();
@@ -466,13 +515,18 @@ pub fn standardize(
             });
         }
     }
+    let st = Standardizer {
+        inv,
+        mean,
+        std,
+        scale,
+    };
     let sets = std::iter::once(train).chain(others.iter_mut().map(|s| &mut **s));
     for (set, data) in sets.enumerate() {
         for mut row in data.x.rows_mut() {
-            let stats = inv.iter().zip(&mean).zip(&std);
-            for (j, (v, ((&k, &m), &s))) in row.iter_mut().zip(stats).enumerate() {
-                let c = *v * k - m;
-                let z = if s > 0.0 { c / s } else { c * scale[j] };
+            for (j, v) in row.iter_mut().enumerate() {
+                let z = st.apply(j, *v);
+                let (m, s, scale) = (st.mean[j], st.std[j], st.scale[j]);
                 if !z.is_finite() {
                     return Err(BadColumn {
                         set,
@@ -481,8 +535,8 @@ pub fn standardize(
                             "value {} is too far from the training rows (mean {}, std {}) to \
                              standardise",
                             crate::error::show(*v),
-                            crate::error::show(mean[j] * scale[j]),
-                            crate::error::show(std[j] * scale[j])
+                            crate::error::show(m * scale),
+                            crate::error::show(s * scale)
                         ),
                     });
                 }
@@ -490,7 +544,61 @@ pub fn standardize(
             }
         }
     }
-    Ok(())
+    Ok(st)
+}
+
+/// The training rows' statistics as [`standardize`] applies them, kept so that rows made
+/// later (a synthetic training set, learned inputs) are standardised by the same
+/// instructions, bit for bit: with `s_j` the power-of-two scale, `m_j` and `σ_j` the scaled
+/// mean and std,
+///
+/// ```text
+/// z = (x·(1/s_j) − m_j) / σ_j        (σ_j > 0)        z = (x·(1/s_j) − m_j)·s_j   (σ_j = 0)
+/// dz/dx = (1/s_j)/σ_j                                  dz/dx = 1
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standardizer {
+    inv: Vec<f64>,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    scale: Vec<f64>,
+}
+
+impl Standardizer {
+    /// z = x for `d` features (`data.standardize: false`).
+    pub fn identity(d: usize) -> Self {
+        Standardizer {
+            inv: vec![1.0; d],
+            mean: vec![0.0; d],
+            std: vec![1.0; d],
+            scale: vec![1.0; d],
+        }
+    }
+
+    /// The standardised value of `x` in feature `j`.
+    #[inline]
+    pub fn apply(&self, j: usize, x: f64) -> f64 {
+        let c = x * self.inv[j] - self.mean[j];
+        let s = self.std[j];
+        if s > 0.0 { c / s } else { c * self.scale[j] }
+    }
+
+    /// dz/dx of feature `j`.
+    pub fn slope(&self, j: usize) -> f64 {
+        let s = self.std[j];
+        if s > 0.0 { self.inv[j] / s } else { 1.0 }
+    }
+
+    /// Mean μ_j of feature `j` in raw units.
+    pub fn mean(&self, j: usize) -> f64 {
+        self.mean[j] * self.scale[j]
+    }
+
+    /// Std σ_j of feature `j` in raw units, 1 where it is 0.
+    pub fn std(&self, j: usize) -> f64 {
+        let s = self.std[j] * self.scale[j];
+        if s > 0.0 { s } else { 1.0 }
+    }
 }
 
 #[cfg(test)]

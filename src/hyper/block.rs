@@ -17,8 +17,10 @@
 //! value at a step and the chain rule into the knots) and [`super::json`] (the nested JSON of
 //! configs, `--best` and reports).
 
+use std::sync::Arc;
+
 use super::shape::Group;
-use super::{Kind, Per};
+use super::{Kind, Per, Warp};
 
 // The optimizers address parameter arrays through these paths.
 pub use super::shape::{array_range, n_arrays};
@@ -34,6 +36,11 @@ pub struct Block {
     pub(super) array_group: Vec<Option<usize>>,
     /// Entries per group: 1, or the size of `W<l>` for `per: weight`.
     pub(super) group_len: Vec<usize>,
+    /// Entries per row of a `per: row` block: 1 (example weights) or the features D
+    /// (input); 1 for every other shape.
+    pub(super) width: usize,
+    /// The input block's per-feature statistics and box (the [`super::Warp::Box`] warp).
+    pub(super) feature_box: Option<Arc<FeatureBox>>,
     /// The entries, `[knot][group]` (or per weight entry).
     pub values: Vec<f64>,
 }
@@ -73,6 +80,88 @@ impl Block {
     pub fn mean(&self) -> f64 {
         self.values.iter().sum::<f64>() / self.values.len() as f64
     }
+
+    /// Entries per row of a `per: row` block (1, or D for the input block).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The input block's per-feature statistics and box.
+    pub fn feature_box(&self) -> Option<&FeatureBox> {
+        self.feature_box.as_deref()
+    }
+
+    /// The input block: `rows` learnable rows of `b.lo.len()` features, in raw units.
+    ///
+    /// # Panics
+    /// If `values` is not `rows × D` long (a programming error).
+    #[track_caller]
+    pub fn inputs(rows: usize, b: FeatureBox, values: Vec<f64>) -> Self {
+        let width = b.lo.len();
+        assert_eq!(
+            values.len(),
+            rows * width,
+            "input values are rows × features"
+        );
+        Block {
+            width,
+            feature_box: Some(Arc::new(b)),
+            values,
+            ..Self::rows(Kind::Input, rows * width, f64::NAN)
+        }
+    }
+
+    /// The outer optimizer's coordinate of entry `e` at value `h` (SPEC §2.4 warps; the box
+    /// warp per feature).
+    pub fn warp_at(&self, e: usize, h: f64) -> f64 {
+        match self.box_of(e) {
+            Some((b, f)) => (h - b.mean[f]) / b.std[f],
+            None => self.kind.warp(h),
+        }
+    }
+
+    /// The value of entry `e` at coordinate `u`, kept in its valid range (the box, for the
+    /// input block).
+    pub fn unwarp_at(&self, e: usize, u: f64) -> f64 {
+        match self.box_of(e) {
+            Some((b, f)) => (b.mean[f] + b.std[f] * u).clamp(b.lo[f], b.hi[f]),
+            None => self.kind.unwarp(u),
+        }
+    }
+
+    /// `dh/du` of entry `e` at value `h`.
+    pub fn jacobian_at(&self, e: usize, h: f64) -> f64 {
+        match self.box_of(e) {
+            Some((b, f)) => b.std[f],
+            None => self.kind.jacobian(h),
+        }
+    }
+
+    /// The width of entry `e`'s box in its coordinate u, `(hi − lo)/σ`; `None` for kinds
+    /// without a box.
+    pub fn box_width_at(&self, e: usize) -> Option<f64> {
+        self.box_of(e).map(|(b, f)| (b.hi[f] - b.lo[f]) / b.std[f])
+    }
+
+    fn box_of(&self, e: usize) -> Option<(&FeatureBox, usize)> {
+        debug_assert!(self.feature_box.is_some() == (self.kind.info().warp == Warp::Box));
+        self.feature_box.as_deref().map(|b| (b, e % self.width))
+    }
+}
+
+/// Per feature f of the learnable rows: the real training rows' mean μ_f and std σ_f (1
+/// where it is 0) in raw units, and their range [lo_f, hi_f], the box the entries stay in
+/// (SPEC §2.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureBox {
+    /// μ_f.
+    pub mean: Vec<f64>,
+    /// σ_f, > 0.
+    pub std: Vec<f64>,
+    /// Smallest value of the feature over the real training rows.
+    pub lo: Vec<f64>,
+    /// Largest value.
+    pub hi: Vec<f64>,
 }
 
 /// Every block of a run, in the canonical order (the optimizer's kinds, then l2 and

@@ -7,6 +7,7 @@
 //! all/layer/array, K ≥ 2    [[x_{0,0}, …, x_{0,G−1}], …, [x_{K−1,0}, …]]   ([knot][group])
 //! weight                    {"W0": [[row 0], [row 1], …], "W1": …}     (W_l, rows × cols)
 //! row                       [c_0, …, c_{n−1}]                          (one per training row)
+//! row, D features (input)   [[x_00, …, x_0,D−1], …]                    ([row][feature])
 //! ```
 //!
 //! A report nests a schedulable kind's values by knot even with K = 1, and with K = 1 a
@@ -39,10 +40,42 @@ impl Block {
         } else {
             Self::filled(kind, spec.per, spec.knots, layout, init)
         };
-        if let Some(v) = &spec.values {
-            b.values = b.parse_values(v, &format!("{field}.values"), layout)?;
-        }
+        b.read_values(spec, layout, field)?;
         Ok(b)
+    }
+
+    /// Replaces the entries with the spec's `values`, if it has them, checked against the
+    /// block's shape, the kind's range and, for the input block, each feature's box.
+    pub fn read_values(
+        &mut self,
+        spec: &Spec,
+        layout: &Layout,
+        field: &str,
+    ) -> Result<(), (String, String)> {
+        let Some(v) = &spec.values else {
+            return Ok(());
+        };
+        let field = format!("{field}.values");
+        let values = self.parse_values(v, &field, layout)?;
+        if let Some(b) = self.feature_box() {
+            for (e, &x) in values.iter().enumerate() {
+                let (r, f) = (e / self.width, e % self.width);
+                if !(b.lo[f]..=b.hi[f]).contains(&x) {
+                    return Err((
+                        format!("{field}[{r}][{f}]"),
+                        format!(
+                            "must be in the box [{}, {}] of feature {f} (its range over the real \
+                             training rows), got {}",
+                            b.lo[f],
+                            b.hi[f],
+                            crate::error::show(x)
+                        ),
+                    ));
+                }
+            }
+        }
+        self.values = values;
+        Ok(())
     }
 
     /// `values` nested as SPEC §2.3 says: `[knot][group]` for schedules (and for every
@@ -50,6 +83,10 @@ impl Block {
     /// weight.
     pub fn nest(&self, values: &[f64], layout: &Layout, nest_knots: bool) -> Value {
         let ng = self.groups.len();
+        if self.per == Per::Row && self.width > 1 {
+            let rows = values.chunks(self.width).map(|r| Value::from(r.to_vec()));
+            return Value::Array(rows.collect());
+        }
         if self.per == Per::Row {
             return Value::from(values.to_vec());
         }
@@ -173,6 +210,20 @@ impl Block {
             }
             return Ok(out);
         }
+        if self.per == Per::Row && self.width > 1 {
+            let rows = self.values.len() / self.width;
+            match v.as_array() {
+                Some(a) if a.len() == rows => {
+                    let mut out = Vec::with_capacity(self.values.len());
+                    for (r, row) in a.iter().enumerate() {
+                        out.extend(list(row, self.width, &format!("{field}[{r}]"))?);
+                    }
+                    return Ok(out);
+                }
+                Some(a) => return wrong(field, format!("a list of {}", a.len())),
+                None => return wrong(field, kind_of(v).to_owned()),
+            }
+        }
         if self.per == Per::Row {
             return list(v, self.values.len(), field);
         }
@@ -196,7 +247,13 @@ impl Block {
     /// The shape `values` must have, for messages.
     fn expected_shape(&self, layout: &Layout) -> String {
         let names: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
-        if self.per == Per::Row {
+        if self.per == Per::Row && self.width > 1 {
+            format!(
+                "[rows][features]: a list of {} rows, each a list of {} features",
+                self.values.len() / self.width,
+                self.width
+            )
+        } else if self.per == Per::Row {
             format!(
                 "a list of {} values, one per training row (the rows left for training after \
                  the validation and test splits, in file order)",

@@ -15,7 +15,12 @@
 //! ```text
 //! log:    u = ln h              h = e^u              J = h
 //! logit:  u = ln(h/(1−h))       h = 1/(1+e^−u)       J = h·(1−h)
+//! box:    u = (h − μ_f)/σ_f     h = clamp(μ_f + σ_f·u, lo_f, hi_f)     J = σ_f
 //! ```
+//!
+//! The box warp is the `input` block's (SPEC §2.5): per feature f of the learnable rows, the
+//! real training rows' mean μ_f, std σ_f (1 where it is 0) and range [lo_f, hi_f], kept in
+//! the block's [`FeatureBox`].
 //!
 //! One file per idea: [`block`] the [`Block`] type and the run's [`Hypers`]; [`shape`] a
 //! block's groups over the network and one value per parameter; [`schedule`] knots over the
@@ -30,7 +35,7 @@ pub mod schedule;
 pub mod shape;
 pub mod spec;
 
-pub use block::{Block, Hypers};
+pub use block::{Block, FeatureBox, Hypers};
 pub use optimizer::OptimizerId;
 pub use shape::Group;
 pub use spec::Spec;
@@ -67,6 +72,8 @@ pub enum Kind {
     InitScale,
     /// One loss weight c_i ∈ (0, 1) per training row (`inner.example_weight`).
     ExampleWeight,
+    /// The features of the learnable training rows, in raw units (`data.input`, SPEC §2.5).
+    Input,
 }
 
 /// The shape of a block: which parameters share an entry.
@@ -106,6 +113,9 @@ pub enum Warp {
     Log,
     /// u = logit h.
     Logit,
+    /// u = (h − μ_f)/σ_f, h kept in the feature's box [lo_f, hi_f]: per entry, from the
+    /// block's [`FeatureBox`] ([`Block::warp_at`]).
+    Box,
 }
 
 /// Everything that distinguishes one kind from another.
@@ -280,10 +290,28 @@ const EXAMPLE_WEIGHT: Info = Info {
     default: f64::NAN,
 };
 
+// The learnable rows' features: finite numbers, kept in each feature's box (SPEC §2.5), which
+// the data gives; `Block::warp_at` reads it from the block.
+const INPUT: Info = Info {
+    name: "input",
+    section: "data",
+    warp: Warp::Box,
+    lower: f64::MIN,
+    lower_open: false,
+    upper: f64::MAX,
+    upper_open: false,
+    search: (f64::NAN, f64::NAN),
+    schedulable: false,
+    shapes: &[Per::Row],
+    weights_only: false,
+    decay: false,
+    default: f64::NAN,
+};
+
 impl Kind {
-    /// Every kind: the optimizers' own (α, γ, β₁, β₂, ε, ρ), then l2, init_scale and
-    /// example_weight.
-    pub const ALL: [Kind; 9] = [
+    /// Every kind: the optimizers' own (α, γ, β₁, β₂, ε, ρ), then l2, init_scale,
+    /// example_weight and input.
+    pub const ALL: [Kind; 10] = [
         Kind::Alpha,
         Kind::Gamma,
         Kind::Beta1,
@@ -293,6 +321,7 @@ impl Kind {
         Kind::L2,
         Kind::InitScale,
         Kind::ExampleWeight,
+        Kind::Input,
     ];
 
     /// The registry entry.
@@ -307,6 +336,7 @@ impl Kind {
             Kind::L2 => &L2,
             Kind::InitScale => &INIT_SCALE,
             Kind::ExampleWeight => &EXAMPLE_WEIGHT,
+            Kind::Input => &INPUT,
         }
     }
 
@@ -336,6 +366,9 @@ impl Kind {
         if v.is_finite() && above && below {
             return Ok(());
         }
+        if i.lower.to_bits() == f64::MIN.to_bits() {
+            return Err(format!("must be a finite number, got {}", show(v)));
+        }
         let lo = if i.lower_open { "(" } else { "[" };
         let hi = if i.upper.to_bits() == f64::MAX.to_bits() {
             "∞)".to_owned()
@@ -347,11 +380,13 @@ impl Kind {
         Err(format!("must be in {lo}{}, {hi}, got {}", i.lower, show(v)))
     }
 
-    /// Hyperparameter → warped coordinate.
+    /// Hyperparameter → warped coordinate (a [`Warp::Box`] kind's warp is per entry,
+    /// [`Block::warp_at`]; here it is the identity).
     pub fn warp(self, h: f64) -> f64 {
         match self.info().warp {
             Warp::Log => h.ln(),
             Warp::Logit => (h / (1.0 - h)).ln(),
+            Warp::Box => h,
         }
     }
 
@@ -360,6 +395,7 @@ impl Kind {
     /// kinds strictly inside (0, 1)).
     pub fn unwarp(self, u: f64) -> f64 {
         match self.info().warp {
+            Warp::Box => u,
             Warp::Log => u.exp(),
             Warp::Logit => {
                 let h = 1.0 / (1.0 + (-u).exp());
@@ -379,6 +415,7 @@ impl Kind {
         match self.info().warp {
             Warp::Log => h,
             Warp::Logit => h * (1.0 - h),
+            Warp::Box => 1.0,
         }
     }
 }

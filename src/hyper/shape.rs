@@ -115,6 +115,8 @@ impl Block {
             groups,
             array_group,
             group_len,
+            width: 1,
+            feature_box: None,
             values: vec![value; len],
         }
     }
@@ -131,6 +133,8 @@ impl Block {
             }],
             array_group: Vec::new(),
             group_len: vec![rows],
+            width: 1,
+            feature_box: None,
             values: vec![value; rows],
         }
     }

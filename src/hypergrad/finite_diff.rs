@@ -16,7 +16,8 @@
 //! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
 //! penalty get a step above the fixed-point rounding); `δ_e = 0.05·ε_e` for Adam's ε, whose
 //! effect is tiny; for the decays (γ, β₁, β₂, ρ) a whole number of quanta 2^−16 (at most 8, fewer near 0
-//! or 1), so a constant decay moves between exact rationals.
+//! or 1), so a constant decay moves between exact rationals; `δ_e = 0.01·σ_f` for an input
+//! entry of feature f (a pixel at 0 still moves).
 
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
@@ -34,6 +35,8 @@ pub const REL_STEP: f64 = 1e-3;
 /// comparable), so a 10⁻³ step would be swamped by θ's fixed-point quantisation; 5% keeps
 /// the Richardson estimate's O(δ⁴) error far below its quantisation noise.
 pub const EPS_REL_STEP: f64 = 0.05;
+/// Step of an input feature, in standard deviations of the feature.
+pub const INPUT_STEP: f64 = 0.01;
 /// Most quanta of 2^−16 in a γ step.
 pub const GAMMA_QUANTA: u64 = 8;
 
@@ -105,7 +108,13 @@ fn val_loss_with<O: Reversible>(
 }
 
 /// The step of entry value `h` of `kind` in a probe (its sign and size along δ).
-fn step(kind: Kind, h: f64) -> f64 {
+fn step(b: &crate::hyper::Block, e: usize, h: f64) -> f64 {
+    let kind = b.kind();
+    if let Some(fb) = b.feature_box() {
+        // An input feature: 1% of its standard deviation, whatever its value (a pixel at 0
+        // still moves).
+        return INPUT_STEP * fb.std[e % b.width()];
+    }
     match kind {
         k if k.info().decay => {
             let n = (h * DEN as f64).ceil() as u64;
@@ -135,7 +144,12 @@ pub fn probes(
 ) -> Vec<Probe> {
     let b = hypers.get(kind);
     let n = b.len();
-    let steps: Vec<f64> = b.values.iter().map(|&h| step(kind, h)).collect();
+    let steps: Vec<f64> = b
+        .values
+        .iter()
+        .enumerate()
+        .map(|(e, &h)| step(b, e, h))
+        .collect();
     let mut rng = StdRng::seed_from_u64(seed ^ kind as u64);
     let mut picks: Vec<usize> = if n <= entries {
         (0..n).collect()

@@ -63,7 +63,8 @@ impl Setup<'_> {
     }
 
     /// `obj` as this run trains it: its rows weighted by the example_weight block (every
-    /// weight 1 without one) and penalised by λ.
+    /// weight 1 without one), its learnable rows' features set from the input block, and
+    /// penalised by λ.
     pub fn objective<'o, O: Objective + RowTangents + ?Sized>(
         &self,
         obj: &'o mut O,
@@ -73,6 +74,7 @@ impl Setup<'_> {
                 .find(Kind::ExampleWeight)
                 .map(|b| b.values.as_slice()),
         );
+        obj.set_row_inputs(self.hypers.find(Kind::Input).map(|b| b.values.as_slice()));
         Penalized::new(obj, self.lambda())
     }
 

@@ -30,6 +30,17 @@
 //! R{δ_{l−1}} = (R{δ_l}·W_lᵀ + δ_l·U_lᵀ) ⊙ act'(z_{l−1}) + (δ_l·W_lᵀ) ⊙ act''(z_{l−1}) ⊙ R{z_{l−1}}
 //! ```
 //!
+//! Carried one layer further down, the same recursion gives the input tangents: since
+//! `∂L/∂X = δ₁·W₁ᵀ` (with δ₁ the first layer's δ), and R commutes with ∂/∂X,
+//!
+//! ```text
+//! ∂⟨u, ∇_θ L⟩/∂X = R{∂L/∂X} = R{δ₁}·W₁ᵀ + δ₁·U₁ᵀ        (one row per batch row, c_i/B inside)
+//! ```
+//!
+//! the gradient with respect to each row's input of the directional derivative the R-pass
+//! computes (the `input` block's hypergradient, SPEC §3.5), at the cost of two more products
+//! of the first layer's size, and only when asked for ([`Workspace::track_inputs`]).
+//!
 //! The gradient is computed by the same instructions whether or not the R-pass runs, so
 //! [`Mlp::grad_into`] and [`Mlp::grad_hvp_into`] return bit-identical gradients: the exact
 //! reverse pass relies on that. A workspace may hold one chunk of a larger batch: the `1/B`
@@ -84,6 +95,9 @@ pub struct Workspace {
     weighted: bool,
     /// R{CE_i} of the last R-pass, per batch row.
     rce: Vec<f64>,
+    /// `R{∂L/∂X}` of the last R-pass, per batch row, when `track_inputs` (else empty).
+    rin: Array2<f64>,
+    track_inputs: bool,
     /// R-operator counterparts.
     rz: Vec<Array2<f64>>,
     ra: Vec<Array2<f64>>,
@@ -110,6 +124,8 @@ impl Workspace {
             weight: vec![1.0; capacity],
             weighted: false,
             rce: vec![0.0; capacity],
+            rin: Array2::zeros((0, 0)),
+            track_inputs: false,
             z: per_layer(&out),
             a: per_layer(&out),
             d1: per_layer(&out),
@@ -165,6 +181,25 @@ impl Workspace {
     /// `R{CE_i} = ⟨u, ∇_θ CE_i⟩` of the last [`Mlp::grad_hvp_into`], per batch row.
     pub fn row_tangents(&self) -> &[f64] {
         &self.rce[..self.rows]
+    }
+
+    /// From now on, have every R-pass also compute `R{∂L/∂X}`, the input tangents
+    /// ([`Workspace::input_tangents`]), or stop doing so. Allocates the buffer once.
+    pub fn track_inputs(&mut self, on: bool) {
+        self.track_inputs = on;
+        if on && self.rin.nrows() != self.capacity {
+            self.rin = Array2::zeros((self.capacity, self.x.ncols()));
+        }
+    }
+
+    /// `R{∂L/∂X} = ∂⟨u, ∇_θ L⟩/∂X` of the last R-pass, one row per batch row (empty unless
+    /// [`Workspace::track_inputs`]).
+    pub fn input_tangents(&self) -> ArrayView2<'_, f64> {
+        if self.track_inputs {
+            rows(&self.rin, self.rows)
+        } else {
+            self.rin.slice(s![..0, ..])
+        }
     }
 
     /// Use the contiguous rows `start..start+len` of `(x, y)` as the current batch.
@@ -479,6 +514,17 @@ impl Mlp {
                 }
             }
         }
+        if ws.track_inputs {
+            // R{∂L/∂X} = R{δ₁}·W₁ᵀ + δ₁·U₁ᵀ (layer index 0 here).
+            let mut rin = rows_mut(&mut ws.rin, n);
+            mat_mul(
+                &rows(&ws.rdelta[0], n),
+                &self.w(theta, 0).t(),
+                0.0,
+                &mut rin,
+            );
+            mat_mul(&rows(&ws.delta[0], n), &self.w(u, 0).t(), 1.0, &mut rin);
+        }
     }
 }
 
@@ -551,6 +597,58 @@ mod tests {
             .fold(0.0, f64::max);
         let den = b.iter().map(|b| b.abs()).fold(1e-3, f64::max);
         num / den
+    }
+
+    /// `∂⟨u, ∇_θ L⟩/∂X` from the R-pass against central differences of `⟨u, ∇_θ L⟩` in
+    /// every input entry, with row weights; tracking changes neither gradient nor `H·u`.
+    fn check_input_tangents(act: Activation, sizes: &[usize], seed: u64) {
+        let mut c = case(act, sizes, 6, seed);
+        let theta = c.theta.clone();
+        let mut rng = StdRng::seed_from_u64(seed + 7);
+        let u: Vec<f64> = (0..theta.len())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let weights: Vec<f64> = (0..6).map(|_| rng.random_range(0.2..1.0)).collect();
+        let rows: Vec<usize> = (0..6).collect();
+        let run = |c: &mut Case, x: &Array2<f64>, track: bool| {
+            c.ws.track_inputs(track);
+            c.ws.gather(x.view(), &c.y, &rows);
+            c.ws.weigh(Some(&weights), &rows);
+            let mut g = vec![0.0; theta.len()];
+            let mut h = vec![0.0; theta.len()];
+            c.mlp.grad_hvp_into(&theta, &u, &mut c.ws, &mut g, &mut h);
+            let dot: f64 = u.iter().zip(&g).map(|(u, g)| u * g).sum();
+            (g, h, dot)
+        };
+        let x = c.x.clone();
+        let (g0, h0, _) = run(&mut c, &x, false);
+        let (g1, h1, _) = run(&mut c, &x, true);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&g0), bits(&g1), "tracking changed the gradient");
+        assert_eq!(bits(&h0), bits(&h1), "tracking changed H·u");
+        let tangents = c.ws.input_tangents().to_owned();
+        assert_eq!(tangents.dim(), x.dim());
+        let mut fd = Array2::zeros(x.dim());
+        for i in 0..x.nrows() {
+            for j in 0..x.ncols() {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[[i, j]] += H;
+                xm[[i, j]] -= H;
+                fd[[i, j]] = (run(&mut c, &xp, true).2 - run(&mut c, &xm, true).2) / (2.0 * H);
+            }
+        }
+        let (a, b) = (tangents.as_slice().unwrap(), fd.as_slice().unwrap());
+        let e = rel_err(a, b);
+        assert!(e < TOL, "{act:?} {sizes:?}: input tangent rel err {e}");
+        assert!(b.iter().any(|v| v.abs() > 1e-3), "a vacuous comparison");
+    }
+
+    #[test]
+    fn input_tangents_match_finite_differences() {
+        check_input_tangents(Activation::Tanh, &[3, 4, 2], 1);
+        check_input_tangents(Activation::Tanh, &[4, 5, 3, 3], 2);
+        check_input_tangents(Activation::Softplus, &[3, 4, 3], 3);
+        check_input_tangents(Activation::Tanh, &[5, 3], 4);
     }
 
     // Central differences with h = 1e-5 have truncation error O(h²·f''') ≈ 1e-10 and

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | [`Objective`] | `L_t(θ)`, `∇L_t(θ)`, `∇²L_t(θ)·u` on the batch of step t | every optimizer step |
 //! | [`Evaluate`] | `f(θ)`, `∇f(θ)` and accuracy on the validation set; the mean training loss; test metrics | the end of a run, reports |
-//! | [`RowTangents`] | per-row loss weights c and `⟨u, ∂∇L_t/∂c_i⟩` | the example-weight hypergradient |
+//! | [`RowTangents`] | per-row loss weights c and `⟨u, ∂∇L_t/∂c_i⟩`; learnable rows' inputs x and `∂⟨u, ∇L_t⟩/∂x_i` | the example-weight and input hypergradients |
 //!
 //! A wrapper implements the trait whose numbers it changes and forwards the others
 //! explicitly ([`super::Penalized`] changes the gradient only). Only the oracle's
@@ -88,16 +88,19 @@ pub trait Evaluate {
     fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)>;
 }
 
-/// Per-training-row loss weights c and the batch gradient's derivative along them,
+/// Per-training-row loss weights c and learnable inputs x, and the batch gradient's
+/// derivatives along them,
 ///
 /// ```text
-/// L_t(θ; c) = (1/B)·Σ_{i ∈ batch t} c_i·CE_i(θ)      ∂∇L_t/∂c_i = ∇CE_i(θ)/B
+/// L_t(θ; c, x) = (1/B)·Σ_{i ∈ batch t} c_i·CE_i(θ; x_i)
+/// ∂∇L_t/∂c_i = ∇CE_i(θ)/B              ∂⟨u, ∇L_t⟩/∂x_i = (c_i/B)·∂⟨u, ∇CE_i⟩/∂x_i
 /// ```
 ///
 /// The example-weight hypergradient needs `⟨u, ∂∇L_t/∂c_i⟩` for the rows of the batch, a
-/// forward-mode quantity the Hessian-vector pass along `u` already has. Neither method has a
-/// default: an objective without rows implements both as no-ops, and a wrapper forwards
-/// both.
+/// forward-mode quantity the Hessian-vector pass along `u` already has; the input
+/// hypergradient needs the gradient of that same quantity with respect to the row's input,
+/// which the pass carries down to the input layer. No method has a default: an objective
+/// without rows implements them as no-ops, and a wrapper forwards them.
 pub trait RowTangents {
     /// Set the weights c (the example_weight block, one per training row; `None` = every
     /// weight 1). Objectives without rows ignore it.
@@ -106,4 +109,12 @@ pub trait RowTangents {
     /// [`Objective::grad_hvp_into`] or [`Objective::grad_then_hvp_into`] (with its `u`).
     /// Objectives without rows add nothing.
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]);
+    /// Set the learnable rows' features x (the input block, raw units, `[row][feature]`
+    /// flat; `None` = as loaded). From then on every Hessian-vector product also computes the
+    /// input tangents. Objectives without learnable rows ignore it.
+    fn set_row_inputs(&mut self, inputs: Option<&[f64]>);
+    /// `out[row·D + f] += scale·∂⟨u, ∇L_t⟩/∂x_{row,f}` for the learnable rows in the batch
+    /// of the last Hessian-vector product (with its `u`), in raw units. Adds nothing unless
+    /// [`RowTangents::set_row_inputs`] gave inputs.
+    fn add_input_tangents(&self, scale: f64, out: &mut [f64]);
 }

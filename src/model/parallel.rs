@@ -209,6 +209,20 @@ impl Chunked {
             .flat_map(|p| p.ws.row_tangents().iter().copied())
     }
 
+    /// Have every Hessian-vector product also compute the input tangents
+    /// `∂⟨u, ∇_θ L⟩/∂X` of the batch rows ([`crate::model::Workspace::track_inputs`]).
+    pub fn set_track_inputs(&mut self, on: bool) {
+        for p in &mut self.batch {
+            p.ws.track_inputs(on);
+        }
+    }
+
+    /// The input tangents of the last Hessian-vector product, one `rows × D` view per part,
+    /// in batch order (empty views unless [`Chunked::set_track_inputs`]).
+    pub fn input_tangents(&self) -> impl Iterator<Item = ndarray::ArrayView2<'_, f64>> + '_ {
+        self.batch.iter().map(|p| p.ws.input_tangents())
+    }
+
     /// Mean cross-entropy (no penalty) and accuracy of `theta` on all of `(x, y)`.
     pub fn evaluate(&mut self, theta: &[f64], x: ArrayView2<f64>, y: &[usize]) -> (f64, f64) {
         self.over_parts(theta, x, y, None)

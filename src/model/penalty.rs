@@ -131,6 +131,14 @@ impl<O: RowTangents + ?Sized> RowTangents for Penalized<'_, O> {
     fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
         self.inner.add_row_tangents(scale, out)
     }
+
+    fn set_row_inputs(&mut self, inputs: Option<&[f64]>) {
+        self.inner.set_row_inputs(inputs)
+    }
+
+    fn add_input_tangents(&self, scale: f64, out: &mut [f64]) {
+        self.inner.add_input_tangents(scale, out)
+    }
 }
 
 #[cfg(test)]

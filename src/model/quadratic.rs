@@ -74,6 +74,10 @@ impl RowTangents for Quadratic {
     fn set_row_weights(&mut self, _weights: Option<&[f64]>) {}
 
     fn add_row_tangents(&self, _scale: f64, _out: &mut [f64]) {}
+
+    fn set_row_inputs(&mut self, _inputs: Option<&[f64]>) {}
+
+    fn add_input_tangents(&self, _scale: f64, _out: &mut [f64]) {}
 }
 
 #[cfg(test)]

@@ -588,9 +588,7 @@ impl ExactAdam {
         obj.grad_then_hvp_into(t, theta_now, grad, u, &mut make_u, hv);
         // Example weights: g = Σ c_i·∇CE_i/B + …, so dc_i += ⟨u, ∇CE_i⟩/B — the directional
         // derivatives along this same u, which the R-pass just computed.
-        if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
-            obj.add_row_tangents(1.0, &mut b.values);
-        }
+        super::add_row_gradients(obj, 1.0, grads);
     }
 }
 

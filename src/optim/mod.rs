@@ -39,7 +39,7 @@ pub use rmsprop::{ExactRmsprop, FloatRmsprop, Rmsprop, RmspropState};
 use serde::Serialize;
 
 use crate::error::{Error, Result, show};
-use crate::hyper::Hypers;
+use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, RowTangents, Threads};
 
 /// An exactly reversible inner optimizer: a forward step on exact state, the exact undo of
@@ -350,6 +350,25 @@ pub fn train(
         arithmetic,
         threads,
     })
+}
+
+/// The per-row blocks' share of one adjoint step, for every optimizer: with `u` the
+/// direction of the step's Hessian-vector product and `scale·⟨u, g_t⟩` the step's
+/// dependence on the batch gradient g_t through that direction,
+///
+/// ```text
+/// dc_i += scale·⟨u, ∂g_t/∂c_i⟩          (example_weight, per row of the batch)
+/// dx_i += scale·∂⟨u, g_t⟩/∂x_i          (input, per learnable row of the batch and feature)
+/// ```
+///
+/// both forward-mode quantities the Hessian-vector pass along u has already computed.
+pub fn add_row_gradients(obj: &impl RowTangents, scale: f64, grads: &mut Hypers) {
+    if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
+        obj.add_row_tangents(scale, &mut b.values);
+    }
+    if let Some(b) = grads.find_mut(Kind::Input) {
+        obj.add_input_tangents(scale, &mut b.values);
+    }
 }
 
 /// The error for exact arithmetic with an optimizer that has no exactly reversible form.

@@ -42,7 +42,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
-use crate::hyper::{Hypers, Kind};
+use crate::hyper::Hypers;
 use crate::model::{Layout, Objective, RowTangents, Threads};
 use crate::runtime::segments::{
     PerSegment, Sums, arrays_in, fold_sums, over_segments, segment_arrays,
@@ -353,13 +353,11 @@ impl ExactMomentum {
     }
 }
 
-/// Through `g_t = Σ_i c_i·∇CE_i/B + …` in `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t`:
-/// `dc_i −= ⟨(1−γ_t) ⊙ dv, ∇CE_i⟩/B` for the rows of batch t — the directional derivatives
-/// along the Hessian-vector product's own direction u, which that pass already computed.
+/// Through `g_t = Σ_i c_i·∇CE_i(x_i)/B + …` in `v_{t+1} = γ_t·v_t − (1−γ_t)·g_t`, with
+/// u = (1−γ_t) ⊙ dv the Hessian-vector product's own direction: `dc_i −= ⟨u, ∇CE_i⟩/B` and
+/// `dx_i −= ∂⟨u, g_t⟩/∂x_i` for the rows of batch t.
 fn add_example_weight_gradient(obj: &impl RowTangents, grads: &mut Hypers) {
-    if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
-        obj.add_row_tangents(-1.0, &mut b.values);
-    }
+    super::add_row_gradients(obj, -1.0, grads);
 }
 
 impl Reversible for ExactMomentum {

@@ -566,9 +566,7 @@ impl ExactRmsprop {
         };
         obj.grad_then_hvp_into(t, theta_now, grad, u, &mut make_u, hv);
         // Example weights: g = Σ c_i·∇CE_i/B + …, so dc_i += ⟨u, ∇CE_i⟩/B.
-        if let Some(b) = grads.find_mut(Kind::ExampleWeight) {
-            obj.add_row_tangents(1.0, &mut b.values);
-        }
+        super::add_row_gradients(obj, 1.0, grads);
     }
 }
 

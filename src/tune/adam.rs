@@ -5,9 +5,12 @@
 //! (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e−8) or plain gradient descent,
 //! `u ← u − lr·step`.
 //!
+//! Each coordinate has its own learning rate (its block's, `outer.learning_rate`).
+//!
 //! The chaos guard, per entry: each coordinate of the hypergradient is clipped to
-//! `±MAX_GRADIENT` before it reaches the optimizer, and each step to `±MAX_STEP`, so an
-//! exploding hypergradient cannot throw a hyperparameter far in one outer step.
+//! `±MAX_GRADIENT` before it reaches the optimizer, and each step to its limit (`±MAX_STEP`,
+//! or half the box for an input entry), so an exploding hypergradient cannot throw a
+//! hyperparameter far in one outer step.
 
 use crate::config::OuterOptimizer;
 
@@ -34,8 +37,8 @@ pub struct OuterOptimizerState {
 pub struct Step {
     /// Δu per tuned coordinate (already multiplied by the learning rate, already clipped).
     pub delta: Vec<f64>,
-    /// True if a gradient coordinate was clipped to ±[`MAX_GRADIENT`] or a step to
-    /// ±[`MAX_STEP`].
+    /// True if a gradient coordinate was clipped to ±[`MAX_GRADIENT`] or a step to its
+    /// limit.
     pub clipped: bool,
 }
 
@@ -50,9 +53,9 @@ impl OuterOptimizerState {
         }
     }
 
-    /// The move for gradient `grad_u` (∂f/∂u, finite) at learning rate `lr`; updates the
-    /// moments.
-    pub fn step(&mut self, grad_u: &[f64], lr: f64) -> Step {
+    /// The move for gradient `grad_u` (∂f/∂u, finite) at learning rates `lr`, each
+    /// coordinate's move at most `limit` (per coordinate); updates the moments.
+    pub fn step(&mut self, grad_u: &[f64], lr: &[f64], limit: &[f64]) -> Step {
         const B1: f64 = 0.9;
         const B2: f64 = 0.999;
         const EPS: f64 = 1e-8;
@@ -62,6 +65,7 @@ impl OuterOptimizerState {
             .iter()
             .enumerate()
             .map(|(i, &g)| {
+                let (lr, max_step) = (lr[i], limit[i]);
                 if g.abs() > MAX_GRADIENT {
                     clipped = true;
                 }
@@ -77,14 +81,14 @@ impl OuterOptimizerState {
                     }
                 };
                 // Written so that a NaN step is caught too (and becomes no move).
-                if raw.abs() <= MAX_STEP {
+                if raw.abs() <= max_step {
                     raw
                 } else {
-                    clipped = true;
+                    clipped = raw.is_nan() || max_step > 0.0 || clipped;
                     if raw.is_nan() {
                         0.0
                     } else {
-                        MAX_STEP.copysign(raw)
+                        max_step.copysign(raw)
                     }
                 }
             })
@@ -100,7 +104,7 @@ mod tests {
     #[test]
     fn steps_are_clipped() {
         let mut s = OuterOptimizerState::new(OuterOptimizer::Sgd, 2);
-        let st = s.step(&[1e6, -1e-3], 0.1);
+        let st = s.step(&[1e6, -1e-3], &[0.1, 0.1], &[MAX_STEP, MAX_STEP]);
         assert!(st.clipped);
         assert_eq!(st.delta[0].to_bits(), (-MAX_STEP).to_bits());
         assert!((st.delta[1] - 1e-4).abs() < 1e-15);
@@ -111,8 +115,8 @@ mod tests {
         // One enormous hypergradient, then ordinary ones: the moves must stay lr-sized
         // instead of collapsing to 0 because g² overflowed the second moment.
         let mut s = OuterOptimizerState::new(OuterOptimizer::Adam, 1);
-        assert!(s.step(&[1e200], 0.1).clipped);
-        let later = s.step(&[0.3], 0.1);
+        assert!(s.step(&[1e200], &[0.1], &[MAX_STEP]).clipped);
+        let later = s.step(&[0.3], &[0.1], &[MAX_STEP]);
         assert!(
             later.delta[0].abs() > 1e-3,
             "Adam stalled: {}",
@@ -124,7 +128,7 @@ mod tests {
     #[test]
     fn adam_first_step_is_lr_sized() {
         let mut s = OuterOptimizerState::new(OuterOptimizer::Adam, 1);
-        let st = s.step(&[3.5], 0.1);
+        let st = s.step(&[3.5], &[0.1], &[MAX_STEP]);
         assert!((st.delta[0] + 0.1).abs() < 1e-9);
         assert!(!st.clipped);
     }

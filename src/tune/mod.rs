@@ -2,14 +2,18 @@
 //!
 //! Each outer iteration runs the inner training exactly, reverses it for the
 //! hypergradients of every block (see [`crate::hypergrad`]) and moves the entries of the
-//! blocks listed in `outer.tune` — one flat vector in warped coordinates ([`adam`]):
+//! blocks listed in `outer.tune` — one flat vector in warped coordinates ([`adam`]), each
+//! entry at its block's learning rate and within its block's step limit:
 //!
 //! ```text
 //! u = warp(h)      ∂f/∂u = ∂f/∂h · J(h)      u ← u + Δ(∂f/∂u)      h = unwarp(u)
 //! ```
 //!
-//! The seed, initial noise and batch order never change, so the validation loss is a
-//! deterministic function of the hyperparameters.
+//! (per entry: [`crate::hyper::Block::warp_at`]; the input block moves its standardised
+//! value and is limited to half its box per step, SPEC §2.5). What iteration k trains is
+//! the caller's [`Inner`]: the same run every time (the validation loss is then a
+//! deterministic function of the hyperparameters), or, with `outer.resample`, a run with
+//! its own inner seed.
 //!
 //! A diverging or overflowing inner run (or a non-finite hypergradient) rejects the step:
 //! the iteration is reported with status `rejected`, the outer learning rate is halved for
@@ -30,7 +34,7 @@ use std::time::Instant;
 
 use crate::config::OuterConfig;
 use crate::error::Result;
-use crate::hyper::{Hypers, Kind};
+use crate::hyper::{Block, Hypers, Kind};
 use crate::hypergrad::Setup;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::model::{Evaluate, Layout, Objective, RowTangents, Threads};
@@ -132,9 +136,24 @@ pub struct Summary {
     pub final_learning_rate: Option<f64>,
 }
 
-/// Everything a tune needs besides the objective.
-#[derive(Debug, Clone, Copy)]
-pub struct Tune<'a> {
+/// The inner training the outer loops run: iteration `k`'s objective and setup at a
+/// point (0 = the starting point). [`Fixed`] is the same run every time; a caller may give
+/// each iteration its own inner seed (`outer.resample`).
+pub trait Inner {
+    /// The training oracle.
+    type Obj: Objective + Evaluate + RowTangents;
+    /// The objective and setup of iteration `k` at `hypers`.
+    ///
+    /// # Errors
+    /// A failure to build iteration k's run (e.g. its initial weights).
+    fn at<'s>(&'s mut self, k: usize, hypers: &'s Hypers)
+    -> Result<(&'s mut Self::Obj, Setup<'s>)>;
+}
+
+/// The same run at every iteration: one objective, one ε, one batch order.
+pub struct Fixed<'a, O> {
+    /// The objective.
+    pub obj: &'a mut O,
     /// The inner optimizer.
     pub optimizer: crate::hyper::OptimizerId,
     /// The parameter layout.
@@ -143,31 +162,28 @@ pub struct Tune<'a> {
     pub eps: &'a [f64],
     /// Inner steps T.
     pub steps: usize,
-    /// The outer loop's settings (`tune` lists the blocks that move).
-    pub outer: &'a OuterConfig,
     /// The threads the inner runs compute on.
     pub threads: &'a Threads,
 }
 
-impl Tune<'_> {
-    /// The hypergradient setup at `hypers`.
-    pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> Setup<'s> {
-        Setup {
+impl<O: Objective + Evaluate + RowTangents> Inner for Fixed<'_, O> {
+    type Obj = O;
+    fn at<'s>(&'s mut self, _k: usize, hypers: &'s Hypers) -> Result<(&'s mut O, Setup<'s>)> {
+        let setup = Setup {
             optimizer: self.optimizer,
             hypers,
             eps: self.eps,
             layout: self.layout,
             steps: self.steps,
             threads: self.threads,
-        }
+        };
+        Ok((&mut *self.obj, setup))
     }
 }
 
 /// One evaluation: `Ok(None)` for a rejected (diverged) point.
-fn evaluate(
-    obj: &mut (impl Objective + Evaluate + RowTangents),
-    setup: Setup,
-) -> Result<Option<Evaluation>> {
+fn evaluate(inner: &mut impl Inner, k: usize, hypers: &Hypers) -> Result<Option<Evaluation>> {
+    let (obj, setup) = inner.at(k, hypers)?;
     match hypergradient(obj, setup) {
         // hypergradient() already reports a non-finite loss or hypergradient as divergence.
         Ok(r) => Ok(Some(r.into())),
@@ -176,23 +192,34 @@ fn evaluate(
     }
 }
 
-/// The tuned entries as one flat vector of warped coordinates.
-fn warped(h: &Hypers, tuned: &[Kind]) -> Vec<f64> {
+/// The tuned entries of `h` as one flat vector, `f(block, entry, value)` each.
+fn per_entry(h: &Hypers, tuned: &[Kind], f: impl Fn(&Block, usize, f64) -> f64) -> Vec<f64> {
     tuned
         .iter()
-        .flat_map(|&k| h.get(k).values.iter().map(move |&v| k.warp(v)))
+        .flat_map(|&k| {
+            let b = h.get(k);
+            b.values
+                .iter()
+                .enumerate()
+                .map(|(e, &v)| f(b, e, v))
+                .collect::<Vec<_>>()
+        })
         .collect()
+}
+
+/// The tuned entries as one flat vector of warped coordinates.
+fn warped(h: &Hypers, tuned: &[Kind]) -> Vec<f64> {
+    per_entry(h, tuned, |b, e, v| b.warp_at(e, v))
 }
 
 /// ∂f/∂u for the tuned entries, flat.
 fn warped_gradient(h: &Hypers, g: &Hypers, tuned: &[Kind]) -> Vec<f64> {
-    tuned
-        .iter()
-        .flat_map(|&k| {
-            let (v, d) = (&h.get(k).values, &g.get(k).values);
-            v.iter().zip(d).map(move |(&v, &d)| d * k.jacobian(v))
-        })
-        .collect()
+    let mut grads = tuned.iter().flat_map(|&k| g.get(k).values.iter());
+    let mut out = per_entry(h, tuned, |b, e, v| b.jacobian_at(e, v));
+    for j in &mut out {
+        *j *= grads.next().expect("same shapes");
+    }
+    out
 }
 
 /// The point `unwarp(u)` for the tuned entries, every other entry as in `h`.
@@ -200,11 +227,23 @@ fn unwarped(h: &Hypers, u: &[f64], tuned: &[Kind]) -> Hypers {
     let mut out = h.clone();
     let mut it = u.iter();
     for &k in tuned {
-        for v in &mut out.get_mut(k).values {
-            *v = k.unwarp(*it.next().expect("one coordinate per tuned entry"));
+        let b = out.get_mut(k);
+        for e in 0..b.values.len() {
+            let u = *it.next().expect("one coordinate per tuned entry");
+            b.values[e] = b.unwarp_at(e, u);
         }
     }
     out
+}
+
+/// Per tuned entry: the outer learning rate of its block, and the largest move of its
+/// coordinate in one step (half the box for the input block, [`adam::MAX_STEP`] otherwise).
+fn rates_and_limits(h: &Hypers, outer: &OuterConfig) -> (Vec<f64>, Vec<f64>) {
+    let rates = per_entry(h, &outer.tune, |b, _, _| outer.learning_rate.of(b.kind()));
+    let limits = per_entry(h, &outer.tune, |b, e, _| {
+        b.box_width_at(e).map_or(adam::MAX_STEP, |w| 0.5 * w)
+    });
+    (rates, limits)
 }
 
 /// Run the outer loop from `start` for `outer.steps` iterations.
@@ -213,16 +252,18 @@ fn unwarped(h: &Hypers, u: &[f64], tuned: &[Kind]) -> Hypers {
 /// The starting point's own failure (there is no good point to fall back to), or an
 /// observer's error (e.g. the output file became unwritable).
 pub fn run(
-    obj: &mut (impl Objective + Evaluate + RowTangents),
-    cfg: Tune,
+    inner: &mut impl Inner,
+    outer: &OuterConfig,
     start: Hypers,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
 ) -> Result<Summary> {
     let clock = Instant::now();
-    let outer = cfg.outer;
     observer.on_start(outer.steps.saturating_add(1))?;
-    let first: Evaluation = hypergradient(obj, cfg.setup(&start))?.into();
+    let first: Evaluation = {
+        let (obj, setup) = inner.at(0, &start)?;
+        hypergradient(obj, setup)?.into()
+    };
     let start_it = Iteration {
         iteration: 0,
         hypers: start.clone(),
@@ -236,7 +277,9 @@ pub fn run(
     let mut good_h = start;
     let mut good = first;
     let mut good_opt = OuterOptimizerState::new(outer.optimizer, warped(&good_h, tuned).len());
-    let mut lr = outer.learning_rate;
+    let (rates, limits) = rates_and_limits(&good_h, outer);
+    // Halved at every rejection, for every block.
+    let mut lr_scale = 1.0;
     let (mut rejected, mut clipped, mut in_a_row) = (0, 0, 0);
     let mut rejected_delta: Option<Vec<f64>> = None;
     let mut rows = 1;
@@ -252,7 +295,8 @@ pub fn run(
             .expect("tune evaluations carry hypergradients");
         let grad_u = warped_gradient(&good_h, grads, tuned);
         let mut opt = good_opt.clone();
-        let step = opt.step(&grad_u, lr);
+        let lr: Vec<f64> = rates.iter().map(|r| r * lr_scale).collect();
+        let step = opt.step(&grad_u, &lr, &limits);
         // A retry halves the step just rejected (the optimizer's own proposal may be the
         // same clipped step again).
         let delta = match rejected_delta.take() {
@@ -268,7 +312,7 @@ pub fn run(
             .map(|(u, d)| u + d)
             .collect();
         let h = unwarped(&good_h, &u, tuned);
-        let result = evaluate(obj, cfg.setup(&h))?;
+        let result = evaluate(inner, k, &h)?;
         let it = Iteration {
             iteration: k,
             hypers: h,
@@ -290,7 +334,7 @@ pub fn run(
             None => {
                 rejected += 1;
                 in_a_row += 1;
-                lr *= 0.5;
+                lr_scale *= 0.5;
                 rejected_delta = Some(delta);
                 observer.on_iteration(&it, &best)?;
                 if in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
@@ -307,7 +351,7 @@ pub fn run(
         rows,
         rejected,
         clipped,
-        final_learning_rate: Some(lr),
+        final_learning_rate: Some(outer.learning_rate.default * lr_scale),
     };
     observer.on_finish(&summary)?;
     Ok(summary)

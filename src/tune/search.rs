@@ -13,18 +13,18 @@ use std::time::Instant;
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
-use super::{Evaluation, Iteration, Observer, StopReason, Summary};
+use super::{Evaluation, Inner, Iteration, Observer, StopReason, Summary};
 use crate::error::Result;
 use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Arithmetic, train};
 
-/// What a search needs besides the objective.
+/// What a search needs besides its runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Search<'a> {
-    /// Layout, ε and T, at the starting blocks.
-    pub setup: Setup<'a>,
+    /// The starting blocks.
+    pub start: &'a Hypers,
     /// The blocks drawn.
     pub tune: &'a [Kind],
     /// Trials after the starting point.
@@ -40,8 +40,9 @@ pub fn draw(kind: Kind, rng: &mut StdRng) -> f64 {
     let (lo, hi) = kind.info().search;
     match kind.info().warp {
         Warp::Log => (lo.ln() + rng.random::<f64>() * (hi.ln() - lo.ln())).exp(),
-        // Uniform on (lo, hi]: 1 − U lies in (0, 1].
-        Warp::Logit => lo + (1.0 - rng.random::<f64>()) * (hi - lo),
+        // Uniform on (lo, hi]: 1 − U lies in (0, 1]. (The input block is never searched:
+        // its range is NaN and so is the draw.)
+        Warp::Logit | Warp::Box => lo + (1.0 - rng.random::<f64>()) * (hi - lo),
     }
 }
 
@@ -85,7 +86,7 @@ fn evaluate(
 /// An observer's error (e.g. the output file became unwritable); an error other than
 /// divergence from a trial (none is expected).
 pub fn run(
-    obj: &mut (impl Objective + Evaluate + RowTangents),
+    inner: &mut impl Inner,
     cfg: Search,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
@@ -93,14 +94,11 @@ pub fn run(
     let clock = Instant::now();
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_5ea2c4);
     observer.on_start(cfg.trials.saturating_add(1))?;
-    let point = |h: Hypers, k: usize, obj: &mut _| -> Result<Iteration> {
-        let result = evaluate(
-            obj,
-            Setup {
-                hypers: &h,
-                ..cfg.setup
-            },
-        )?;
+    let point = |h: Hypers, k: usize, inner: &mut _| -> Result<Iteration> {
+        let result = {
+            let (obj, setup) = Inner::at(inner, k, &h)?;
+            evaluate(obj, setup)?
+        };
         Ok(Iteration {
             iteration: k,
             hypers: h,
@@ -108,7 +106,7 @@ pub fn run(
             seconds: clock.elapsed().as_secs_f64(),
         })
     };
-    let start = point(cfg.setup.hypers.clone(), 0, obj)?;
+    let start = point(cfg.start.clone(), 0, inner)?;
     let mut best = start.clone();
     observer.on_iteration(&start, &best)?;
     let (mut rows, mut rejected) = (1, usize::from(start.result.is_none()));
@@ -125,12 +123,12 @@ pub fn run(
             stop = StopReason::TimeUp;
             break;
         }
-        let mut h = cfg.setup.hypers.clone();
+        let mut h = cfg.start.clone();
         for &kind in cfg.tune {
             let v = draw(kind, &mut rng);
             h.get_mut(kind).values.fill(v);
         }
-        let it = point(h, k, obj)?;
+        let it = point(h, k, inner)?;
         rows += 1;
         rejected += usize::from(it.result.is_none());
         if it.val_loss() < best.val_loss() {
@@ -158,8 +156,11 @@ mod tests {
     #[test]
     fn draws_stay_in_their_ranges() {
         let mut rng = StdRng::seed_from_u64(1);
-        // example_weight is never searched (SPEC §2.4).
-        for kind in Kind::ALL.into_iter().filter(|&k| k != Kind::ExampleWeight) {
+        // example_weight and input are never searched (SPEC §2.4, §2.5).
+        for kind in Kind::ALL
+            .into_iter()
+            .filter(|&k| !matches!(k, Kind::ExampleWeight | Kind::Input))
+        {
             let (lo, hi) = kind.info().search;
             for _ in 0..1000 {
                 let v = draw(kind, &mut rng);
