@@ -4,6 +4,7 @@
 //! Numerics never print: they return values that this module formats.
 
 pub mod cleaning;
+pub mod images;
 pub mod progress;
 pub mod rows;
 pub mod sink;
