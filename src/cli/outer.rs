@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::Result;
 use crate::problem::Experiment;
 use crate::report::progress::Progress;
-use crate::report::sink::{BestConfigWriter, HypersOut, Output, TuneCsv};
+use crate::report::sink::{BestConfigWriter, HypersOut, LearnedRowsWriter, Output, TuneCsv};
 use crate::report::table::num;
 use crate::tune::observer::Observers;
 use crate::tune::{Iteration, Observer, StopReason, Summary};
@@ -70,6 +70,7 @@ pub(crate) struct RunOutputs {
     csv: TuneCsv,
     hypers_out: Option<HypersOut>,
     best: Option<BestConfigWriter>,
+    learned: Option<LearnedRowsWriter>,
     /// The progress bar (the summary is printed above it).
     pub progress: Progress,
 }
@@ -105,8 +106,36 @@ impl RunOutputs {
             csv,
             hypers_out,
             best,
+            learned: None,
             progress: Progress::new(quiet),
         })
+    }
+
+    /// Also write the learned rows at each new best: as a training CSV to `csv`, as a PNG
+    /// grid to `png` (checked beforehand by [`check_learned_outputs`]).
+    pub(crate) fn with_learned_rows(
+        mut self,
+        exp: &Experiment,
+        csv: Option<PathBuf>,
+        png: Option<PathBuf>,
+    ) -> Self {
+        if let Some(l) = exp
+            .data
+            .learnable
+            .as_ref()
+            .filter(|_| csv.is_some() || png.is_some())
+        {
+            let labels = exp.data.train.y[l.first..l.first + l.rows].to_vec();
+            self.learned = Some(LearnedRowsWriter::new(
+                labels,
+                exp.data.n_classes,
+                &l.feature_box,
+                exp.data.feature_names.clone(),
+                csv,
+                png,
+            ));
+        }
+        self
     }
 
     /// All of them as one observer.
@@ -117,6 +146,9 @@ impl RunOutputs {
         }
         if let Some(b) = self.best.as_mut() {
             o.push(b);
+        }
+        if let Some(l) = self.learned.as_mut() {
+            o.push(l);
         }
         Observers(o)
     }
@@ -145,4 +177,34 @@ pub(crate) fn finish(progress: &Progress, text: &str, stop: StopReason) -> u8 {
     } else {
         0
     }
+}
+
+/// An error unless `--inputs-out` and `--images-out` can be written for this experiment: it
+/// has learnable rows, and for the PNG their features form a square image.
+///
+/// # Errors
+/// [`crate::Error::Usage`] naming the flag and what is missing (exit 2).
+pub(crate) fn check_learned_outputs(
+    exp: &Experiment,
+    inputs_out: Option<&std::path::Path>,
+    images_out: Option<&std::path::Path>,
+) -> Result<()> {
+    for (flag, path) in [("--inputs-out", inputs_out), ("--images-out", images_out)] {
+        if path.is_some() && exp.data.learnable.is_none() {
+            return Err(crate::Error::Usage(format!(
+                "{flag} writes the learned training rows, but {} has none: give \
+                 data.synthetic in the config",
+                exp.config.file.display()
+            )));
+        }
+    }
+    let d = exp.data.n_features;
+    if images_out.is_some() && crate::report::images::square_side(d).is_none() {
+        return Err(crate::Error::Usage(format!(
+            "--images-out needs square images, but the data of {} has {d} features, not a \
+             square number; use --inputs-out for the rows as a CSV",
+            exp.config.file.display()
+        )));
+    }
+    Ok(())
 }

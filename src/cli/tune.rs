@@ -1,4 +1,5 @@
-//! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--hypers-out FILE] [--quiet]`
+//! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--hypers-out FILE]
+//! [--inputs-out FILE.csv] [--images-out FILE.png] [--quiet]`
 
 use std::path::PathBuf;
 
@@ -27,6 +28,14 @@ pub struct Args {
     /// iteration,name,group,knot,index,value,gradient).
     #[arg(long, value_name = "FILE")]
     pub hypers_out: Option<PathBuf>,
+    /// With an input block: write the learned rows at the best iteration here as a training
+    /// CSV (features in raw units, then `label`), rewritten at each new best.
+    #[arg(long, value_name = "FILE.csv")]
+    pub inputs_out: Option<PathBuf>,
+    /// With an input block whose features are a square image: write the learned rows at the
+    /// best iteration here as a PNG grid of grey images, one grid row per class.
+    #[arg(long, value_name = "FILE.png")]
+    pub images_out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -45,7 +54,14 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         &[
             ("--best", args.best.as_deref()),
             ("--hypers-out", args.hypers_out.as_deref()),
+            ("--inputs-out", args.inputs_out.as_deref()),
+            ("--images-out", args.images_out.as_deref()),
         ],
+    )?;
+    crate::cli::outer::check_learned_outputs(
+        &exp,
+        args.inputs_out.as_deref(),
+        args.images_out.as_deref(),
     )?;
     if let Some(n) = args.outer_steps {
         exp.config.outer.steps = n;
@@ -58,7 +74,8 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         args.hypers_out.as_deref(),
         args.best.clone(),
         args.quiet,
-    )?;
+    )?
+    .with_learned_rows(&exp, args.inputs_out.clone(), args.images_out.clone());
     let interrupt = interrupt_flag();
     let summary = {
         let start = run.hypers.clone();

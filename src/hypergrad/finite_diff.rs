@@ -16,7 +16,7 @@
 //! weights, `10⁻³·max(|h_e|, 0.3)` for l2 (so l2 = 0 and the tiny effect of one per-weight
 //! penalty get a step above the fixed-point rounding); `δ_e = 0.05·ε_e` for Adam's ε, whose
 //! effect is tiny; for the decays (γ, β₁, β₂, ρ) a whole number of quanta 2^−16 (at most 8, fewer near 0
-//! or 1), so a constant decay moves between exact rationals; `δ_e = 0.01·σ_f` for an input
+//! or 1), so a constant decay moves between exact rationals; `δ_e = 10⁻³·σ_f` for an input
 //! entry of feature f (a pixel at 0 still moves).
 
 use ndarray_rand::rand::rngs::StdRng;
@@ -36,7 +36,7 @@ pub const REL_STEP: f64 = 1e-3;
 /// the Richardson estimate's O(δ⁴) error far below its quantisation noise.
 pub const EPS_REL_STEP: f64 = 0.05;
 /// Step of an input feature, in standard deviations of the feature.
-pub const INPUT_STEP: f64 = 0.01;
+pub const INPUT_STEP: f64 = 1e-3;
 /// Most quanta of 2^−16 in a γ step.
 pub const GAMMA_QUANTA: u64 = 8;
 
@@ -111,7 +111,7 @@ fn val_loss_with<O: Reversible>(
 fn step(b: &crate::hyper::Block, e: usize, h: f64) -> f64 {
     let kind = b.kind();
     if let Some(fb) = b.feature_box() {
-        // An input feature: 1% of its standard deviation, whatever its value (a pixel at 0
+        // An input feature: 0.1% of its standard deviation, whatever its value (a pixel at 0
         // still moves).
         return INPUT_STEP * fb.std[e % b.width()];
     }

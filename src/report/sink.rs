@@ -226,3 +226,84 @@ impl Observer for BestConfigWriter {
         self.config.write_atomic(&self.path)
     }
 }
+
+/// Writes the input block's rows at the best iteration so far — as a training CSV
+/// (`--inputs-out`) and as a PNG grid of grey images (`--images-out`) — atomically, each
+/// time a new best appears.
+pub struct LearnedRowsWriter {
+    labels: Vec<usize>,
+    n_classes: usize,
+    features: usize,
+    names: Option<Vec<String>>,
+    /// One grey scale for every pixel: the box's smallest and largest value.
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    csv: Option<PathBuf>,
+    png: Option<PathBuf>,
+}
+
+impl LearnedRowsWriter {
+    /// Will write the rows of the input block (labels `labels`, features named `names`
+    /// when given) to `csv` and `png`. Pixels are scaled from `[min lo, max hi]` of
+    /// `feature_box` to black–white.
+    pub fn new(
+        labels: Vec<usize>,
+        n_classes: usize,
+        feature_box: &crate::hyper::FeatureBox,
+        names: Option<Vec<String>>,
+        csv: Option<PathBuf>,
+        png: Option<PathBuf>,
+    ) -> Self {
+        let features = feature_box.lo.len();
+        let lo = feature_box.lo.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = feature_box
+            .hi
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        LearnedRowsWriter {
+            labels,
+            n_classes,
+            features,
+            names,
+            lo: vec![lo; features],
+            hi: vec![hi; features],
+            csv,
+            png,
+        }
+    }
+}
+
+impl Observer for LearnedRowsWriter {
+    fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
+        if it.iteration != best.iteration || it.result.is_none() {
+            return Ok(());
+        }
+        let Some(rows) = best.hypers.find(Kind::Input) else {
+            return Ok(());
+        };
+        if let Some(path) = &self.csv {
+            let text = crate::report::images::inputs_csv(
+                &rows.values,
+                self.features,
+                &self.labels,
+                self.names.as_deref(),
+            );
+            crate::fsutil::write_atomic(path, text.as_bytes())?;
+        }
+        if let Some(path) = &self.png {
+            let grid = &self.labels;
+            if let Some(png) = crate::report::images::png_grid(
+                &rows.values,
+                self.features,
+                grid,
+                self.n_classes,
+                &self.lo,
+                &self.hi,
+            ) {
+                crate::fsutil::write_atomic(path, &png)?;
+            }
+        }
+        Ok(())
+    }
+}
