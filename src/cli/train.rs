@@ -306,3 +306,25 @@ fn seeds_table(runs: &[Seeded], arith: &str) -> String {
             runs.len()
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_sd_divides_by_n_minus_1_and_is_0_for_one_value() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(mean(&xs).to_bits(), 2.5f64.to_bits());
+        // Σ(x − 2.5)² = 5; 5 / 3, not the population's 5 / 4.
+        assert!((sample_sd(&xs) - (5.0f64 / 3.0).sqrt()).abs() < 1e-15);
+        assert_eq!(sample_sd(&[0.7]).to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn equal_values_have_their_value_as_mean_and_sd_0_exactly() {
+        // 0.1 + 0.1 + 0.1 is not 3 · 0.1, so a plain Σx / n would miss 0.1 by an ulp.
+        let xs = [0.1; 3];
+        assert_eq!(mean(&xs).to_bits(), 0.1f64.to_bits());
+        assert_eq!(sample_sd(&xs).to_bits(), 0.0f64.to_bits());
+    }
+}
