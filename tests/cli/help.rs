@@ -23,6 +23,8 @@ fn every_subcommand_help_exits_0_and_names_its_flags() {
                 "--outer-steps",
                 "--best",
                 "--hypers-out",
+                "--inputs-out",
+                "--images-out",
                 "--quiet",
             ],
         ),
@@ -31,7 +33,7 @@ fn every_subcommand_help_exits_0_and_names_its_flags() {
             &["--trials", "--seconds", "--output", "--best", "--quiet"],
         ),
         ("hypergrad", &["--json"]),
-        ("train", &["--exact", "--save", "--json"]),
+        ("train", &["--exact", "--save", "--json", "--seeds"]),
         (
             "verify-reversal",
             &["--alphas", "--gammas", "--steps", "--per-step", "--output"],
