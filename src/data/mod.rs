@@ -134,6 +134,8 @@ pub struct Data {
 /// A file read by one of the loaders, with what is needed to check a second file against it.
 struct Loaded {
     dataset: Dataset,
+    /// Rows in the file (`dataset` may hold only the first `data.limit` of them).
+    rows: usize,
     /// The label column's name (CSV), `None` for IDX.
     label_name: Option<String>,
     /// Feature column names (CSV), `None` for IDX (columns are named by index).
@@ -150,16 +152,18 @@ impl Loaded {
     }
 }
 
-/// Reads one data file, choosing the format from its name.
-fn read_file(path: &Path, label_column: Option<&str>) -> Result<Loaded> {
+/// Reads one data file, choosing the format from its name; IDX images past `limit` are not
+/// converted (`rows` still counts every row of the file).
+fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> Result<Loaded> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.contains("idx3") {
-        let dataset = idx::read(path)?;
+        let (dataset, rows) = idx::read_first(path, limit)?;
         return Ok(Loaded {
             dataset,
+            rows,
             label_name: None,
             feature_names: None,
         });
@@ -190,6 +194,7 @@ fn read_file(path: &Path, label_column: Option<&str>) -> Result<Loaded> {
     }
     let table = csv::read(path, label_column)?;
     Ok(Loaded {
+        rows: table.dataset.len(),
         dataset: table.dataset,
         label_name: Some(table.label_name),
         feature_names: Some(table.feature_names),
@@ -208,9 +213,9 @@ fn read_file(path: &Path, label_column: Option<&str>) -> Result<Loaded> {
 pub fn load(config: &Config) -> Result<Data> {
     let d = &config.data;
     let label_column = d.label_column.as_deref();
-    let mut train = read_file(&d.train, label_column)?;
+    let mut train = read_file(&d.train, label_column, d.limit)?;
     if let Some(limit) = d.limit {
-        let n = train.dataset.len();
+        let n = train.rows;
         if limit > n {
             return Err(Error::config(
                 &config.file,
@@ -226,7 +231,7 @@ pub fn load(config: &Config) -> Result<Data> {
         ds.y.truncate(limit);
     }
     let read_other = |path: &Path| -> Result<Loaded> {
-        let other = read_file(path, label_column)?;
+        let other = read_file(path, label_column, None)?;
         check_matches(path, &other, &d.train, &train)?;
         Ok(other)
     };

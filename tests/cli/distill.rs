@@ -215,6 +215,34 @@ fn resample_off_changes_nothing_and_on_matches_hypergrad_with_inner_seed_plus_k(
 }
 
 #[test]
+fn search_with_resample_trains_trial_k_with_inner_seed_plus_k() {
+    let dir = Scratch::new();
+    let mut c = small_config();
+    set(&mut c, "outer.resample", json!(true));
+    set(&mut c, "inner.seed", json!(11));
+    let out = stdout_of([
+        "search",
+        p(&dir.config("s.json", &c)),
+        "--trials",
+        "2",
+        "--quiet",
+    ]);
+    let t = Table::parse(&out);
+    assert_eq!(t.rows.len(), 3);
+    for (k, row) in t.rows.iter().enumerate() {
+        let mut at = c.clone();
+        set(&mut at, "inner.seed", json!(11 + k));
+        set(&mut at, "inner.alpha", json!(t.num(row, "alpha")));
+        set(&mut at, "inner.gamma", json!(t.num(row, "gamma")));
+        let j = json_of(["train", p(&dir.config("at.json", &at)), "--json"]);
+        assert!(
+            same_f64(j["val_loss"].as_f64().unwrap(), t.num(row, "val_loss")),
+            "trial {k}"
+        );
+    }
+}
+
+#[test]
 fn tune_writes_the_learned_rows_as_a_png_grid_and_a_training_csv_and_replays_them() {
     let dir = Scratch::new();
     let c = distill_config(2);
