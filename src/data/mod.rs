@@ -7,7 +7,8 @@
 //!   ├── data.validation given: read it; otherwise seeded holdout of ⌈f·N⌉ rows
 //!   └── data.test given: read it; otherwise, if test_fraction > 0, a disjoint holdout
 //!   ──data.label_noise: ⌊f·N_train⌋ training labels → another class (see [`noise`])
-//!   ──standardize every set with the TRAINING rows' mean μ and population std σ──▶ Data
+//!   ──data.synthetic: the training set becomes learnable rows built from them ([`synthetic`])
+//!   ──standardize every set with the real TRAINING rows' mean μ and population std σ──▶ Data
 //!
 //! x' = (x − μ) / σ,   σ = sqrt(mean((x − μ)²)),   σ = 0 → 1
 //! ```
