@@ -135,6 +135,21 @@ impl Table {
         &row[self.col(name)]
     }
 
+    /// Every row's cells but `seconds` (wall time), for comparing runs.
+    pub fn without_seconds(&self) -> Vec<Vec<String>> {
+        let s = self.header.iter().position(|h| h == "seconds");
+        self.rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|(i, _)| Some(*i) != s)
+                    .map(|(_, c)| c.to_owned())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Cell as a number; panics with the column name if it is not one.
     pub fn num(&self, row: &csv::StringRecord, name: &str) -> f64 {
         let s = self.cell(row, name);

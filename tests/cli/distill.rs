@@ -163,6 +163,21 @@ fn a_synthetic_set_equal_to_real_rows_trains_bit_for_bit_like_those_rows() {
     assert_eq!(a["hypergradients"]["gamma"], b["hypergradients"]["gamma"]);
 }
 
+/// `c` at a CSV row's α and γ, trained with inner seed `seed`, written as `at.json`.
+fn config_at(
+    dir: &Scratch,
+    c: &Value,
+    seed: usize,
+    t: &Table,
+    row: &csv::StringRecord,
+) -> std::path::PathBuf {
+    let mut at = c.clone();
+    set(&mut at, "inner.seed", json!(seed));
+    set(&mut at, "inner.alpha", json!(t.num(row, "alpha")));
+    set(&mut at, "inner.gamma", json!(t.num(row, "gamma")));
+    dir.config("at.json", &at)
+}
+
 #[test]
 fn resample_off_changes_nothing_and_on_matches_hypergrad_with_inner_seed_plus_k() {
     let dir = Scratch::new();
@@ -173,20 +188,7 @@ fn resample_off_changes_nothing_and_on_matches_hypergrad_with_inner_seed_plus_k(
     set(&mut off, "outer.resample", json!(false));
     set(&mut off, "inner.seed", json!(0));
     let off = stdout_of(["tune", p(&dir.config("b.json", &off)), "--quiet"]);
-    let cells = |out: &[u8]| {
-        let t = Table::parse(out);
-        let s = t.col("seconds");
-        t.rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != s)
-                    .map(|(_, v)| v.to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .collect::<Vec<_>>()
-    };
+    let cells = |out: &[u8]| Table::parse(out).without_seconds();
     assert_eq!(
         cells(&plain),
         cells(&off),
@@ -200,11 +202,8 @@ fn resample_off_changes_nothing_and_on_matches_hypergrad_with_inner_seed_plus_k(
     assert_ne!(cells(&out), cells(&plain));
     let t = Table::parse(&out);
     for (k, row) in t.rows.iter().enumerate() {
-        let mut at = c.clone();
-        set(&mut at, "inner.seed", json!(7 + k));
-        set(&mut at, "inner.alpha", json!(t.num(row, "alpha")));
-        set(&mut at, "inner.gamma", json!(t.num(row, "gamma")));
-        let j = json_of(["hypergrad", p(&dir.config("at.json", &at)), "--json"]);
+        let at = config_at(&dir, &c, 7 + k, &t, row);
+        let j = json_of(["hypergrad", p(&at), "--json"]);
         assert!(
             same_f64(j["val_loss"].as_f64().unwrap(), t.num(row, "val_loss")),
             "row {k}"
@@ -230,11 +229,8 @@ fn search_with_resample_trains_trial_k_with_inner_seed_plus_k() {
     let t = Table::parse(&out);
     assert_eq!(t.rows.len(), 3);
     for (k, row) in t.rows.iter().enumerate() {
-        let mut at = c.clone();
-        set(&mut at, "inner.seed", json!(11 + k));
-        set(&mut at, "inner.alpha", json!(t.num(row, "alpha")));
-        set(&mut at, "inner.gamma", json!(t.num(row, "gamma")));
-        let j = json_of(["train", p(&dir.config("at.json", &at)), "--json"]);
+        let at = config_at(&dir, &c, 11 + k, &t, row);
+        let j = json_of(["train", p(&at), "--json"]);
         assert!(
             same_f64(j["val_loss"].as_f64().unwrap(), t.num(row, "val_loss")),
             "trial {k}"

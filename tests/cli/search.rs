@@ -46,21 +46,6 @@ fn check_search_csv(out: &[u8], expected_rows: usize) -> Table {
     t
 }
 
-/// Every cell but `seconds` (wall time).
-fn without_seconds(t: &Table) -> Vec<Vec<String>> {
-    let s = t.col("seconds");
-    t.rows
-        .iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .filter(|(i, _)| *i != s)
-                .map(|(_, c)| c.to_owned())
-                .collect()
-        })
-        .collect()
-}
-
 #[test]
 fn search_csv_has_tunes_header_no_gradients_and_trials_plus_one_rows() {
     let dir = Scratch::new();
@@ -163,8 +148,8 @@ fn search_is_reproducible_and_the_seed_changes_the_draws() {
     };
     let (first, second, other) = (run(&a), run(&a), run(&b));
     assert_eq!(
-        without_seconds(&first),
-        without_seconds(&second),
+        first.without_seconds(),
+        second.without_seconds(),
         "same config, same seed: identical CSV but for seconds"
     );
     for row in 1..7 {

@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Scratch, p, revgrad, set, small_config, stdout_of};
+use crate::common::{Scratch, Table, p, revgrad, set, small_config, stdout_of};
 
 const THREADS: [&str; 3] = ["1", "2", "3"];
 
@@ -49,20 +49,16 @@ fn without_seconds(stdout: &[u8]) -> Value {
     v
 }
 
-/// The CSV without its `seconds` column.
+/// The CSV without its `seconds` column (header included).
 fn without_seconds_column(stdout: &[u8]) -> Vec<Vec<String>> {
-    let mut r = csv::Reader::from_reader(stdout);
-    let header = r.headers().expect("header").clone();
-    let skip = header.iter().position(|h| h == "seconds");
-    let keep = |rec: &csv::StringRecord| -> Vec<String> {
-        rec.iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, s)| s.to_string())
-            .collect()
-    };
-    let mut rows = vec![keep(&header)];
-    rows.extend(r.records().map(|rec| keep(&rec.expect("CSV row"))));
+    let t = Table::parse(stdout);
+    let header = t
+        .header
+        .iter()
+        .filter(|h| *h != "seconds")
+        .map(str::to_owned);
+    let mut rows = vec![header.collect()];
+    rows.extend(t.without_seconds());
     rows
 }
 
