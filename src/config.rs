@@ -78,8 +78,11 @@ pub struct DataConfig {
     /// A learned synthetic training set replacing the training rows (SPEC §2.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<Synthetic>,
-    /// The learnable rows' features (`{"values": [[…]]}`), `None` = as `synthetic.init` makes
-    /// them.
+    /// Learnable poison rows appended to the training rows (SPEC §2.5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poison: Option<Poison>,
+    /// The learnable rows' features (`{"values": [[…]]}`), `None` = as `synthetic.init` or
+    /// `poison` makes them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<Spec>,
 }
@@ -93,6 +96,49 @@ pub struct Synthetic {
     /// How the rows start.
     #[serde(default)]
     pub init: SyntheticInit,
+}
+
+/// `data.poison`: `rows` training rows (seeded) are copied with another label and appended;
+/// their features are the input block.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poison {
+    /// Number of poison rows, ≥ 1 and below the number of training rows.
+    pub rows: usize,
+    /// How the copies are labelled.
+    #[serde(default)]
+    pub labels: PoisonLabels,
+}
+
+/// How poison rows are labelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoisonLabels {
+    /// A uniformly drawn class other than the source row's.
+    #[default]
+    Flip,
+}
+
+/// Whether the outer loop descends or ascends the validation loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OuterObjective {
+    /// Tuning: the lowest validation loss is best.
+    #[default]
+    Minimize,
+    /// Poisoning: the highest validation loss is "best" (worst for the model).
+    Maximize,
+}
+
+impl OuterObjective {
+    /// True if validation loss `a` is better than `b` for this objective (a rejected point,
+    /// NaN, is never better).
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            OuterObjective::Minimize => a < b || (b.is_nan() && !a.is_nan()),
+            OuterObjective::Maximize => a > b || (b.is_nan() && !a.is_nan()),
+        }
+    }
 }
 
 /// How a synthetic set starts.
@@ -188,6 +234,8 @@ pub struct OuterConfig {
     pub tune: Vec<Kind>,
     /// Iteration k (search: trial k) trains with inner seed `inner.seed + k`.
     pub resample: bool,
+    /// Descend (tuning) or ascend (poisoning) the validation loss.
+    pub objective: OuterObjective,
 }
 
 /// `outer.learning_rate`: one rate, or one per tuned block with a default for the rest
@@ -332,10 +380,11 @@ impl Config {
         self.inner.seed.unwrap_or(self.seed)
     }
 
-    /// True when the training set has learnable rows (`data.synthetic`): the config then
+    /// True when the training set has learnable rows (`data.synthetic` or `data.poison`):
+    /// the config then
     /// has an input block.
     pub fn has_learnable_rows(&self) -> bool {
-        self.data.synthetic.is_some()
+        self.data.synthetic.is_some() || self.data.poison.is_some()
     }
 
     /// Sets the config entry of a block (`--best` writes the tuned values here).
@@ -456,6 +505,7 @@ struct RawDataConfig {
     label_column: Option<String>,
     standardize: bool,
     synthetic: Option<Synthetic>,
+    poison: Option<Poison>,
     input: Option<serde_json::Value>,
 }
 
@@ -472,6 +522,7 @@ impl Default for RawDataConfig {
             label_column: None,
             standardize: true,
             synthetic: None,
+            poison: None,
             input: None,
         }
     }
@@ -564,6 +615,7 @@ struct RawOuterConfig {
     /// Absent: α and the optimizer's first decay (γ, or β₁ for Adam).
     tune: Option<Vec<Kind>>,
     resample: bool,
+    objective: OuterObjective,
 }
 
 impl Default for RawOuterConfig {
@@ -574,6 +626,7 @@ impl Default for RawOuterConfig {
             learning_rate: 0.1.into(),
             tune: None,
             resample: false,
+            objective: OuterObjective::Minimize,
         }
     }
 }
@@ -597,7 +650,8 @@ impl RawConfig {
         let inner = inner.validate(&err)?;
         let mut model = model.validate(&err, inner.steps)?;
         data.check(&err, &inner)?;
-        let outer = outer.validate(&err, &inner, data.synthetic.is_some())?;
+        let learnable = data.synthetic.is_some() || data.poison.is_some();
+        let outer = outer.validate(&err, &inner, learnable)?;
         // Paths last: they touch the filesystem.
         let base = file
             .parent()
@@ -740,12 +794,32 @@ impl RawDataConfig {
                 ));
             }
         }
+        if let Some(poison) = &data.poison {
+            if data.synthetic.is_some() {
+                return Err(err(
+                    "data.poison",
+                    "cannot be combined with data.synthetic: poison rows are appended to the \
+                     real training rows, which a synthetic set replaces; give one of them"
+                        .to_owned(),
+                ));
+            }
+            if poison.rows < 1 {
+                return Err(err(
+                    "data.poison.rows",
+                    format!(
+                        "must be >= 1 (rows copied and relabelled), got {}",
+                        poison.rows
+                    ),
+                ));
+            }
+        }
         if let Some(v) = &data.input {
-            if data.synthetic.is_none() {
+            if data.synthetic.is_none() && data.poison.is_none() {
                 return Err(err(
                     "data.input",
                     "needs learnable training rows: give data.synthetic \
-                     ({\"per_class\": …, \"init\": \"real\"})"
+                     ({\"per_class\": …, \"init\": \"real\"}) or data.poison \
+                     ({\"rows\": …, \"labels\": \"flip\"})"
                         .to_owned(),
                 ));
             }
@@ -851,6 +925,7 @@ impl RawDataConfig {
             label_column: data.label_column,
             standardize: data.standardize,
             synthetic: data.synthetic,
+            poison: data.poison,
             input: data.input.map(|v| Spec {
                 per: crate::hyper::Per::Row,
                 knots: 1,
@@ -869,6 +944,14 @@ impl RawOuterConfig {
         let own = inner.optimizer.kinds();
         let (l2, example_weight) = (&inner.l2, &inner.example_weight);
         let mut outer = self;
+        if outer.objective == OuterObjective::Maximize && outer.tune.is_none() {
+            return Err(err(
+                "outer.tune",
+                "must list the blocks to move when outer.objective is \"maximize\" (e.g. \
+                 [\"input\"] with data.poison); there is no default block to ascend"
+                    .to_owned(),
+            ));
+        }
         let tune = outer
             .tune
             .take()
@@ -911,7 +994,8 @@ impl RawOuterConfig {
             return Err(err(
                 "outer.tune",
                 "lists \"input\", but the training set has no learnable rows; give \
-                 data.synthetic ({\"per_class\": 10, \"init\": \"real\"})"
+                 data.synthetic ({\"per_class\": 10, \"init\": \"real\"}) or data.poison \
+                 ({\"rows\": 30, \"labels\": \"flip\"})"
                     .to_owned(),
             ));
         }
@@ -944,6 +1028,7 @@ impl RawOuterConfig {
             learning_rate,
             tune,
             resample: outer.resample,
+            objective: outer.objective,
         })
     }
 }

@@ -39,6 +39,7 @@ fn blobs(n_train: usize, n_val: usize, d: usize, k: usize, seed: u64) -> Data {
         test: None,
         flipped: Vec::new(),
         learnable: None,
+        poison: Vec::new(),
         feature_names: None,
     }
 }
@@ -1481,7 +1482,7 @@ fn blobs_with_learnable_rows(rows: usize, seed: u64) -> (Data, Vec<f64>) {
         .iter()
         .copied()
         .collect();
-    let feature_box = revgrad::data::synthetic::feature_stats(&data.train);
+    let feature_box = revgrad::data::learnable::feature_stats(&data.train);
     let st = revgrad::data::standardize(&mut data.train, &mut [&mut data.validation]).unwrap();
     data.learnable = Some(revgrad::data::Learnable {
         first: n - rows,

@@ -36,10 +36,19 @@ pub(crate) fn describe(it: &Iteration) -> String {
     t
 }
 
-/// The end-of-run summary for people; `command` (`tune` or `search`) names the run.
-pub(crate) fn summary_text(command: &str, s: &Summary) -> String {
+/// The end-of-run summary for people; `command` (`tune` or `search`) names the run. With
+/// `maximize` the best row is the worst for the model, and says so.
+pub(crate) fn summary_text(
+    command: &str,
+    s: &Summary,
+    objective: crate::config::OuterObjective,
+) -> String {
+    let best = match objective {
+        crate::config::OuterObjective::Minimize => "best",
+        crate::config::OuterObjective::Maximize => "worst for the model (highest validation loss)",
+    };
     let mut t = format!(
-        "revgrad {command}: {} ({} rows, {} rejected)\n  start:     {}\n  best (#{:>3}): {}\n",
+        "revgrad {command}: {} ({} rows, {} rejected)\n  start:     {}\n  {best} (#{:>3}): {}\n",
         s.stop.text(),
         s.rows,
         s.rejected,
@@ -126,14 +135,19 @@ impl RunOutputs {
             .filter(|_| csv.is_some() || png.is_some())
         {
             let labels = exp.data.train.y[l.first..l.first + l.rows].to_vec();
-            self.learned = Some(LearnedRowsWriter::new(
+            let writer = LearnedRowsWriter::new(
                 labels,
                 exp.data.n_classes,
                 &l.feature_box,
                 exp.data.feature_names.clone(),
                 csv,
                 png,
-            ));
+            );
+            self.learned = Some(if exp.data.poison.is_empty() {
+                writer
+            } else {
+                writer.beside(l.init.clone())
+            });
         }
         self
     }
@@ -193,7 +207,7 @@ pub(crate) fn check_learned_outputs(
         if path.is_some() && exp.data.learnable.is_none() {
             return Err(crate::Error::Usage(format!(
                 "{flag} writes the learned training rows, but {} has none: give \
-                 data.synthetic in the config",
+                 data.synthetic or data.poison in the config",
                 exp.config.file.display()
             )));
         }

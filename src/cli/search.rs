@@ -92,13 +92,14 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             trials: args.trials.unwrap_or(exp.config.outer.steps),
             seconds: args.seconds,
             seed: exp.config.seed,
+            objective: exp.config.outer.objective,
         };
         let mut runs = crate::problem::Runs::new(&exp, run);
         search_run(&mut runs, cfg, &mut outputs.observers(), &interrupt)?
     };
     Ok(finish(
         &outputs.progress,
-        &summary_text("search", &summary),
+        &summary_text("search", &summary, exp.config.outer.objective),
         summary.stop,
     ))
 }

@@ -101,7 +101,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
 ///
 /// # Errors
 /// Divergence or overflow during training, or full-set losses at θ_T that are not finite.
-fn train_once(
+pub(crate) fn train_once(
     exp: &Experiment,
     run: &mut Prepared<'_>,
     arithmetic: Arithmetic,

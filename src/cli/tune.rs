@@ -88,8 +88,9 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             &interrupt,
         )?
     };
-    let mut text = summary_text("tune", &summary);
+    let mut text = summary_text("tune", &summary, exp.config.outer.objective);
     text += &cleaning_text(&exp.data.flipped, &summary);
+    text += &poison_text(&exp, &summary)?;
     Ok(finish(&outputs.progress, &text, summary.stop))
 }
 
@@ -112,4 +113,60 @@ fn cleaning_text(flipped: &[crate::data::noise::FlippedLabel], s: &Summary) -> S
         ),
         _ => String::new(),
     }
+}
+
+/// With poison rows: the validation and test figures of clean training (float64, the
+/// starting blocks, without the poison rows), of the start (the label-flipped copies) and of
+/// the best row, one line each.
+///
+/// # Errors
+/// The clean run's own failure (divergence), or a failure to prepare it.
+fn poison_text(exp: &Experiment, s: &Summary) -> Result<String> {
+    use crate::hyper::Kind;
+    let Some(l) = exp
+        .data
+        .learnable
+        .as_ref()
+        .filter(|_| !exp.data.poison.is_empty())
+    else {
+        return Ok(String::new());
+    };
+    let mut clean = exp.prepare()?;
+    clean.problem = clean.problem.without_learnable_rows();
+    clean.hypers.blocks.retain(|b| b.kind() != Kind::Input);
+    let (c, _) = crate::cli::train::train_once(exp, &mut clean, crate::optim::Arithmetic::Float)?;
+    let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.4}"));
+    let line = |what: &str, val: (f64, f64), test: Option<(f64, f64)>| {
+        format!(
+            "    {what:<44} {:>9.4} {:>9.4} {:>10} {:>9}\n",
+            val.0,
+            val.1,
+            cell(test.map(|t| t.0)),
+            cell(test.map(|t| t.1))
+        )
+    };
+    let mut t = format!(
+        "  poison: {} copies of training rows with another label, appended to {} clean rows\n    \
+         {:<44} {:>9} {:>9} {:>10} {:>9}\n",
+        l.rows, l.first, "", "val_loss", "val_acc", "test_loss", "test_acc"
+    );
+    let test = c.test_loss.zip(c.test_accuracy);
+    t += &line(
+        "clean (float64, without the poison rows)",
+        (c.val_loss, c.val_accuracy),
+        test,
+    );
+    let best = match exp.config.outer.objective {
+        crate::config::OuterObjective::Maximize => "worst for the model",
+        crate::config::OuterObjective::Minimize => "lowest validation loss",
+    };
+    for (what, it) in [
+        ("start (label-flipped copies)".to_owned(), &s.start),
+        (format!("best row #{} ({best})", s.best.iteration), &s.best),
+    ] {
+        if let Some(r) = &it.result {
+            t += &line(&what, (r.val_loss, r.val_accuracy), r.test);
+        }
+    }
+    Ok(t)
 }

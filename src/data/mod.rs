@@ -21,7 +21,9 @@
 pub mod batches;
 pub mod csv;
 pub mod idx;
+pub mod learnable;
 pub mod noise;
+pub mod poison;
 pub mod split;
 pub mod synthetic;
 
@@ -32,8 +34,9 @@ use ndarray::{Array2, Axis};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
+pub use learnable::Learnable;
 pub use noise::FlippedLabel;
-pub use synthetic::Learnable;
+pub use poison::PoisonRow;
 
 /// Feature rows and integer class labels.
 #[derive(Debug, Clone)]
@@ -126,8 +129,10 @@ pub struct Data {
     /// Training rows whose labels `data.label_noise` replaced, sorted by row, with their
     /// original labels (empty without label noise, and with a synthetic set).
     pub flipped: Vec<FlippedLabel>,
-    /// The learnable training rows (`data.synthetic`), `None` without.
+    /// The learnable training rows (`data.synthetic` or `data.poison`), `None` without.
     pub learnable: Option<Learnable>,
+    /// The poison rows' sources and labels (`data.poison`; empty without).
+    pub poison: Vec<PoisonRow>,
     /// The CSV's feature column names, `None` for IDX data.
     pub feature_names: Option<Vec<String>>,
 }
@@ -312,6 +317,33 @@ pub fn load(config: &Config) -> Result<Data> {
         },
         None => None,
     };
+    let poison = match &d.poison {
+        Some(p) => {
+            if n_classes < 2 {
+                return Err(Error::config(
+                    &config.file,
+                    "data.poison",
+                    "needs at least two classes: \"flip\" gives each copy another class, and \
+                     the data has one",
+                ));
+            }
+            if p.rows >= train_set.len() {
+                return Err(Error::config(
+                    &config.file,
+                    "data.poison.rows",
+                    format!(
+                        "must be below the number of training rows ({}), got {}",
+                        train_set.len(),
+                        p.rows
+                    ),
+                ));
+            }
+            let stats = learnable::feature_stats(&train_set);
+            let (set, rows) = poison::build(&train_set, n_classes, p, config.seed);
+            Some((set, stats, rows))
+        }
+        None => None,
+    };
 
     let mut standardizer = Standardizer::identity(train_set.n_features());
     if d.standardize {
@@ -347,11 +379,33 @@ pub fn load(config: &Config) -> Result<Data> {
             first: 0,
             rows: set.len(),
             init,
-            standardizer,
+            standardizer: standardizer.clone(),
             feature_box,
         });
         train_set = set;
         flipped.clear();
+    }
+    let mut poison_rows = Vec::new();
+    if let Some((set, feature_box, rows)) = poison {
+        let init: Vec<f64> = set.x.iter().copied().collect();
+        let first = train_set.len();
+        let mut x = Array2::zeros((first + set.len(), train_set.n_features()));
+        x.slice_mut(ndarray::s![..first, ..]).assign(&train_set.x);
+        for (r, row) in set.x.rows().into_iter().enumerate() {
+            for (j, (z, &v)) in x.row_mut(first + r).iter_mut().zip(row).enumerate() {
+                *z = standardizer.apply(j, v);
+            }
+        }
+        train_set.x = x;
+        train_set.y.extend_from_slice(&set.y);
+        learnable = Some(Learnable {
+            first,
+            rows: set.len(),
+            init,
+            standardizer,
+            feature_box,
+        });
+        poison_rows = rows;
     }
     if config.inner.batch_size > train_set.len() {
         return Err(Error::config(
@@ -372,6 +426,7 @@ pub fn load(config: &Config) -> Result<Data> {
         test: test_set,
         flipped,
         learnable,
+        poison: poison_rows,
         feature_names: train.feature_names.take(),
     })
 }

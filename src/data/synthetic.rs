@@ -19,50 +19,10 @@ use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 use ndarray_rand::rand_distr::{Distribution, StandardNormal};
 
-use super::{Dataset, Standardizer};
+use super::Dataset;
+use super::learnable::feature_stats;
 use crate::config::{Synthetic, SyntheticInit};
 use crate::hyper::FeatureBox;
-
-/// The learnable rows of the training set and what their block needs.
-#[derive(Debug, Clone)]
-pub struct Learnable {
-    /// First learnable row of the training set.
-    pub first: usize,
-    /// Number of learnable rows.
-    pub rows: usize,
-    /// Their starting features, raw units, `[row][feature]` flat.
-    pub init: Vec<f64>,
-    /// The real training rows' standardisation (the identity without `data.standardize`).
-    pub standardizer: Standardizer,
-    /// Per feature: the real rows' mean, std (1 where it is 0) and range in raw units, for
-    /// the outer optimizer's coordinates and the box (even without `data.standardize`).
-    pub feature_box: FeatureBox,
-}
-
-/// Per feature of `real`: mean, population std (0 → 1), min and max, in raw units.
-pub fn feature_stats(real: &Dataset) -> FeatureBox {
-    let d = real.n_features();
-    let n = real.len().max(1) as f64;
-    let (mut lo, mut hi) = (vec![f64::INFINITY; d], vec![f64::NEG_INFINITY; d]);
-    let mut mean = vec![0.0; d];
-    for row in real.x.rows() {
-        for (j, &x) in row.iter().enumerate() {
-            lo[j] = lo[j].min(x);
-            hi[j] = hi[j].max(x);
-            mean[j] += x / n;
-        }
-    }
-    let mut std = vec![0.0; d];
-    for row in real.x.rows() {
-        for (j, &x) in row.iter().enumerate() {
-            std[j] += (x - mean[j]).powi(2) / n;
-        }
-    }
-    for s in &mut std {
-        *s = if *s > 0.0 { s.sqrt() } else { 1.0 };
-    }
-    FeatureBox { mean, std, lo, hi }
-}
 
 /// The synthetic set's raw rows and labels from the real training rows `real` (raw units),
 /// with the real rows' [`feature_stats`]; `Err((class, rows of that class))` when

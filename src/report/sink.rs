@@ -229,8 +229,11 @@ impl Observer for BestConfigWriter {
 
 /// Writes the input block's rows at the best iteration so far — as a training CSV
 /// (`--inputs-out`) and as a PNG grid of grey images (`--images-out`) — atomically, each
-/// time a new best appears.
+/// time a new best appears. The grid has one row per class, or, for poison rows, two: the
+/// real rows they were copied from above the poison rows, column by column.
 pub struct LearnedRowsWriter {
+    /// Poison rows' sources (raw features), shown above them.
+    originals: Option<Vec<f64>>,
     labels: Vec<usize>,
     n_classes: usize,
     features: usize,
@@ -262,6 +265,7 @@ impl LearnedRowsWriter {
             .copied()
             .fold(f64::NEG_INFINITY, f64::max);
         LearnedRowsWriter {
+            originals: None,
             labels,
             n_classes,
             features,
@@ -271,6 +275,15 @@ impl LearnedRowsWriter {
             csv,
             png,
         }
+    }
+}
+
+impl LearnedRowsWriter {
+    /// Show `originals` (the rows the learnable rows started from, raw features) above them
+    /// in the PNG, one column per row.
+    pub fn beside(mut self, originals: Vec<f64>) -> Self {
+        self.originals = Some(originals);
+        self
     }
 }
 
@@ -292,15 +305,24 @@ impl Observer for LearnedRowsWriter {
             crate::fsutil::write_atomic(path, text.as_bytes())?;
         }
         if let Some(path) = &self.png {
-            let grid = &self.labels;
-            if let Some(png) = crate::report::images::png_grid(
-                &rows.values,
-                self.features,
-                grid,
-                self.n_classes,
-                &self.lo,
-                &self.hi,
-            ) {
+            let png = match &self.originals {
+                Some(o) => {
+                    let n = self.labels.len();
+                    let both = [o.as_slice(), &rows.values].concat();
+                    let grid: Vec<usize> = (0..2 * n).map(|i| i / n).collect();
+                    let f = self.features;
+                    crate::report::images::png_grid(&both, f, &grid, 2, &self.lo, &self.hi)
+                }
+                None => crate::report::images::png_grid(
+                    &rows.values,
+                    self.features,
+                    &self.labels,
+                    self.n_classes,
+                    &self.lo,
+                    &self.hi,
+                ),
+            };
+            if let Some(png) = png {
                 crate::fsutil::write_atomic(path, &png)?;
             }
         }

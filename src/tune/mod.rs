@@ -9,6 +9,9 @@
 //! u = warp(h)      ∂f/∂u = ∂f/∂h · J(h)      u ← u + Δ(∂f/∂u)      h = unwarp(u)
 //! ```
 //!
+//! With `outer.objective: "maximize"` (poisoning) the loop ascends: the optimizer is given
+//! `−∂f/∂u`, and the best row is the one with the highest validation loss.
+//!
 //! (per entry: [`crate::hyper::Block::warp_at`]; the input block moves its standardised
 //! value and is limited to half its box per step, SPEC §2.5). What iteration k trains is
 //! the caller's [`Inner`]: the same run every time (the validation loss is then a
@@ -32,7 +35,7 @@ pub mod search;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::config::OuterConfig;
+use crate::config::{OuterConfig, OuterObjective};
 use crate::error::Result;
 use crate::hyper::{Block, Hypers, Kind};
 use crate::hypergrad::Setup;
@@ -114,6 +117,16 @@ impl Iteration {
     pub fn val_loss(&self) -> f64 {
         self.result.as_ref().map_or(f64::INFINITY, |r| r.val_loss)
     }
+
+    /// True if this point is better than `other` for `objective` (an accepted point beats a
+    /// rejected one whichever the direction).
+    pub fn better_than(&self, other: &Iteration, objective: OuterObjective) -> bool {
+        match (&self.result, &other.result) {
+            (Some(a), Some(b)) => objective.better(a.val_loss, b.val_loss),
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
 }
 
 /// What the tuner found.
@@ -123,7 +136,8 @@ pub struct Summary {
     pub stop: StopReason,
     /// Iteration 0.
     pub start: Iteration,
-    /// The iteration with the lowest validation loss.
+    /// The iteration with the lowest validation loss (the highest when the objective is
+    /// `maximize`).
     pub best: Iteration,
     /// Iterations reported (including iteration 0).
     pub rows: usize,
@@ -293,7 +307,13 @@ pub fn run(
             .grads
             .as_ref()
             .expect("tune evaluations carry hypergradients");
-        let grad_u = warped_gradient(&good_h, grads, tuned);
+        let mut grad_u = warped_gradient(&good_h, grads, tuned);
+        if outer.objective == OuterObjective::Maximize {
+            // Ascend: the optimizer descends −f.
+            for g in &mut grad_u {
+                *g = -*g;
+            }
+        }
         let mut opt = good_opt.clone();
         let lr: Vec<f64> = rates.iter().map(|r| r * lr_scale).collect();
         let step = opt.step(&grad_u, &lr, &limits);
@@ -323,7 +343,7 @@ pub fn run(
         match &it.result {
             Some(res) => {
                 in_a_row = 0;
-                if res.val_loss < best.val_loss() {
+                if it.better_than(&best, outer.objective) {
                     best = it.clone();
                 }
                 good_h = it.hypers.clone();

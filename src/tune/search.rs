@@ -33,6 +33,8 @@ pub struct Search<'a> {
     pub seconds: Option<f64>,
     /// Seed of the draws.
     pub seed: u64,
+    /// Which validation loss is best: the lowest, or the highest (`maximize`).
+    pub objective: crate::config::OuterObjective,
 }
 
 /// One value of `kind` from its search range.
@@ -131,7 +133,7 @@ pub fn run(
         let it = point(h, k, inner)?;
         rows += 1;
         rejected += usize::from(it.result.is_none());
-        if it.val_loss() < best.val_loss() {
+        if it.better_than(&best, cfg.objective) {
             best = it.clone();
         }
         observer.on_iteration(&it, &best)?;

@@ -16,6 +16,7 @@ mod distill;
 mod errors;
 mod help;
 mod hypergrad;
+mod poison;
 mod rmsprop;
 mod robust;
 mod search;
