@@ -314,3 +314,40 @@ pub fn assert_trains_float_and_exact(cfg: &Path) {
         assert!(j["val_loss"].as_f64().is_some_and(f64::is_finite), "{j}");
     }
 }
+
+/// `check-grad` passes: every input probe (sampled entries, random directions) agrees with
+/// finite differences, and the reversal equals reverse mode over the stored trajectory
+/// bit for bit.
+pub fn assert_check_grad_passes(dir: &Scratch, name: &str, c: &Value) {
+    let cfg = dir.config(name, c);
+    let out = revgrad()
+        .args(["check-grad", p(&cfg)])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let probes = text.lines().filter(|l| l.starts_with("input ")).count();
+    assert!(
+        probes >= 4,
+        "sampled entries and directions probed:\n{text}"
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+    let stored = text
+        .lines()
+        .find(|l| l.starts_with("stored trajectory:"))
+        .unwrap_or_else(|| panic!("no stored-trajectory line:\n{text}"));
+    let words: Vec<&str> = stored.split_whitespace().collect();
+    assert_eq!(words[2], words[4], "bit-identical entries: {stored}");
+}
+
+/// Asserts `revgrad ARGS` exits 2 with a message containing every part.
+pub fn assert_exit_2(args: &[&str], parts: &[&str]) {
+    let out = revgrad().args(args).assert().code(2).get_output().clone();
+    assert_user_error_text(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stderr);
+    for part in parts {
+        assert!(text.contains(part), "{text} should contain {part}");
+    }
+}

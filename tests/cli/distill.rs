@@ -18,33 +18,6 @@ fn distill_config(per_class: usize) -> Value {
     })
 }
 
-/// `check-grad` passes: every input probe (sampled entries, random directions) agrees with
-/// finite differences, and the reversal equals reverse mode over the stored trajectory
-/// bit for bit.
-fn assert_check_grad_passes(dir: &Scratch, name: &str, c: &Value) {
-    let cfg = dir.config(name, c);
-    let out = revgrad()
-        .args(["check-grad", p(&cfg)])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let probes = text.lines().filter(|l| l.starts_with("input ")).count();
-    assert!(
-        probes >= 4,
-        "sampled entries and directions probed:\n{text}"
-    );
-    assert!(!text.contains("FAIL"), "{text}");
-    let stored = text
-        .lines()
-        .find(|l| l.starts_with("stored trajectory:"))
-        .unwrap_or_else(|| panic!("no stored-trajectory line:\n{text}"));
-    let words: Vec<&str> = stored.split_whitespace().collect();
-    assert_eq!(words[2], words[4], "bit-identical entries: {stored}");
-}
-
 #[test]
 fn input_hypergradients_pass_check_grad_for_every_reversible_optimizer() {
     let dir = Scratch::new();
@@ -330,16 +303,6 @@ fn distillation_lowers_the_validation_loss_and_beats_its_random_real_start_on_he
     let (l0, l1) = (t.num(start, "test_loss"), t.num(best, "test_loss"));
     assert!(l1 < l0, "held-out test loss {l0} → {l1}");
     assert!(t.num(best, "test_accuracy") > t.num(start, "test_accuracy"));
-}
-
-/// Asserts `revgrad ARGS` exits 2 with a message containing every part.
-fn assert_exit_2(args: &[&str], parts: &[&str]) {
-    let out = revgrad().args(args).assert().code(2).get_output().clone();
-    assert_user_error_text(&out.stderr);
-    let text = String::from_utf8_lossy(&out.stderr);
-    for part in parts {
-        assert!(text.contains(part), "{text} should contain {part}");
-    }
 }
 
 #[test]

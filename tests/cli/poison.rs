@@ -115,25 +115,7 @@ fn poison_input_hypergradients_pass_check_grad_for_every_reversible_optimizer() 
         if optimizer == "adam" {
             c["inner"].as_object_mut().unwrap().remove("gamma");
         }
-        let cfg = dir.config(&format!("{optimizer}.json"), &c);
-        let out = revgrad()
-            .args(["check-grad", p(&cfg)])
-            .assert()
-            .success()
-            .get_output()
-            .clone();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let probes: Vec<&str> = text.lines().filter(|l| l.starts_with("input ")).collect();
-        assert!(probes.len() >= 5, "{text}");
-        for line in probes.iter().filter(|l| l.contains("entry")) {
-            assert!(line.trim_end().ends_with(" ok"), "{optimizer}: {line}");
-        }
-        let stored = text
-            .lines()
-            .find(|l| l.starts_with("stored trajectory:"))
-            .unwrap();
-        let words: Vec<&str> = stored.split_whitespace().collect();
-        assert_eq!(words[2], words[4], "{optimizer}: {stored}");
+        assert_check_grad_passes(&dir, &format!("{optimizer}.json"), &c);
     }
 }
 
@@ -271,24 +253,15 @@ fn bad_poison_configs_name_the_file_and_field() {
             vec!["data.poison.labels", "flip"],
         ),
     ];
-    for (what, edits, parts) in cases {
+    for (_what, edits, parts) in cases {
         let mut c = poison_config();
         for (k, v) in edits.as_object().unwrap() {
             set(&mut c, k, v.clone());
         }
         let cfg = dir.config("bad.json", &c);
-        let out = revgrad()
-            .args(["tune", p(&cfg)])
-            .assert()
-            .code(2)
-            .get_output()
-            .clone();
-        assert_user_error_text(&out.stderr);
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(text.contains("bad.json"), "{what}: {text}");
-        for part in &parts {
-            assert!(text.contains(part), "{what}: {text} should contain {part}");
-        }
+        let mut all = vec!["bad.json"];
+        all.extend(parts);
+        assert_exit_2(&["tune", p(&cfg)], &all);
     }
     // maximize with no tuned block named.
     let mut c = poison_config();
@@ -298,15 +271,5 @@ fn bad_poison_configs_name_the_file_and_field() {
         .unwrap()
         .insert("learning_rate".into(), json!(0.1));
     let cfg = dir.config("bad.json", &c);
-    let out = revgrad()
-        .args(["tune", p(&cfg)])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        text.contains("outer.tune") && text.contains("maximize"),
-        "{text}"
-    );
+    assert_exit_2(&["tune", p(&cfg)], &["outer.tune", "maximize"]);
 }
