@@ -6,13 +6,15 @@
 //! probes: every entry of small blocks, a few sampled entries and random directions of large
 //! ones. A probe passes when the relative disagreement is within `--tolerance`, or within
 //! three times the finite differences' own error estimate (noise the method can explain:
-//! fixed-point quantisation, γ rounded to n/2^16 inside schedules). Exit 1 otherwise.
+//! fixed-point quantisation, seen as |R₁ − R₂|; for the knots of a decay schedule also a
+//! bound on what rounding the interpolated steps to n/2^16 does, from the per-step
+//! hypergradients of one more reversal, [`DecaySteps`]). Exit 1 otherwise.
 
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::hypergrad::finite_diff::{
-    EXPLAINED, Verdict, estimate, probes, relative_error, verdict,
+    DecaySteps, EXPLAINED, Verdict, estimate, probes, relative_error, verdict,
 };
 use crate::hypergrad::reverse::hypergradient;
 use crate::hypergrad::stored::hypergradient_stored;
@@ -70,6 +72,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     )?;
     let rev = hypergradient(&mut run.problem, setup)?;
     let (stored, _) = hypergradient_stored(&mut run.problem, setup)?;
+    let decay_steps = DecaySteps::of(&mut run.problem, setup)?;
     let mut failures = Vec::new();
 
     let (mut same, mut total, mut worst) = (0usize, 0usize, 0.0f64);
@@ -121,22 +124,32 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         }
         for p in probes {
             let predicted = p.predicted(&rev.grads);
-            let fd = estimate(&mut run.problem, setup, &p)?;
+            let fd = estimate(&mut run.problem, setup, &p)?
+                .with_rounding(decay_steps.rounding(setup, &p));
             let rel = relative_error(predicted, fd.value, 1e-12);
             let verdict = match verdict(predicted, fd, args.tolerance) {
                 Verdict::Ok => "ok",
                 Verdict::Explained => "within fd error",
                 Verdict::Fail => {
+                    let rounding = if fd.rounding > 0.0 {
+                        format!(
+                            " (of which {:e} from rounding the scheduled {} to n/2^16)",
+                            fd.rounding,
+                            kind.name()
+                        )
+                    } else {
+                        String::new()
+                    };
                     failures.push(format!(
-                    "d_{} {}: reversal {predicted:e} and finite differences {:e} differ by {rel:e} \
-                     (relative), beyond the tolerance {:e} and {EXPLAINED}× the finite differences' \
-                     error estimate {:e}",
-                    kind.name(),
-                    p.label,
-                    fd.value,
-                    args.tolerance,
-                    fd.error
-                ));
+                        "d_{} {}: reversal {predicted:e} and finite differences {:e} differ by \
+                         {rel:e} (relative), beyond the tolerance {:e} and {EXPLAINED}× the finite \
+                         differences' error estimate {:e}{rounding}",
+                        kind.name(),
+                        p.label,
+                        fd.value,
+                        args.tolerance,
+                        fd.error
+                    ));
                     "FAIL"
                 }
             };
@@ -152,6 +165,10 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         }
     }
     let mut text = render(&rows);
+    if !decay_steps.is_empty() {
+        text += "fd error of a scheduled decay includes a bound on what rounding its interpolated \
+                 steps to n/2^16 does to the finite differences\n";
+    }
     text += &format!(
         "stored trajectory: {same} of {total} hypergradient entries bit-identical to the reversal\n\
          val_loss {}; reversal {}\n",
