@@ -324,7 +324,10 @@ pub const MAX_PARAMETERS: usize = 50_000_000;
 /// evaluation parts 8·32; about 14 arrays of `rows × Σ layer widths` f64 each), about 10
 /// parameter-sized f64 vectors (θ, v, gradients, adjoints, scratch) plus the parts' own
 /// (a gradient and a Hessian-vector product per batch part, a gradient per evaluation part,
-/// [`crate::model::parallel`]), and the data. Saturates rather than wraps.
+/// [`crate::model::parallel`]), and the data as it is held: every set's features (f64) and
+/// labels, and with learnable rows a second copy of the training features (the rows as
+/// set). Saturates rather than wraps. The data readers check the data alone against the
+/// same limit before they allocate it ([`crate::memory`]).
 pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Data) -> u64 {
     let sizes: Vec<u128> = sizes.iter().map(|&s| s as u128).collect();
     let width: u128 = sizes.iter().sum();
@@ -334,9 +337,17 @@ pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Da
     let workspace = rows * width * 14 * 8;
     let parts = 2 * partition::batch_parts(batch) + partition::EVAL_PARTS;
     let vectors = (10 + parts as u128) * params * 8;
-    let values = |d: &crate::data::Dataset| (d.x.len() + d.y.len()) as u128 * 8;
-    let data = values(&data.train) + values(&data.validation);
-    u64::try_from(workspace + vectors + data).unwrap_or(u64::MAX)
+    let values = |d: &crate::data::Dataset| u128::from(d.bytes());
+    let inputs = if data.learnable.is_some() {
+        data.train.x.len() as u128 * 8
+    } else {
+        0
+    };
+    let held = values(&data.train)
+        + values(&data.validation)
+        + data.test.as_ref().map_or(0, values)
+        + inputs;
+    u64::try_from(workspace + vectors + held).unwrap_or(u64::MAX)
 }
 
 /// A loaded experiment: the validated config and its data, from which problems, the

@@ -17,6 +17,10 @@
 //! (labels next to it, `idx3` → `idx1`, plain or `.gz`, see [`idx`]); anything else is a
 //! CSV with a header row (see [`csv`]). The classes are `0..n_classes` with
 //! `n_classes = 1 + max label` over all sets.
+//!
+//! An IDX training file is read only as far as its first `data.limit` images. Each IDX
+//! file's kept images are counted against the memory limit ([`crate::memory`]) with the
+//! files read before it, before its data is allocated, and so are the held-out copies.
 
 pub mod batches;
 pub mod csv;
@@ -98,6 +102,39 @@ impl Dataset {
         self.y.truncate(keep.len());
     }
 
+    /// Bytes of the features (f64) and labels (usize).
+    pub fn bytes(&self) -> u64 {
+        (self.x.len() as u64 + self.y.len() as u64).saturating_mul(8)
+    }
+
+    /// [`Dataset::select`], with the memory for the copy asked of the system first: its
+    /// refusal is an error naming `file`, not an abort.
+    ///
+    /// # Errors
+    /// [`Error::Data`] if the allocation is refused.
+    ///
+    /// # Panics
+    /// As [`Dataset::select`].
+    #[track_caller]
+    pub fn try_select(&self, indices: &[usize], file: &Path) -> Result<Dataset> {
+        let d = self.n_features();
+        let n = indices.len();
+        let bytes = (n as u64).saturating_mul(d as u64 + 1).saturating_mul(8);
+        let what = format!("a copy of {n} of its rows");
+        let refused = |e| crate::memory::refused(file, bytes, &what, &e);
+        let mut flat: Vec<f64> = Vec::new();
+        flat.try_reserve_exact(n.saturating_mul(d))
+            .map_err(refused)?;
+        let mut y = Vec::new();
+        y.try_reserve_exact(n).map_err(refused)?;
+        for &i in indices {
+            flat.extend(self.x.row(i).iter());
+            y.push(self.y[i]);
+        }
+        let x = Array2::from_shape_vec((n, d), flat).expect("n rows of d features");
+        Ok(Dataset { x, y })
+    }
+
     /// The rows at `indices`, in that order.
     ///
     /// # Panics
@@ -159,14 +196,20 @@ impl Loaded {
 }
 
 /// Reads one data file, choosing the format from its name; IDX images past `limit` are not
-/// converted (`rows` still counts every row of the file).
-fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> Result<Loaded> {
+/// read (`rows` still counts every row of the file), and the images kept are counted
+/// against the memory limit together with `held`, the bytes of the files already read.
+fn read_file(
+    path: &Path,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+    held: u64,
+) -> Result<Loaded> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.contains("idx3") {
-        let (dataset, rows) = idx::read_first(path, limit)?;
+        let (dataset, rows) = idx::read_first(path, limit, held)?;
         return Ok(Loaded {
             dataset,
             rows,
@@ -212,14 +255,15 @@ fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> R
 /// # Errors
 /// [`Error::Data`] naming the file (and line, for CSV) for malformed files, a validation or
 /// test file whose feature count or label column differs from the training file, too few
-/// rows to split, or a column that cannot be standardised; [`Error::Io`] for unreadable
-/// files; [`Error::Config`] on `data.limit` if it exceeds the training file's rows, on
+/// rows to split, a column that cannot be standardised, or memory the system refuses;
+/// [`Error::Usage`] for data past the memory limit; [`Error::Io`] for unreadable files;
+/// [`Error::Config`] on `data.limit` if it exceeds the training file's rows, on
 /// `data.label_noise` with a single class, and on `inner.batch_size` if it exceeds the
 /// number of training rows.
 pub fn load(config: &Config) -> Result<Data> {
     let d = &config.data;
     let label_column = d.label_column.as_deref();
-    let mut train = read_file(&d.train, label_column, d.limit)?;
+    let mut train = read_file(&d.train, label_column, d.limit, 0)?;
     if let Some(limit) = d.limit {
         let n = train.rows;
         if limit > n {
@@ -236,13 +280,15 @@ pub fn load(config: &Config) -> Result<Data> {
         ds.x.slice_collapse(ndarray::s![..limit, ..]);
         ds.y.truncate(limit);
     }
-    let read_other = |path: &Path| -> Result<Loaded> {
-        let other = read_file(path, label_column, None)?;
+    let mut held = train.dataset.bytes();
+    let mut read_other = |path: &Path| -> Result<Loaded> {
+        let other = read_file(path, label_column, None, held)?;
         check_matches(path, &other, &d.train, &train)?;
+        held = held.saturating_add(other.dataset.bytes());
         Ok(other)
     };
-    let validation = d.validation.as_deref().map(read_other).transpose()?;
-    let test = d.test.as_deref().map(read_other).transpose()?;
+    let validation = d.validation.as_deref().map(&mut read_other).transpose()?;
+    let test = d.test.as_deref().map(&mut read_other).transpose()?;
 
     // Holdouts of the training file, one seeded permutation (see `split`).
     let n = train.dataset.len();
@@ -263,8 +309,25 @@ pub fn load(config: &Config) -> Result<Data> {
     let (mut held_val, mut held_test) = (None, None);
     if n_val + n_test > 0 {
         let s = split::split(n, n_val, n_test, config.seed);
-        let pick = |rows: &[usize]| (!rows.is_empty()).then(|| train_set.select(rows));
-        (held_val, held_test) = (pick(&s.validation), pick(&s.test));
+        // The holdouts are copies, made before the training rows are compacted.
+        let copies = (n_val + n_test) as u64 * (train_set.n_features() as u64 + 1) * 8;
+        crate::memory::ensure_fits_or(
+            held.saturating_add(copies),
+            &format!(
+                "{}: the held-out rows (a copy of {} of its {n} rows, besides the {} read)",
+                d.train.display(),
+                n_val + n_test,
+                crate::memory::human(held)
+            ),
+            "keep fewer rows (data.limit), give data.validation or data.test files, or raise \
+             the limit",
+        )?;
+        let pick = |rows: &[usize]| {
+            (!rows.is_empty())
+                .then(|| train_set.try_select(rows, &d.train))
+                .transpose()
+        };
+        (held_val, held_test) = (pick(&s.validation)?, pick(&s.test)?);
         train_set.retain_rows(&s.train);
     }
     // Where each set's rows come from, for messages.
