@@ -18,9 +18,11 @@
 //! CSV with a header row (see [`csv`]). The classes are `0..n_classes` with
 //! `n_classes = 1 + max label` over all sets.
 //!
-//! An IDX training file is read only as far as its first `data.limit` images. Each IDX
-//! file's kept images are counted against the memory limit ([`crate::memory`]) with the
-//! files read before it, before its data is allocated, and so are the held-out copies.
+//! Only the rows kept are read into memory: the first `data.limit` rows of the training
+//! file (an IDX file is not read past them), and every row of the others. Each file's rows
+//! are counted against the memory limit ([`crate::memory`]) with the files read before
+//! it, before an IDX file's data is allocated and as a CSV file's rows arrive, and so are
+//! the held-out copies.
 
 pub mod batches;
 pub mod csv;
@@ -195,9 +197,9 @@ impl Loaded {
     }
 }
 
-/// Reads one data file, choosing the format from its name; IDX images past `limit` are not
-/// read (`rows` still counts every row of the file), and the images kept are counted
-/// against the memory limit together with `held`, the bytes of the files already read.
+/// Reads one data file, choosing the format from its name, keeping its first `limit` rows
+/// (`rows` still counts every row of the file); what it keeps is counted against the memory
+/// limit together with `held`, the bytes of the files already read.
 fn read_file(
     path: &Path,
     label_column: Option<&str>,
@@ -241,9 +243,9 @@ fn read_file(
              the same with idx1",
         ));
     }
-    let table = csv::read(path, label_column)?;
+    let table = csv::read_first(path, label_column, limit, held)?;
     Ok(Loaded {
-        rows: table.dataset.len(),
+        rows: table.rows,
         dataset: table.dataset,
         label_name: Some(table.label_name),
         feature_names: Some(table.feature_names),
@@ -254,8 +256,8 @@ fn read_file(
 ///
 /// # Errors
 /// [`Error::Data`] naming the file (and line, for CSV) for malformed files, a validation or
-/// test file whose feature count or label column differs from the training file, too few
-/// rows to split, a column that cannot be standardised, or memory the system refuses;
+/// test file whose features or label column differ from the training file's, too few rows
+/// to split, a column that cannot be standardised, or memory the system refuses;
 /// [`Error::Usage`] for data past the memory limit; [`Error::Io`] for unreadable files;
 /// [`Error::Config`] on `data.limit` if it exceeds the training file's rows, on
 /// `data.label_noise` with a single class, and on `inner.batch_size` if it exceeds the
@@ -276,9 +278,6 @@ pub fn load(config: &Config) -> Result<Data> {
                 ),
             ));
         }
-        let ds = &mut train.dataset;
-        ds.x.slice_collapse(ndarray::s![..limit, ..]);
-        ds.y.truncate(limit);
     }
     let mut held = train.dataset.bytes();
     let mut read_other = |path: &Path| -> Result<Loaded> {

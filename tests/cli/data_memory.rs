@@ -1,6 +1,7 @@
 //! Reading data within the memory limit, end to end: gzip IDX files that inflate past what
 //! their header promises, headers that promise more than the limit, `data.limit` on a large
-//! file, test files counted with the rest, and an allocation the system refuses.
+//! file, test files counted with the rest, CSV files too large for the limit, and an
+//! allocation the system refuses.
 //!
 //! Memory is bounded by running the binary under an address-space limit (`ulimit -v`),
 //! which counts every mapping, resident or not: a run that needed more would fail (or,
@@ -268,4 +269,56 @@ fn test_and_validation_files_count_against_the_limit() {
         ]);
         revgrad_within(256, &["--memory-limit", "100M", "train", p(&cfg)], &[]).assert_success();
     }
+}
+
+/// A CSV of `n` rows of 10 features and a label, about 21 bytes a row.
+fn write_big_csv(path: &Path, n: usize) {
+    let mut text = String::with_capacity(n * 24 + 64);
+    text += "f0,f1,f2,f3,f4,f5,f6,f7,f8,f9,label\n";
+    for i in 0..n {
+        let a = i % 7;
+        text += &format!("{a},{},0,1,0,0,1,0,0,{},{}\n", i % 5, i % 3, a % 2);
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+#[test]
+fn large_csv_is_refused_as_it_grows_and_limit_keeps_few_rows() {
+    // 1,000,000 rows (21 MiB of text, 84 MiB as float64) under an 8 MiB limit: reading it
+    // whole held the text and the growing array (over 100 MiB).
+    let dir = Scratch::new();
+    let csv = dir.path("big.csv");
+    write_big_csv(&csv, 1_000_000);
+    let cfg = config(&dir, &csv, json!({}));
+    let run = revgrad_within(64, &["--memory-limit", "8M", "train", p(&cfg)], &[]);
+    run.assert_exit_2(&[
+        "big.csv: 95326 rows of 11 columns as float64 (and the file may go on) needs about",
+        "more than the limit of 8 MiB (--memory-limit)",
+    ]);
+    // data.limit keeps the first 1000 rows; every row is still read and checked.
+    let cfg = config(&dir, &csv, json!({ "limit": 1000 }));
+    revgrad_within(64, &["--memory-limit", "8M", "train", p(&cfg)], &[]).assert_success();
+    let mut text = std::fs::read_to_string(&csv).expect("read");
+    text += "1,2,3\n";
+    std::fs::write(&csv, text).expect("write");
+    let run = revgrad_within(64, &["--memory-limit", "8M", "train", p(&cfg)], &[]);
+    run.assert_exit_2(&["big.csv:1000002: expected 11 columns, found 3"]);
+}
+
+#[test]
+fn endless_csv_line_is_refused_before_it_is_held() {
+    // A 3 MiB header line under a 32 MiB limit: the csv reader would hold all of it, and
+    // far more for a line of 1,500,000 columns.
+    let dir = Scratch::new();
+    let csv = dir.path("wide.csv");
+    let mut f = std::fs::File::create(&csv).expect("create");
+    f.write_all(&b"a,".repeat(3 << 19)).expect("write");
+    f.write_all(b"label\n0,1\n").expect("write");
+    drop(f);
+    let cfg = config(&dir, &csv, json!({}));
+    let run = revgrad_within(64, &["--memory-limit", "32M", "train", p(&cfg)], &[]);
+    run.assert_exit_2(&[
+        "wide.csv:1: line longer than 2 MiB: reading it would pass the memory limit of \
+         32 MiB (--memory-limit)",
+    ]);
 }
