@@ -18,6 +18,12 @@
 //! CSV with a header row (see [`csv`]). The classes are `0..n_classes` with
 //! `n_classes = 1 + max label` over all sets.
 //!
+//! A validation or test file must have the training file's features. Two CSV files are
+//! matched by name: the same label column and the same feature names, in any order (the
+//! other file's columns are put in the training file's order); different names are an
+//! error naming both files and a column. IDX columns have no names, so a mix of CSV and IDX
+//! files is matched by position: the same number of features.
+//!
 //! Only the rows kept are read into memory: the first `data.limit` rows of the training
 //! file (an IDX file is not read past them), and every row of the others. Each file's rows
 //! are counted against the memory limit ([`crate::memory`]) with the files read before
@@ -281,8 +287,8 @@ pub fn load(config: &Config) -> Result<Data> {
     }
     let mut held = train.dataset.bytes();
     let mut read_other = |path: &Path| -> Result<Loaded> {
-        let other = read_file(path, label_column, None, held)?;
-        check_matches(path, &other, &d.train, &train)?;
+        let mut other = read_file(path, label_column, None, held)?;
+        match_columns(path, &mut other, &d.train, &train)?;
         held = held.saturating_add(other.dataset.bytes());
         Ok(other)
     };
@@ -493,9 +499,12 @@ pub fn load(config: &Config) -> Result<Data> {
     })
 }
 
-/// An error unless `other` (read from `path`) has the training file's feature count and
-/// label column.
-fn check_matches(path: &Path, other: &Loaded, train_path: &Path, train: &Loaded) -> Result<()> {
+/// An error unless `other` (read from `path`) has the training file's features, and its
+/// columns put in the training file's order. Two CSV files are matched by name: the same
+/// label column and the same feature names, in any order (the other file's columns are
+/// reordered to the training file's). A mix with IDX files, whose columns have no names,
+/// is matched by position: the same number of features.
+fn match_columns(path: &Path, other: &mut Loaded, train_path: &Path, train: &Loaded) -> Result<()> {
     if other.dataset.n_features() != train.dataset.n_features() {
         return Err(Error::data(
             path,
@@ -508,22 +517,82 @@ fn check_matches(path: &Path, other: &Loaded, train_path: &Path, train: &Loaded)
             ),
         ));
     }
-    if other.label_name != train.label_name {
-        let show = |l: &Option<String>| match l {
-            Some(n) => format!("label column \"{}\"", crate::error::shorten(n)),
-            None => "IDX labels".to_owned(),
-        };
+    let (Some(names), Some(train_names), Some(label), Some(train_label)) = (
+        other.feature_names.as_ref(),
+        train.feature_names.as_ref(),
+        other.label_name.as_ref(),
+        train.label_name.as_ref(),
+    ) else {
+        return Ok(()); // an IDX file: by position
+    };
+    let quote = |n: &str| format!("\"{}\"", crate::error::shorten(n));
+    if label != train_label {
         return Err(Error::data(
             path,
             None,
             format!(
-                "has {}, but the training file {} has {}",
-                show(&other.label_name),
+                "has label column {}, but the training file {} has label column {}",
+                quote(label),
                 train_path.display(),
-                show(&train.label_name)
+                quote(train_label)
             ),
         ));
     }
+    if names == train_names {
+        return Ok(());
+    }
+    let position = |names: &[String], name: &str| names.iter().position(|n| n == name);
+    let missing = train_names.iter().find(|n| position(names, n).is_none());
+    let extra = names.iter().find(|n| position(train_names, n).is_none());
+    if let (Some(missing), Some(extra)) = (missing, extra) {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "has no feature column {} and has {}, unlike the training file {} (the \
+                 feature columns of CSV files are matched by name)",
+                quote(missing),
+                quote(extra),
+                train_path.display()
+            ),
+        ));
+    }
+    let repeated = |names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .find(|&(i, n)| position(names, n) != Some(i))
+            .map(|(_, n)| n.clone())
+    };
+    if let Some(name) = repeated(train_names).or_else(|| repeated(names)) {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "its feature columns are in another order than the training file {}'s, and \
+                 column {} appears more than once, so they cannot be matched by name; give \
+                 both files the same columns in the same order",
+                train_path.display(),
+                quote(&name)
+            ),
+        ));
+    }
+    // The same names in another order: column j of the training file is `from[j]` here.
+    let from: Vec<usize> = train_names
+        .iter()
+        .filter_map(|n| position(names, n))
+        .collect();
+    let mut scratch = vec![0.0; from.len()];
+    for mut row in other.dataset.x.rows_mut() {
+        scratch
+            .iter_mut()
+            .zip(row.iter())
+            .for_each(|(s, &v)| *s = v);
+        for (v, &k) in row.iter_mut().zip(&from) {
+            *v = scratch[k];
+        }
+    }
+    other.feature_names = Some(train_names.clone());
     Ok(())
 }
 
@@ -852,6 +921,50 @@ mod tests {
         );
         let msg = load(&c).unwrap_err().to_string();
         assert!(msg.contains("vl.csv:1: no column named \"label\""), "{msg}");
+    }
+
+    #[test]
+    fn csv_columns_are_matched_by_name_and_idx_by_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("t.csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n");
+        write("v.csv", "c,a,b,label\n30,10,20,1\n");
+        let data = r#"{"train": "t.csv", "validation": "v.csv", "test": "v.csv",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x, ndarray::array![[10.0, 20.0, 30.0]]);
+        assert_eq!(d.test.unwrap().x, ndarray::array![[10.0, 20.0, 30.0]]);
+        assert_eq!(d.feature_names.unwrap(), ["a", "b", "c"]);
+        // The label column may stand elsewhere when it is named.
+        write("l.csv", "b,label,c,a\n2,1,3,1\n");
+        let data = r#"{"train": "t.csv", "validation": "l.csv", "label_column": "label",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x, ndarray::array![[1.0, 2.0, 3.0]]);
+        // Repeated names cannot be matched by name unless in the same order.
+        write("r.csv", "a,a,c,label\n1,2,3,0\n4,5,6,1\n");
+        write("rv.csv", "a,c,a,label\n1,3,2,0\n");
+        let data = r#"{"train": "r.csv", "validation": "rv.csv"}"#;
+        let e = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("rv.csv: its feature columns are in another order")
+        );
+        assert!(
+            e.to_string()
+                .contains("column \"a\" appears more than once"),
+            "{e}"
+        );
+        let data = r#"{"train": "r.csv", "validation": "r.csv"}"#;
+        assert!(load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).is_ok());
+        // An IDX file against a CSV: by position, whatever the label column's name.
+        idx::tests::write_pair(dir.path(), "i", 4, 1, 3);
+        let data = r#"{"train": "t.csv", "validation": "i-images-idx3-ubyte",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x.row(1).to_vec(), [3.0, 4.0, 5.0]);
+        let data = r#"{"train": "i-images-idx3-ubyte", "test": "v.csv"}"#;
+        assert!(load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).is_ok());
     }
 
     #[test]
