@@ -358,3 +358,64 @@ fn csv_and_idx_files_mix_matched_by_position() {
         ],
     );
 }
+
+#[test]
+fn overflowing_test_loss_is_flagged_alike_by_every_command() {
+    let dir = Scratch::new();
+    // Rows of ±1.7e308 overflow the relu network's outputs: the test loss is not finite.
+    std::fs::write(
+        dir.path("x.csv"),
+        "a,b,label\n1.7e308,-1.7e308,1\n-1.7e308,1.7e308,0\n",
+    )
+    .expect("write");
+    let cfg = ab_config(
+        &dir,
+        json!({ "test": p(&dir.path("x.csv")), "standardize": false }),
+    );
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cfg).expect("read")).expect("json");
+    c["model"]["activation"] = json!("relu");
+    c["inner"]["steps"] = json!(40);
+    c["outer"] = json!({ "steps": 2 });
+    let cfg = dir.config("ab.json", &c);
+    let flagged = f64::MAX;
+    let warned = |stderr: &[u8]| {
+        let text = String::from_utf8_lossy(stderr);
+        assert!(
+            text.contains("warning: the test loss on")
+                && text.contains("x.csv is not finite")
+                && text.contains("reported as 1.7976931348623157e308"),
+            "{text}"
+        );
+    };
+    let run = |args: &[&str]| {
+        let out = revgrad().args(args).assert().success().get_output().clone();
+        warned(&out.stderr);
+        out.stdout
+    };
+    // train: a number, not null (which means "no test set"), in the JSON and the table.
+    let report: Value = serde_json::from_slice(&run(&["train", p(&cfg), "--json"])).expect("json");
+    assert_eq!(report["test_loss"].as_f64(), Some(flagged), "{report}");
+    assert!(report["test_accuracy"].as_f64().is_some(), "{report}");
+    let table = String::from_utf8(run(&["train", p(&cfg)])).expect("UTF-8");
+    let test = table
+        .lines()
+        .find(|l| l.starts_with("test"))
+        .expect("test row");
+    assert!(test.contains("1.797693e308"), "{table}");
+    // hypergrad: the same number.
+    let h: Value = serde_json::from_slice(&run(&["hypergrad", p(&cfg), "--json"])).expect("json");
+    assert_eq!(h["test_loss"].as_f64(), Some(flagged), "{h}");
+    // tune and search: the cell holds it, and no row is rejected for the test set (search
+    // rejected every trial).
+    for args in [
+        vec!["tune", p(&cfg), "--quiet"],
+        vec!["search", p(&cfg), "--trials", "2", "--quiet"],
+    ] {
+        let t = crate::common::Table::parse(&run(&args));
+        assert!(!t.rows.is_empty());
+        for r in &t.rows {
+            assert_eq!(t.cell(r, "status"), "ok", "{args:?}");
+            assert_eq!(t.cell(r, "test_loss"), "1.7976931348623157e308", "{args:?}");
+        }
+    }
+}
