@@ -11,7 +11,15 @@
 //! - half of the physical memory (`MemTotal` in `/proc/meminfo`), else 8 GiB.
 //!
 //! SIZE is a number of bytes with an optional `K`, `M`, `G` or `T` suffix (powers of 1024).
+//!
+//! The data readers check against the same limit before they allocate: an IDX file's header
+//! gives the size of the array it becomes, and a CSV file's rows are counted as they are
+//! read ([`ensure_fits_or`], [`room`]). Their data-sized buffers grow with [`grow`], so an
+//! allocation the system refuses is an error naming the file and the size ([`refused`]),
+//! not an abort.
 
+use std::collections::TryReserveError;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result, show};
@@ -73,16 +81,67 @@ pub fn limit() -> Result<(u64, String)> {
 /// # Errors
 /// [`Error::Usage`] (exit 2) with the estimate and the limit.
 pub fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
+    ensure_fits_or(
+        bytes,
+        what,
+        "use a smaller model or batch, fewer inner.steps, or raise the limit",
+    )
+}
+
+/// [`ensure_fits`] with another suggestion: `hint` says what to do instead.
+///
+/// # Errors
+/// [`Error::Usage`] (exit 2) with the estimate, the limit and `hint`.
+pub fn ensure_fits_or(bytes: u64, what: &str, hint: &str) -> Result<()> {
     let (limit, source) = limit()?;
     if bytes <= limit {
         return Ok(());
     }
     Err(Error::Usage(format!(
-        "{what} needs about {} of memory, more than the limit of {} ({source}); use a smaller \
-         model or batch, fewer inner.steps, or raise the limit",
+        "{what} needs about {} of memory, more than the limit of {} ({source}); {hint}",
         human(bytes),
         human(limit)
     )))
+}
+
+/// Bytes left under the limit once `held` bytes are in use (0 if none).
+///
+/// # Errors
+/// As [`limit`].
+pub fn room(held: u64) -> Result<u64> {
+    Ok(limit()?.0.saturating_sub(held))
+}
+
+/// Makes room in `v` for `more` elements: the capacity at least doubles (so elements are
+/// moved a bounded number of times) but never passes `most` elements unless `more` needs it.
+///
+/// # Errors
+/// The allocator's refusal (see [`refused`]), never an abort.
+pub fn grow<T>(
+    v: &mut Vec<T>,
+    more: usize,
+    most: usize,
+) -> std::result::Result<(), TryReserveError> {
+    let need = v.len().saturating_add(more);
+    if need <= v.capacity() {
+        return Ok(());
+    }
+    let target = v.capacity().saturating_mul(2).min(most).max(need);
+    v.try_reserve_exact(target - v.len())
+}
+
+/// The data error for an allocation of `bytes` for `what` that the system refused (an
+/// address-space limit, or too little memory).
+pub fn refused(file: &Path, bytes: u64, what: &str, e: &TryReserveError) -> Error {
+    Error::data(
+        file,
+        None,
+        format!(
+            "cannot allocate {} of memory for {what} ({e}); free memory, raise the process's \
+             limits, or read fewer rows (data.limit)",
+            human(bytes)
+        ),
+    )
 }
 
 /// Bytes as people read them: `1.5 GiB`, `300 MiB`.
@@ -152,6 +211,26 @@ mod tests {
         assert_eq!(human(3 << 30), "3 GiB");
         assert_eq!(human(1536), "1.5 KiB");
         assert_eq!(human(12), "12 bytes");
+    }
+
+    #[test]
+    fn grow_doubles_up_to_most() {
+        let mut v: Vec<u8> = Vec::new();
+        grow(&mut v, 10, 100).unwrap();
+        assert!(v.capacity() >= 10);
+        v.resize(v.capacity(), 0);
+        let before = v.capacity();
+        grow(&mut v, 1, 100).unwrap();
+        assert!(v.capacity() >= (2 * before).min(100), "{}", v.capacity());
+        assert!(v.capacity() <= 100.max(before + 1));
+        v.resize(100, 0);
+        grow(&mut v, 5, 100).unwrap();
+        assert!(v.capacity() >= 105, "more than most when asked");
+        // A refusal is an error, not an abort.
+        let mut big: Vec<u64> = Vec::new();
+        let e = grow(&mut big, usize::MAX / 4, usize::MAX).unwrap_err();
+        let msg = refused(Path::new("d/x.csv"), u64::MAX, "its rows", &e).to_string();
+        assert!(msg.starts_with("d/x.csv: cannot allocate"), "{msg}");
     }
 
     #[test]

@@ -36,7 +36,20 @@ pub struct Problem<'a> {
     n_train: usize,
     shuffle: bool,
     seed: u64,
+    /// Where the test rows come from, as the warning about an overflowed test loss names it.
+    test_source: Option<String>,
 }
+
+/// The test loss reported when the true one is past the float64 range (the network's
+/// outputs overflow on the test rows): the largest float64, a number that no finite loss
+/// reaches in practice and that reads as neither "no test set" (empty, `null`) nor a
+/// rejected row.
+pub const OVERFLOWED_LOSS: f64 = f64::MAX;
+
+/// Set once the warning about an overflowed test loss is written: a tune evaluates the test
+/// set at every iteration, and one warning says it.
+static WARNED_TEST_OVERFLOW: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 impl<'a> Problem<'a> {
     /// A problem with hidden sizes `hidden`, batches of `batch_size` rows (shuffled per
@@ -63,7 +76,15 @@ impl<'a> Problem<'a> {
             n_train: data.train.len(),
             shuffle,
             seed,
+            test_source: None,
         }
+    }
+
+    /// The same problem, naming its test rows `source` (a file, or the rows held out of one)
+    /// in the warning about an overflowed test loss.
+    pub fn with_test_source(mut self, source: impl Into<String>) -> Self {
+        self.test_source = Some(source.into());
+        self
     }
 
     /// The same problem with its batch order drawn from `seed`.
@@ -118,9 +139,28 @@ impl<'a> Problem<'a> {
 
     /// Mean cross-entropy and accuracy on the test set; `None` without one. Reported only:
     /// nothing is tuned on it.
+    ///
+    /// A loss that is not finite (the network's outputs overflow on the test rows) is
+    /// reported as [`OVERFLOWED_LOSS`], with a warning on stderr naming the test rows (once
+    /// per process), so every command shows it the same way: a number in the JSON, the CSV
+    /// and the tables, never NaN, infinity, `null` or an empty cell (which mean "no test
+    /// set"), and never a reason to reject or stop a run, since the test set steers nothing.
+    /// The accuracy is the network's predictions as they are.
     pub fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
         let d = self.data.test.as_ref()?;
-        Some(self.model.evaluate(theta, d.x.view(), &d.y))
+        let (loss, accuracy) = self.model.evaluate(theta, d.x.view(), &d.y);
+        if loss.is_finite() {
+            return Some((loss, accuracy));
+        }
+        if !WARNED_TEST_OVERFLOW.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            let source = self.test_source.as_deref().unwrap_or("the test set");
+            crate::note!(
+                "warning: the test loss on {source} is not finite ({loss}): the network's \
+                 outputs overflow on its rows; it is reported as {OVERFLOWED_LOSS:e} (the \
+                 largest float64), and the test set is never used for tuning"
+            );
+        }
+        Some((OVERFLOWED_LOSS, accuracy))
     }
 }
 
@@ -324,7 +364,10 @@ pub const MAX_PARAMETERS: usize = 50_000_000;
 /// evaluation parts 8·32; about 14 arrays of `rows × Σ layer widths` f64 each), about 10
 /// parameter-sized f64 vectors (θ, v, gradients, adjoints, scratch) plus the parts' own
 /// (a gradient and a Hessian-vector product per batch part, a gradient per evaluation part,
-/// [`crate::model::parallel`]), and the data. Saturates rather than wraps.
+/// [`crate::model::parallel`]), and the data as it is held: every set's features (f64) and
+/// labels, and with learnable rows a second copy of the training features (the rows as
+/// set). Saturates rather than wraps. The data readers check the data alone against the
+/// same limit before they allocate it ([`crate::memory`]).
 pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Data) -> u64 {
     let sizes: Vec<u128> = sizes.iter().map(|&s| s as u128).collect();
     let width: u128 = sizes.iter().sum();
@@ -334,9 +377,17 @@ pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Da
     let workspace = rows * width * 14 * 8;
     let parts = 2 * partition::batch_parts(batch) + partition::EVAL_PARTS;
     let vectors = (10 + parts as u128) * params * 8;
-    let values = |d: &crate::data::Dataset| (d.x.len() + d.y.len()) as u128 * 8;
-    let data = values(&data.train) + values(&data.validation);
-    u64::try_from(workspace + vectors + data).unwrap_or(u64::MAX)
+    let values = |d: &crate::data::Dataset| u128::from(d.bytes());
+    let inputs = if data.learnable.is_some() {
+        data.train.x.len() as u128 * 8
+    } else {
+        0
+    };
+    let held = values(&data.train)
+        + values(&data.validation)
+        + data.test.as_ref().map_or(0, values)
+        + inputs;
+    u64::try_from(workspace + vectors + held).unwrap_or(u64::MAX)
 }
 
 /// A loaded experiment: the validated config and its data, from which problems, the
@@ -404,7 +455,14 @@ impl Experiment {
     /// The inner problem: model, data and batch schedule of the config, on the experiment's
     /// threads.
     pub fn problem(&self) -> Problem<'_> {
-        let (m, i) = (&self.config.model, &self.config.inner);
+        let (m, i, d) = (&self.config.model, &self.config.inner, &self.config.data);
+        let test_source = match &d.test {
+            Some(file) => file.display().to_string(),
+            None => format!(
+                "the rows held out of {} (data.test_fraction)",
+                d.train.display()
+            ),
+        };
         Problem::new(
             &self.data,
             &m.hidden,
@@ -414,6 +472,7 @@ impl Experiment {
             self.config.inner_seed(),
         )
         .with_threads(self.threads.clone())
+        .with_test_source(test_source)
     }
 
     /// The problem, its layout, the initial-weight noise and the configured blocks: what

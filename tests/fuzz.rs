@@ -1,12 +1,74 @@
-//! Hostile input for the three readers (issue 12): the config parser, the CSV reader and the
-//! IDX reader get arbitrary and mutated input for a bounded number of cases each. Errors are
-//! fine; a panic fails the test (proptest reports the smallest input that panics).
+//! Hostile input for the three readers: the config parser, the CSV reader and the IDX
+//! reader (plain and gzip) get arbitrary and mutated input for a bounded number of cases
+//! each. Errors are fine; a panic fails the test (proptest reports the smallest input that
+//! panics). The gzip IDX reader must also keep its memory to the data it is given, whatever
+//! its header promises or however far the gzip data goes on: a counting allocator measures
+//! the peak bytes it holds.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::Write;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use revgrad::config::Config;
 use revgrad::data::{csv, idx};
+
+/// The system allocator, counting the bytes each thread holds and their peak (per thread:
+/// the harness runs other tests on other threads).
+struct Tracking;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn track(delta: isize) {
+    // `try_with`: the slots may be gone while a thread is being torn down.
+    let _ = LIVE.try_with(|live| {
+        live.set(live.get() + delta);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(live.get())));
+    });
+}
+
+unsafe impl GlobalAlloc for Tracking {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        track(layout.size() as isize);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        track(-(layout.size() as isize));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        track(new_size as isize - layout.size() as isize);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Tracking = Tracking;
+
+/// The most bytes this thread held at once while `f` ran, above what it held before.
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let start = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(start));
+    let out = f();
+    (out, (PEAK.with(Cell::get) - start).max(0) as usize)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).expect("gzip in memory");
+    enc.finish().expect("gzip in memory")
+}
+
+/// A gzip member of 1 MiB of zeros (about 1 KiB), made once.
+fn zeros_member() -> &'static [u8] {
+    static MEMBER: OnceLock<Vec<u8>> = OnceLock::new();
+    MEMBER.get_or_init(|| gzip(&vec![0; 1 << 20]))
+}
 
 /// A valid config to mutate; its data path is relative to the config file's folder.
 const VALID: &str = r#"{
@@ -206,5 +268,72 @@ proptest! {
         if let Ok(d) = idx::read(&images) {
             prop_assert!(d.x.ncols() > 0 && d.x.nrows() > 0);
         }
+    }
+    #[test]
+    fn gzip_idx_reader_holds_only_the_data_it_is_given(
+        dims in prop::collection::vec(
+            prop_oneof![0u32..5, Just(1 << 10), Just(1 << 16), Just(u32::MAX), any::<u32>()],
+            3,
+        ),
+        n_labels in prop_oneof![0u32..5, Just(1 << 20), any::<u32>()],
+        body in prop::collection::vec(any::<u8>(), 0..64),
+        label_body in prop::collection::vec(any::<u8>(), 0..8),
+        // Trailing members of 1 MiB of zeros (data past the header's size, or the rest of
+        // a large promise), on the images or the labels.
+        zeros in 0usize..3,
+        zeros_on_labels in any::<bool>(),
+        // Cut the images' gzip data short, or flip one of its bytes.
+        cut in prop::option::of(any::<prop::sample::Index>()),
+        flip in prop::option::of((any::<prop::sample::Index>(), 1u8..)),
+        limit in prop::option::of(0usize..6),
+    ) {
+        // Headers may promise anything up to the limit: at most 8 MiB as float64.
+        revgrad::memory::set_limit("64M").expect("a size");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let images = dir.path().join("z-images-idx3-ubyte.gz");
+        let labels = dir.path().join("z-labels-idx1-ubyte.gz");
+        let mut head = 0x0803u32.to_be_bytes().to_vec();
+        for d in &dims {
+            head.extend(d.to_be_bytes());
+        }
+        head.extend(&body);
+        let mut gz = gzip(&head);
+        let mut lgz = {
+            let mut l = 0x0801u32.to_be_bytes().to_vec();
+            l.extend(n_labels.to_be_bytes());
+            l.extend(&label_body);
+            gzip(&l)
+        };
+        let trailing = if zeros_on_labels { &mut lgz } else { &mut gz };
+        for _ in 0..zeros {
+            trailing.extend(zeros_member());
+        }
+        if let Some(at) = cut {
+            gz.truncate(at.index(gz.len() + 1));
+        }
+        if let Some((at, mask)) = flip.filter(|_| !gz.is_empty()) {
+            let k = at.index(gz.len());
+            gz[k] ^= mask;
+        }
+        std::fs::write(&images, &gz).expect("write");
+        std::fs::write(&labels, &lgz).expect("write");
+        let (result, peak) = peak_during(|| idx::read_first(&images, limit, 0));
+        // What the reader may hold: its buffers and decoders, and the data actually there
+        // (at most what the header promises) as f64 and usize, with room to grow.
+        let promised = dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(u64::from(d)));
+        let zeros_bytes = (zeros as u64) << 20;
+        let (image_zeros, label_zeros) = if zeros_on_labels {
+            (0, zeros_bytes)
+        } else {
+            (zeros_bytes, 0)
+        };
+        let image_data = promised.min(body.len() as u64 + image_zeros);
+        let label_data = u64::from(n_labels).min(label_body.len() as u64 + label_zeros);
+        let bound = (1 << 20) + 16 * (image_data + label_data);
+        prop_assert!(
+            (peak as u64) <= bound,
+            "held {peak} bytes (bound {bound}) for dims {dims:?}, {n_labels} labels: {:?}",
+            result.map(|(d, n)| (d.x.dim(), n))
+        );
     }
 }

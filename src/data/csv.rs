@@ -13,26 +13,41 @@
 //! so every message counts the header as line 1 (`data/x.csv:17: expected 65 columns, found
 //! 64`). Cells are trimmed; features must be finite numbers, labels non-negative integers
 //! (`3` or `3.0`, below [`MAX_LABEL`]).
+//!
+//! The file is streamed, never held whole. The rows kept (the first `data.limit` of them,
+//! or all; every row is still checked) are counted against the memory limit as they are
+//! read, 8 bytes a value ([`crate::memory`]), and a line too long for the memory left is
+//! refused before the `csv` crate holds it; an allocation the system refuses is an error,
+//! not an abort.
 
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use ndarray::Array2;
 
 use super::Dataset;
 use crate::error::{Error, Result, shorten};
+use crate::memory;
 
 /// Labels must be below this: a class index this large is almost surely a wrong column.
 pub const MAX_LABEL: usize = 100_000;
 
+/// Bytes of memory the `csv` crate and the header may take for each byte of one line (a
+/// field's bounds are 8 bytes, a field can be 2 bytes long, and the header's names are
+/// kept as strings): a line longer than the memory left over this is refused.
+const LINE_COST: u64 = 16;
+
 /// A CSV file read into a [`Dataset`], with its column names.
 #[derive(Debug, Clone)]
 pub struct Table {
-    /// Features `(n_rows, n_columns − 1)` and labels.
+    /// Features `(n_rows, n_columns − 1)` and labels (the rows kept: see [`read_first`]).
     pub dataset: Dataset,
     /// Name of the label column.
     pub label_name: String,
     /// Names of the feature columns, in file order.
     pub feature_names: Vec<String>,
+    /// Data rows in the file, kept or not.
+    pub rows: usize,
 }
 
 /// Reads a CSV file with a header row; the label column is `label_column` by name, or the
@@ -41,15 +56,39 @@ pub struct Table {
 /// # Errors
 /// [`Error::Io`] if the file cannot be opened; [`Error::Data`] with the line for an empty
 /// file, a header without data rows, an unknown label column, a ragged row, a non-numeric
-/// or non-finite feature, or a label that is not a non-negative integer.
+/// or non-finite feature, or a label that is not a non-negative integer; as
+/// [`read_first`] for memory.
 pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = LineCounter::new(&bytes);
+    read_first(path, label_column, None, 0)
+}
+
+/// [`read`], keeping only the first `limit` rows (all without a limit); every row is still
+/// checked, and counted in [`Table::rows`]. The rows kept are counted against the memory
+/// limit as they are read, together with `held`, the bytes other data already holds.
+///
+/// # Errors
+/// As [`read`]; [`Error::Usage`] when the rows kept, or one line, pass the memory limit;
+/// [`Error::Data`] when the system refuses the memory for them.
+pub fn read_first(
+    path: &Path,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+    held: u64,
+) -> Result<Table> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let room = memory::room(held)?;
+    let guard = LineGuard {
+        inner: file,
+        // A line of 1 MiB is always read: below that, the rows' own check speaks.
+        max_line: (room / LINE_COST).max(1 << 20),
+        run: 0,
+        line: 1,
+    };
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_reader(bytes.as_slice());
+        .from_reader(guard);
     let mut records = reader.records();
 
     let header = match records.next() {
@@ -60,15 +99,15 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
                 "empty file, expected a header row",
             ));
         }
-        Some(r) => r.map_err(|e| csv_error(path, &mut lines, e))?,
+        Some(r) => r.map_err(|e| csv_error(path, e, held))?,
     };
-    let header_line = lines.line_of(&header);
+    let header_line = || line_of(path, &header);
     let names: Vec<String> = header.iter().map(str::to_owned).collect();
     let n_cols = names.len();
     if n_cols < 2 {
         return Err(Error::data(
             path,
-            Some(header_line),
+            header_line(),
             format!(
                 "the header has {n_cols} column; need at least one feature column and a \
                  label column"
@@ -84,7 +123,7 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
                 (Some(_), Some(_)) => {
                     return Err(Error::data(
                         path,
-                        Some(header_line),
+                        header_line(),
                         format!(
                             "the label column \"{}\" appears more than once",
                             shorten(name)
@@ -94,7 +133,7 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
                 (None, _) => {
                     return Err(Error::data(
                         path,
-                        Some(header_line),
+                        header_line(),
                         format!(
                             "no column named \"{}\" (data.label_column); the header has {}",
                             shorten(name),
@@ -114,89 +153,165 @@ pub fn read(path: &Path, label_column: Option<&str>) -> Result<Table> {
         .collect();
     let n_features = n_cols - 1;
 
+    // A kept row takes its features as f64 and its label as usize: 8 bytes a column.
+    let row_bytes = n_cols as u64 * 8;
+    let most = usize::try_from(room / row_bytes).unwrap_or(usize::MAX);
+    let most = limit.map_or(most, |l| l.min(most));
     let mut x: Vec<f64> = Vec::new();
     let mut y: Vec<usize> = Vec::new();
+    let mut rows = 0usize;
     for record in records {
-        let record = record.map_err(|e| csv_error(path, &mut lines, e))?;
-        let line = lines.line_of(&record);
+        let record = record.map_err(|e| csv_error(path, e, held))?;
+        let line = || line_of(path, &record);
         if record.len() != n_cols {
             return Err(Error::data(
                 path,
-                Some(line),
+                line(),
                 format!("expected {n_cols} columns, found {}", record.len()),
             ));
         }
+        let keep = limit.is_none_or(|l| rows < l);
+        if keep {
+            let kept = y.len() + 1;
+            let bytes = (kept as u64).saturating_mul(row_bytes);
+            if kept > most {
+                let besides = if held > 0 {
+                    format!(
+                        ", besides the {} of data already read,",
+                        memory::human(held)
+                    )
+                } else {
+                    String::new()
+                };
+                memory::ensure_fits_or(
+                    held.saturating_add(bytes),
+                    &format!(
+                        "{}: {kept} rows of {n_cols} columns as float64 (and the file may go \
+                         on){besides}",
+                        path.display()
+                    ),
+                    "keep fewer rows (data.limit, for the training file) or raise the limit",
+                )?;
+            }
+            let refused = |e: std::collections::TryReserveError| {
+                memory::refused(path, bytes, &format!("{kept} rows"), &e)
+            };
+            memory::grow(&mut y, 1, most).map_err(refused)?;
+            memory::grow(&mut x, n_features, most.saturating_mul(n_features)).map_err(refused)?;
+        }
         for (i, cell) in record.iter().enumerate() {
             if i == label_idx {
-                y.push(parse_label(path, line, &label_name, cell)?);
+                let v = parse_label(&label_name, cell).map_err(|m| Error::data(path, line(), m))?;
+                if keep {
+                    y.push(v);
+                }
             } else {
-                x.push(parse_feature(path, line, &names[i], cell)?);
+                let v = parse_feature(&names[i], cell).map_err(|m| Error::data(path, line(), m))?;
+                if keep {
+                    x.push(v);
+                }
             }
         }
+        rows += 1;
     }
-    if y.is_empty() {
+    if rows == 0 {
         return Err(Error::data(
             path,
-            Some(header_line),
+            header_line(),
             "no data rows after the header",
         ));
     }
+    x.shrink_to_fit();
+    y.shrink_to_fit();
     let x = Array2::from_shape_vec((y.len(), n_features), x)
         .map_err(|e| Error::data(path, None, format!("internal shape error: {e}")))?;
     Ok(Table {
         dataset: Dataset { x, y },
         label_name,
         feature_names,
+        rows,
     })
 }
 
-/// 1-based line numbers from byte offsets, counting `\n` in the file itself: the csv
-/// crate's own `Position::line` does not count the blank lines it skips, and a record's
-/// byte offset is taken before those blank lines, so they are skipped here too.
-struct LineCounter<'a> {
-    bytes: &'a [u8],
-    /// Byte offset up to which newlines have been counted.
-    offset: usize,
-    /// Line number at `offset`.
+/// The file as the `csv` crate reads it, refusing a line longer than `max_line` bytes: the
+/// crate holds a whole record in memory, so one endless line would grow without bound.
+struct LineGuard<R> {
+    inner: R,
+    max_line: u64,
+    /// Bytes since the last newline.
+    run: u64,
+    /// Line number of the last byte read.
     line: usize,
 }
 
-impl<'a> LineCounter<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        LineCounter {
-            bytes,
-            offset: 0,
-            line: 1,
-        }
-    }
+/// The error a [`LineGuard`] stops reading with.
+#[derive(Debug)]
+struct LongLine {
+    line: usize,
+    max_line: u64,
+}
 
-    /// Line of byte offset `byte`; offsets must not decrease between calls.
-    fn line_at(&mut self, byte: usize) -> usize {
-        let mut end = byte.min(self.bytes.len());
-        while end < self.bytes.len() && matches!(self.bytes[end], b'\n' | b'\r') {
-            end += 1;
-        }
-        if end > self.offset {
-            self.line += self.bytes[self.offset..end]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count();
-            self.offset = end;
-        }
-        self.line
-    }
-
-    /// The line on which `record` starts.
-    fn line_of(&mut self, record: &::csv::StringRecord) -> usize {
-        match record.position() {
-            Some(p) => self.line_at(p.byte() as usize),
-            None => self.line,
-        }
+impl std::fmt::Display for LongLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line longer than {}", memory::human(self.max_line))
     }
 }
 
-fn csv_error(path: &Path, lines: &mut LineCounter, e: ::csv::Error) -> Error {
-    let line = e.position().map(|p| lines.line_at(p.byte() as usize));
+impl std::error::Error for LongLine {}
+
+impl<R: Read> Read for LineGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let got = &buf[..n];
+        match got.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                self.line += got.iter().filter(|&&b| b == b'\n').count();
+                self.run = (n - last - 1) as u64;
+            }
+            None => self.run += n as u64,
+        }
+        if self.run > self.max_line {
+            return Err(std::io::Error::other(LongLine {
+                line: self.line,
+                max_line: self.max_line,
+            }));
+        }
+        Ok(n)
+    }
+}
+
+/// The line on which `record` starts (see [`line_at`]).
+fn line_of(path: &Path, record: &::csv::StringRecord) -> Option<usize> {
+    line_at(path, record.position()?.byte())
+}
+
+/// The 1-based line of byte offset `byte`, counting `\n` in the file itself: the csv
+/// crate's own `Position::line` does not count the blank lines it skips, and a record's
+/// byte offset is taken before those blank lines, so they are skipped here too. The file is
+/// read again for this (messages only); `None` if it cannot be.
+fn line_at(path: &Path, byte: u64) -> Option<usize> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).ok()?);
+    let (mut line, mut at) = (1usize, 0u64);
+    loop {
+        let buf = file.fill_buf().ok()?;
+        if buf.is_empty() {
+            return Some(line);
+        }
+        let len = buf.len();
+        for &b in buf {
+            let blank = matches!(b, b'\n' | b'\r');
+            if at >= byte && !blank {
+                return Some(line);
+            }
+            line += usize::from(b == b'\n');
+            at += 1;
+        }
+        file.consume(len);
+    }
+}
+
+fn csv_error(path: &Path, e: ::csv::Error, held: u64) -> Error {
+    let line = e.position().and_then(|p| line_at(path, p.byte()));
     let message = match e.kind() {
         ::csv::ErrorKind::Utf8 { err, .. } => {
             format!("not valid UTF-8 (field {}): {err}", err.field() + 1)
@@ -204,53 +319,61 @@ fn csv_error(path: &Path, lines: &mut LineCounter, e: ::csv::Error) -> Error {
         _ => e.to_string(),
     };
     match e.into_kind() {
-        ::csv::ErrorKind::Io(io) => Error::io(path, io),
+        ::csv::ErrorKind::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<LongLine>()) {
+            Some(long) => {
+                let limit = memory::limit().map_or_else(
+                    |_| String::new(),
+                    |(l, source)| format!(" of {} ({source})", memory::human(l)),
+                );
+                let besides = if held > 0 {
+                    format!(" with the {} of data already read", memory::human(held))
+                } else {
+                    String::new()
+                };
+                Error::data(
+                    path,
+                    Some(long.line),
+                    format!(
+                        "{long}: reading it would pass the memory limit{limit}{besides}; \
+                             is this a CSV file? Otherwise raise the limit"
+                    ),
+                )
+            }
+            None => Error::io(path, io),
+        },
         _ => Error::data(path, line, message),
     }
 }
 
-fn parse_feature(path: &Path, line: usize, column: &str, cell: &str) -> Result<f64> {
+fn parse_feature(column: &str, cell: &str) -> std::result::Result<f64, String> {
     if cell.is_empty() {
-        return Err(Error::data(
-            path,
-            Some(line),
-            format!("column \"{}\" is empty, expected a number", shorten(column)),
+        return Err(format!(
+            "column \"{}\" is empty, expected a number",
+            shorten(column)
         ));
     }
     match cell.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(Error::data(
-            path,
-            Some(line),
-            format!(
-                "column \"{}\" is {}, expected a finite number",
-                shorten(column),
-                shorten(cell)
-            ),
+        Ok(_) => Err(format!(
+            "column \"{}\" is {}, expected a finite number",
+            shorten(column),
+            shorten(cell)
         )),
-        Err(_) => Err(Error::data(
-            path,
-            Some(line),
-            format!(
-                "column \"{}\" is not a number: \"{}\"",
-                shorten(column),
-                shorten(cell)
-            ),
+        Err(_) => Err(format!(
+            "column \"{}\" is not a number: \"{}\"",
+            shorten(column),
+            shorten(cell)
         )),
     }
 }
 
-fn parse_label(path: &Path, line: usize, column: &str, cell: &str) -> Result<usize> {
+fn parse_label(column: &str, cell: &str) -> std::result::Result<usize, String> {
     let bad = || {
-        Error::data(
-            path,
-            Some(line),
-            format!(
-                "label column \"{}\" is \"{}\", expected a non-negative integer class \
-                 (0, 1, 2, …)",
-                shorten(column),
-                shorten(cell)
-            ),
+        format!(
+            "label column \"{}\" is \"{}\", expected a non-negative integer class \
+             (0, 1, 2, …)",
+            shorten(column),
+            shorten(cell)
         )
     };
     let label = match cell.parse::<usize>() {
@@ -265,10 +388,8 @@ fn parse_label(path: &Path, line: usize, column: &str, cell: &str) -> Result<usi
         }
     };
     if label >= MAX_LABEL {
-        return Err(Error::data(
-            path,
-            Some(line),
-            format!("label {label} is too large, class labels must be below {MAX_LABEL}"),
+        return Err(format!(
+            "label {label} is too large, class labels must be below {MAX_LABEL}"
         ));
     }
     Ok(label)
@@ -454,6 +575,20 @@ mod tests {
         std::fs::write(&p, b"a,label\n1,0\n\xff,1\n").unwrap();
         let e = read(&p, None).unwrap_err();
         assert!(e.to_string().contains("x.csv:3: not valid UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn limit_keeps_the_first_rows_and_checks_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "a,b,label\n1,2,0\n3,4,1\n5,6,2\n7,8,0\n").unwrap();
+        let t = read_first(&p, None, Some(2), 0).unwrap();
+        assert_eq!(t.rows, 4);
+        assert_eq!(t.dataset.x, ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(t.dataset.y, [0, 1]);
+        std::fs::write(&p, "a,b,label\n1,2,0\n3,4,1\n\n5,x,2\n").unwrap();
+        let e = read_first(&p, None, Some(1), 0).unwrap_err();
+        assert!(e.to_string().contains("x.csv:5: column \"b\""), "{e}");
     }
 
     #[test]

@@ -15,6 +15,13 @@
 //! A file whose name ends in `.gz` (`train-images-idx3-ubyte.gz`, as Debian's
 //! `dataset-fashion-mnist` installs them) is gunzipped while it is read; corrupt or
 //! truncated gzip data is an error naming the file.
+//!
+//! Reading follows the header. A plain file's length must be what the header gives before
+//! any data is read; a gzip file is inflated only as far as the header promises, then one
+//! byte more to find data after it (an error, found without inflating the rest). With
+//! `data.limit`, only that many images and labels are read. The array the kept images
+//! become (8 bytes a pixel) is checked against the memory limit before it is allocated
+//! (see [`crate::memory`]), and an allocation the system refuses is an error, not an abort.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,6 +30,7 @@ use ndarray::Array2;
 
 use super::Dataset;
 use crate::error::{Error, Result};
+use crate::memory;
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -56,18 +64,24 @@ pub fn labels_paths(images: &Path) -> Vec<PathBuf> {
 /// # Errors
 /// [`Error::Data`] naming the file for a missing labels file, a bad magic number, a
 /// truncated or over-long file, or different image and label counts; [`Error::Io`] if a
-/// file cannot be read.
+/// file cannot be read; as [`read_first`] for memory.
 pub fn read(images: &Path) -> Result<Dataset> {
-    read_first(images, None).map(|(d, _)| d)
+    read_first(images, None, 0).map(|(d, _)| d)
 }
 
-/// [`read`], keeping only the first `limit` images as f64 (all without a limit), and the
-/// number of images in the file: a `data.limit` of 20,000 of Fashion-MNIST's 60,000 then
-/// never holds the other 40,000 as f64 (376 MB for all of them).
+/// [`read`], keeping only the first `limit` images (all without a limit), and the number of
+/// images in the file. The files are read only that far: a `data.limit` of 100 of
+/// Fashion-MNIST's 60,000 images inflates and converts 100 images, not 60,000.
+///
+/// Before anything data-sized is allocated, the kept images as f64 (and their labels) are
+/// checked against the memory limit ([`memory::ensure_fits_or`]) together with `held`, the
+/// bytes other data already holds; and a plain file's length must be what its header
+/// promises. Raw bytes are read a chunk at a time, so a file's size never adds to the peak.
 ///
 /// # Errors
-/// As [`read`].
-pub fn read_first(images: &Path, limit: Option<usize>) -> Result<(Dataset, usize)> {
+/// As [`read`]; [`Error::Usage`] when the kept images pass the memory limit, and
+/// [`Error::Data`] when the system refuses the memory for them.
+pub fn read_first(images: &Path, limit: Option<usize>, held: u64) -> Result<(Dataset, usize)> {
     let candidates = labels_paths(images);
     let Some(first) = candidates.first() else {
         return Err(Error::data(
@@ -91,13 +105,10 @@ pub fn read_first(images: &Path, limit: Option<usize>) -> Result<(Dataset, usize
             ),
         ));
     };
-    let img = read_bytes(images)?;
-    let lab = read_bytes(&labels)?;
-
-    let dims = parse_header(images, &img, IMAGES_MAGIC, 3, "images (u8, 3 dimensions)")?;
-    let (n, rows, cols) = (dims[0], dims[1], dims[2]);
-    let ldims = parse_header(&labels, &lab, LABELS_MAGIC, 1, "labels (u8, 1 dimension)")?;
-    let n_labels = ldims[0];
+    let mut img = Opened::open(images, IMAGES_MAGIC, 3, "images (u8, 3 dimensions)")?;
+    let mut lab = Opened::open(&labels, LABELS_MAGIC, 1, "labels (u8, 1 dimension)")?;
+    let (n, rows, cols) = (img.dims[0], img.dims[1], img.dims[2]);
+    let n_labels = lab.dims[0];
     if n != n_labels {
         return Err(Error::data(
             &labels,
@@ -121,115 +132,253 @@ pub fn read_first(images: &Path, limit: Option<usize>) -> Result<(Dataset, usize
             ),
         ));
     }
+    // n·rows·cols fits in usize (the header check), so rows·cols and keep·d do too.
     let d = rows * cols;
     let keep = limit.map_or(n, |l| l.min(n));
-    let pixels = &img[16..16 + keep * d];
-    let labels_bytes = &lab[8..8 + keep];
-    // One pass over the bytes, not an index computation per pixel (60,000 × 784 of them).
-    let flat: Vec<f64> = pixels.iter().map(|&b| f64::from(b)).collect();
+    let values = keep * d;
+    let bytes = (values as u64)
+        .saturating_add(keep as u64)
+        .saturating_mul(8);
+    let besides = if held > 0 {
+        format!(
+            ", besides the {} of data already read,",
+            memory::human(held)
+        )
+    } else {
+        String::new()
+    };
+    memory::ensure_fits_or(
+        held.saturating_add(bytes),
+        &format!(
+            "{}: {keep} images of {rows}×{cols} pixels as float64{besides}",
+            images.display()
+        ),
+        "read fewer images (data.limit, for the training file) or raise the limit",
+    )?;
+    let what = format!("{keep} images of {rows}×{cols} pixels");
+    let refused = |e: std::collections::TryReserveError| memory::refused(images, bytes, &what, &e);
+    // A plain file's length is checked, so all of its data is there: the arrays are
+    // allocated once. A gzip file's header is only a promise: they grow as the data comes.
+    let mut flat: Vec<f64> = Vec::new();
+    if !img.gz {
+        flat.try_reserve_exact(values).map_err(refused)?;
+    }
+    img.read_body(values, |chunk| {
+        memory::grow(&mut flat, chunk.len(), values).map_err(refused)?;
+        flat.extend(chunk.iter().map(|&b| f64::from(b)));
+        Ok(())
+    })?;
+    let mut y: Vec<usize> = Vec::new();
+    if !lab.gz {
+        y.try_reserve_exact(keep).map_err(refused)?;
+    }
+    lab.read_body(keep, |chunk| {
+        memory::grow(&mut y, chunk.len(), keep).map_err(refused)?;
+        y.extend(chunk.iter().map(|&b| usize::from(b)));
+        Ok(())
+    })?;
+    if keep == n {
+        img.check_end()?;
+        lab.check_end()?;
+    }
     let Ok(x) = Array2::from_shape_vec((keep, d), flat) else {
         return Err(Error::data(images, None, "IDX dimensions are too large"));
     };
-    let y = labels_bytes.iter().map(|&b| usize::from(b)).collect();
     Ok((Dataset { x, y }, n))
 }
 
-/// The bytes of an IDX file, gunzipped if its name ends in `.gz`.
-///
-/// # Errors
-/// [`Error::Io`] if the file cannot be opened or read; [`Error::Data`] naming the file for
-/// gzip data that is corrupt or ends early.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let gz = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    if !gz {
-        return std::fs::read(path).map_err(|e| Error::io(path, e));
-    }
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let compressed = file.metadata().map_or(0, |m| m.len());
-    // MNIST-like images compress about 5:1; a first guess saves most reallocations.
-    let guess = usize::try_from(compressed.saturating_mul(4)).unwrap_or(0);
-    let mut out = Vec::with_capacity(guess.min(1 << 30));
-    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-    match decoder.read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        Err(e) => {
-            use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
-            match e.kind() {
-                UnexpectedEof => Err(Error::data(
-                    path,
-                    None,
-                    "truncated gzip file: the compressed data ends early",
-                )),
-                InvalidData | InvalidInput => {
-                    Err(Error::data(path, None, format!("corrupt gzip file: {e}")))
-                }
-                _ => Err(Error::io(path, e)),
-            }
-        }
-    }
+/// Bytes read at a time: the most of a file's raw bytes held at once.
+const CHUNK: usize = 1 << 16;
+
+/// An IDX file whose header is read and checked, positioned at its first data byte.
+struct Opened {
+    path: PathBuf,
+    reader: Box<dyn Read>,
+    /// Gzip-compressed (`.gz`): the data's length is known only by reading it.
+    gz: bool,
+    dims: Vec<usize>,
+    header_len: usize,
+    /// Data bytes read so far.
+    done: usize,
 }
 
-/// Checks the magic number and the file length; returns the dimensions.
-fn parse_header(
-    path: &Path,
-    bytes: &[u8],
-    magic: u32,
-    ndim: usize,
-    what: &str,
-) -> Result<Vec<usize>> {
-    let header_len = 4 + 4 * ndim;
-    if bytes.len() < header_len {
-        return Err(Error::data(
-            path,
-            None,
-            format!(
-                "truncated IDX file: {} bytes, shorter than its {header_len}-byte header",
-                bytes.len()
+impl Opened {
+    /// Opens `path` (gunzipping a `.gz`), reads and checks its header: the magic number, and
+    /// for a plain file its length against the dimensions, before any data is read.
+    fn open(path: &Path, magic: u32, ndim: usize, what: &str) -> Result<Self> {
+        let gz = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = if gz {
+            None
+        } else {
+            Some(file.metadata().map_err(|e| Error::io(path, e))?.len())
+        };
+        let file = std::io::BufReader::new(file);
+        let reader: Box<dyn Read> = if gz {
+            Box::new(flate2::read::MultiGzDecoder::new(file))
+        } else {
+            Box::new(file)
+        };
+        let header_len = 4 + 4 * ndim;
+        let mut opened = Opened {
+            path: path.to_owned(),
+            reader,
+            gz,
+            dims: Vec::new(),
+            header_len,
+            done: 0,
+        };
+        let mut header = [0u8; 16];
+        let got = opened.read_full(&mut header[..header_len])?;
+        if got < header_len {
+            return Err(Error::data(
+                path,
+                None,
+                format!(
+                    "truncated IDX file: {got} bytes, shorter than its {header_len}-byte header"
+                ),
+            ));
+        }
+        let word =
+            |k: usize| u32::from_be_bytes([header[k], header[k + 1], header[k + 2], header[k + 3]]);
+        let found = word(0);
+        if found != magic {
+            return Err(Error::data(
+                path,
+                None,
+                format!("bad IDX magic number 0x{found:08x}, expected 0x{magic:08x} for {what}"),
+            ));
+        }
+        opened.dims = (0..ndim).map(|i| word(4 + 4 * i) as usize).collect();
+        let Some(expected) = opened.expected() else {
+            return Err(Error::data(path, None, "IDX dimensions are too large"));
+        };
+        if let Some(len) = len {
+            let dims = dims_text(&opened.dims);
+            let expected = expected as u64;
+            if len < expected {
+                return Err(Error::data(
+                    path,
+                    None,
+                    format!(
+                        "truncated IDX file: {len} bytes, the header (dimensions {dims}) needs \
+                         {expected}"
+                    ),
+                ));
+            }
+            if len > expected {
+                return Err(Error::data(
+                    path,
+                    None,
+                    format!(
+                        "{} unexpected bytes after the data (dimensions {dims}, {expected} \
+                         bytes expected)",
+                        len - expected
+                    ),
+                ));
+            }
+        }
+        Ok(opened)
+    }
+
+    /// The file's length as the header gives it (`None` if it does not fit a `usize`).
+    fn expected(&self) -> Option<usize> {
+        self.dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .and_then(|body| body.checked_add(self.header_len))
+    }
+
+    /// Reads the next `count` data bytes, handing them to `sink` at most [`CHUNK`] at a
+    /// time.
+    fn read_body(&mut self, count: usize, mut sink: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        let mut buf = vec![0u8; count.clamp(1, CHUNK)];
+        let mut left = count;
+        while left > 0 {
+            let want = left.min(buf.len());
+            let got = self.read_full(&mut buf[..want])?;
+            self.done += got;
+            sink(&buf[..got])?;
+            if got < want {
+                // Only a gzip file gets here: a plain file's length is checked when opened.
+                return Err(Error::data(
+                    &self.path,
+                    None,
+                    format!(
+                        "truncated IDX file: the data ends after {} bytes, the header \
+                         (dimensions {}) needs {}",
+                        self.header_len + self.done,
+                        dims_text(&self.dims),
+                        self.expected().unwrap_or(usize::MAX)
+                    ),
+                ));
+            }
+            left -= got;
+        }
+        Ok(())
+    }
+
+    /// An error if the file goes on past the data its header promises. A gzip file is read
+    /// one byte further (to its end, which checks its CRC): whatever follows the data is
+    /// found without inflating all of it.
+    fn check_end(&mut self) -> Result<()> {
+        if !self.gz {
+            return Ok(()); // its length is checked when opened
+        }
+        let mut one = [0u8; 1];
+        if self.read_full(&mut one)? > 0 {
+            return Err(Error::data(
+                &self.path,
+                None,
+                format!(
+                    "unexpected bytes after the data: the header (dimensions {}) promises {} \
+                     bytes, and the decompressed file goes on past them",
+                    dims_text(&self.dims),
+                    self.expected().unwrap_or(usize::MAX)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` as far as the file goes; returns the bytes read (fewer at its end).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read; [`Error::Data`] naming the file for gzip
+    /// data that is corrupt or ends early.
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.reader.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.read_error(e)),
+            }
+        }
+        Ok(got)
+    }
+
+    fn read_error(&self, e: std::io::Error) -> Error {
+        use std::io::ErrorKind::{InvalidData, InvalidInput, UnexpectedEof};
+        let path = &self.path;
+        if !self.gz {
+            return Error::io(path, e);
+        }
+        match e.kind() {
+            UnexpectedEof => Error::data(
+                path,
+                None,
+                "truncated gzip file: the compressed data ends early",
             ),
-        ));
+            InvalidData | InvalidInput => {
+                Error::data(path, None, format!("corrupt gzip file: {e}"))
+            }
+            _ => Error::io(path, e),
+        }
     }
-    let word = |k: usize| u32::from_be_bytes([bytes[k], bytes[k + 1], bytes[k + 2], bytes[k + 3]]);
-    let found = word(0);
-    if found != magic {
-        return Err(Error::data(
-            path,
-            None,
-            format!("bad IDX magic number 0x{found:08x}, expected 0x{magic:08x} for {what}"),
-        ));
-    }
-    let dims: Vec<usize> = (0..ndim).map(|i| word(4 + 4 * i) as usize).collect();
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|body| body.checked_add(header_len));
-    let Some(expected) = expected else {
-        return Err(Error::data(path, None, "IDX dimensions are too large"));
-    };
-    if bytes.len() < expected {
-        return Err(Error::data(
-            path,
-            None,
-            format!(
-                "truncated IDX file: {} bytes, the header (dimensions {}) needs {expected}",
-                bytes.len(),
-                dims_text(&dims)
-            ),
-        ));
-    }
-    if bytes.len() > expected {
-        return Err(Error::data(
-            path,
-            None,
-            format!(
-                "{} unexpected bytes after the data (dimensions {}, {expected} bytes expected)",
-                bytes.len() - expected,
-                dims_text(&dims)
-            ),
-        ));
-    }
-    Ok(dims)
 }
 
 fn dims_text(dims: &[usize]) -> String {
@@ -352,6 +501,48 @@ pub(crate) mod tests {
         assert!(msg.contains("m-idx3-ubyte.gz: corrupt gzip file"), "{msg}");
         let msg = gz_err(Vec::new());
         assert!(msg.contains("m-idx3-ubyte.gz: "), "{msg}");
+    }
+
+    #[test]
+    fn gzip_is_read_only_as_far_as_the_header_promises() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = images_bytes(6, 2, 2, |k| k as u8);
+        let ip = dir.path().join("x-idx3-ubyte.gz");
+        std::fs::write(
+            dir.path().join("x-idx1-ubyte.gz"),
+            gzip(&labels_bytes(&[0, 1, 2, 0, 1, 2])),
+        )
+        .unwrap();
+        // Data after the promised 16 + 24 bytes, in the same member or in another.
+        for tail in [[body.clone(), vec![0; 5000]].concat(), body.clone()] {
+            let mut gz = gzip(&tail);
+            if tail.len() == body.len() {
+                gz.extend(gzip(&[7]));
+            }
+            std::fs::write(&ip, gz).unwrap();
+            let msg = read(&ip).unwrap_err().to_string();
+            assert!(
+                msg.contains("x-idx3-ubyte.gz: unexpected bytes after the data"),
+                "{msg}"
+            );
+            assert!(msg.contains("dimensions 6×2×2) promises 40 bytes"), "{msg}");
+            // With a limit, reading stops before them.
+            let (d, n) = read_first(&ip, Some(4), 0).unwrap();
+            assert_eq!((d.x.dim(), n), ((4, 4), 6));
+            assert_eq!(d.x[[3, 3]].to_bits(), 15f64.to_bits());
+            assert_eq!(d.y, [0, 1, 2, 0]);
+        }
+        // Less data than promised.
+        std::fs::write(&ip, gzip(&body[..30])).unwrap();
+        let msg = read(&ip).unwrap_err().to_string();
+        assert!(
+            msg.contains(
+                "truncated IDX file: the data ends after 30 bytes, the header \
+                          (dimensions 6×2×2) needs 40"
+            ),
+            "{msg}"
+        );
+        assert_eq!(read_first(&ip, Some(3), 0).unwrap().0.len(), 3);
     }
 
     #[test]

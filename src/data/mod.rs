@@ -17,6 +17,18 @@
 //! (labels next to it, `idx3` → `idx1`, plain or `.gz`, see [`idx`]); anything else is a
 //! CSV with a header row (see [`csv`]). The classes are `0..n_classes` with
 //! `n_classes = 1 + max label` over all sets.
+//!
+//! A validation or test file must have the training file's features. Two CSV files are
+//! matched by name: the same label column and the same feature names, in any order (the
+//! other file's columns are put in the training file's order); different names are an
+//! error naming both files and a column. IDX columns have no names, so a mix of CSV and IDX
+//! files is matched by position: the same number of features.
+//!
+//! Only the rows kept are read into memory: the first `data.limit` rows of the training
+//! file (an IDX file is not read past them), and every row of the others. Each file's rows
+//! are counted against the memory limit ([`crate::memory`]) with the files read before
+//! it, before an IDX file's data is allocated and as a CSV file's rows arrive, and so are
+//! the held-out copies.
 
 pub mod batches;
 pub mod csv;
@@ -98,6 +110,39 @@ impl Dataset {
         self.y.truncate(keep.len());
     }
 
+    /// Bytes of the features (f64) and labels (usize).
+    pub fn bytes(&self) -> u64 {
+        (self.x.len() as u64 + self.y.len() as u64).saturating_mul(8)
+    }
+
+    /// [`Dataset::select`], with the memory for the copy asked of the system first: its
+    /// refusal is an error naming `file`, not an abort.
+    ///
+    /// # Errors
+    /// [`Error::Data`] if the allocation is refused.
+    ///
+    /// # Panics
+    /// As [`Dataset::select`].
+    #[track_caller]
+    pub fn try_select(&self, indices: &[usize], file: &Path) -> Result<Dataset> {
+        let d = self.n_features();
+        let n = indices.len();
+        let bytes = (n as u64).saturating_mul(d as u64 + 1).saturating_mul(8);
+        let what = format!("a copy of {n} of its rows");
+        let refused = |e| crate::memory::refused(file, bytes, &what, &e);
+        let mut flat: Vec<f64> = Vec::new();
+        flat.try_reserve_exact(n.saturating_mul(d))
+            .map_err(refused)?;
+        let mut y = Vec::new();
+        y.try_reserve_exact(n).map_err(refused)?;
+        for &i in indices {
+            flat.extend(self.x.row(i).iter());
+            y.push(self.y[i]);
+        }
+        let x = Array2::from_shape_vec((n, d), flat).expect("n rows of d features");
+        Ok(Dataset { x, y })
+    }
+
     /// The rows at `indices`, in that order.
     ///
     /// # Panics
@@ -158,15 +203,21 @@ impl Loaded {
     }
 }
 
-/// Reads one data file, choosing the format from its name; IDX images past `limit` are not
-/// converted (`rows` still counts every row of the file).
-fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> Result<Loaded> {
+/// Reads one data file, choosing the format from its name, keeping its first `limit` rows
+/// (`rows` still counts every row of the file); what it keeps is counted against the memory
+/// limit together with `held`, the bytes of the files already read.
+fn read_file(
+    path: &Path,
+    label_column: Option<&str>,
+    limit: Option<usize>,
+    held: u64,
+) -> Result<Loaded> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name.contains("idx3") {
-        let (dataset, rows) = idx::read_first(path, limit)?;
+        let (dataset, rows) = idx::read_first(path, limit, held)?;
         return Ok(Loaded {
             dataset,
             rows,
@@ -198,9 +249,9 @@ fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> R
              the same with idx1",
         ));
     }
-    let table = csv::read(path, label_column)?;
+    let table = csv::read_first(path, label_column, limit, held)?;
     Ok(Loaded {
-        rows: table.dataset.len(),
+        rows: table.rows,
         dataset: table.dataset,
         label_name: Some(table.label_name),
         feature_names: Some(table.feature_names),
@@ -211,15 +262,16 @@ fn read_file(path: &Path, label_column: Option<&str>, limit: Option<usize>) -> R
 ///
 /// # Errors
 /// [`Error::Data`] naming the file (and line, for CSV) for malformed files, a validation or
-/// test file whose feature count or label column differs from the training file, too few
-/// rows to split, or a column that cannot be standardised; [`Error::Io`] for unreadable
-/// files; [`Error::Config`] on `data.limit` if it exceeds the training file's rows, on
+/// test file whose features or label column differ from the training file's, too few rows
+/// to split, a column that cannot be standardised, or memory the system refuses;
+/// [`Error::Usage`] for data past the memory limit; [`Error::Io`] for unreadable files;
+/// [`Error::Config`] on `data.limit` if it exceeds the training file's rows, on
 /// `data.label_noise` with a single class, and on `inner.batch_size` if it exceeds the
 /// number of training rows.
 pub fn load(config: &Config) -> Result<Data> {
     let d = &config.data;
     let label_column = d.label_column.as_deref();
-    let mut train = read_file(&d.train, label_column, d.limit)?;
+    let mut train = read_file(&d.train, label_column, d.limit, 0)?;
     if let Some(limit) = d.limit {
         let n = train.rows;
         if limit > n {
@@ -232,17 +284,16 @@ pub fn load(config: &Config) -> Result<Data> {
                 ),
             ));
         }
-        let ds = &mut train.dataset;
-        ds.x.slice_collapse(ndarray::s![..limit, ..]);
-        ds.y.truncate(limit);
     }
-    let read_other = |path: &Path| -> Result<Loaded> {
-        let other = read_file(path, label_column, None)?;
-        check_matches(path, &other, &d.train, &train)?;
+    let mut held = train.dataset.bytes();
+    let mut read_other = |path: &Path| -> Result<Loaded> {
+        let mut other = read_file(path, label_column, None, held)?;
+        match_columns(path, &mut other, &d.train, &train)?;
+        held = held.saturating_add(other.dataset.bytes());
         Ok(other)
     };
-    let validation = d.validation.as_deref().map(read_other).transpose()?;
-    let test = d.test.as_deref().map(read_other).transpose()?;
+    let validation = d.validation.as_deref().map(&mut read_other).transpose()?;
+    let test = d.test.as_deref().map(&mut read_other).transpose()?;
 
     // Holdouts of the training file, one seeded permutation (see `split`).
     let n = train.dataset.len();
@@ -263,8 +314,25 @@ pub fn load(config: &Config) -> Result<Data> {
     let (mut held_val, mut held_test) = (None, None);
     if n_val + n_test > 0 {
         let s = split::split(n, n_val, n_test, config.seed);
-        let pick = |rows: &[usize]| (!rows.is_empty()).then(|| train_set.select(rows));
-        (held_val, held_test) = (pick(&s.validation), pick(&s.test));
+        // The holdouts are copies, made before the training rows are compacted.
+        let copies = (n_val + n_test) as u64 * (train_set.n_features() as u64 + 1) * 8;
+        crate::memory::ensure_fits_or(
+            held.saturating_add(copies),
+            &format!(
+                "{}: the held-out rows (a copy of {} of its {n} rows, besides the {} read)",
+                d.train.display(),
+                n_val + n_test,
+                crate::memory::human(held)
+            ),
+            "keep fewer rows (data.limit), give data.validation or data.test files, or raise \
+             the limit",
+        )?;
+        let pick = |rows: &[usize]| {
+            (!rows.is_empty())
+                .then(|| train_set.try_select(rows, &d.train))
+                .transpose()
+        };
+        (held_val, held_test) = (pick(&s.validation)?, pick(&s.test)?);
         train_set.retain_rows(&s.train);
     }
     // Where each set's rows come from, for messages.
@@ -431,9 +499,12 @@ pub fn load(config: &Config) -> Result<Data> {
     })
 }
 
-/// An error unless `other` (read from `path`) has the training file's feature count and
-/// label column.
-fn check_matches(path: &Path, other: &Loaded, train_path: &Path, train: &Loaded) -> Result<()> {
+/// An error unless `other` (read from `path`) has the training file's features, and its
+/// columns put in the training file's order. Two CSV files are matched by name: the same
+/// label column and the same feature names, in any order (the other file's columns are
+/// reordered to the training file's). A mix with IDX files, whose columns have no names,
+/// is matched by position: the same number of features.
+fn match_columns(path: &Path, other: &mut Loaded, train_path: &Path, train: &Loaded) -> Result<()> {
     if other.dataset.n_features() != train.dataset.n_features() {
         return Err(Error::data(
             path,
@@ -446,22 +517,82 @@ fn check_matches(path: &Path, other: &Loaded, train_path: &Path, train: &Loaded)
             ),
         ));
     }
-    if other.label_name != train.label_name {
-        let show = |l: &Option<String>| match l {
-            Some(n) => format!("label column \"{}\"", crate::error::shorten(n)),
-            None => "IDX labels".to_owned(),
-        };
+    let (Some(names), Some(train_names), Some(label), Some(train_label)) = (
+        other.feature_names.as_ref(),
+        train.feature_names.as_ref(),
+        other.label_name.as_ref(),
+        train.label_name.as_ref(),
+    ) else {
+        return Ok(()); // an IDX file: by position
+    };
+    let quote = |n: &str| format!("\"{}\"", crate::error::shorten(n));
+    if label != train_label {
         return Err(Error::data(
             path,
             None,
             format!(
-                "has {}, but the training file {} has {}",
-                show(&other.label_name),
+                "has label column {}, but the training file {} has label column {}",
+                quote(label),
                 train_path.display(),
-                show(&train.label_name)
+                quote(train_label)
             ),
         ));
     }
+    if names == train_names {
+        return Ok(());
+    }
+    let position = |names: &[String], name: &str| names.iter().position(|n| n == name);
+    let missing = train_names.iter().find(|n| position(names, n).is_none());
+    let extra = names.iter().find(|n| position(train_names, n).is_none());
+    if let (Some(missing), Some(extra)) = (missing, extra) {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "has no feature column {} and has {}, unlike the training file {} (the \
+                 feature columns of CSV files are matched by name)",
+                quote(missing),
+                quote(extra),
+                train_path.display()
+            ),
+        ));
+    }
+    let repeated = |names: &[String]| {
+        names
+            .iter()
+            .enumerate()
+            .find(|&(i, n)| position(names, n) != Some(i))
+            .map(|(_, n)| n.clone())
+    };
+    if let Some(name) = repeated(train_names).or_else(|| repeated(names)) {
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "its feature columns are in another order than the training file {}'s, and \
+                 column {} appears more than once, so they cannot be matched by name; give \
+                 both files the same columns in the same order",
+                train_path.display(),
+                quote(&name)
+            ),
+        ));
+    }
+    // The same names in another order: column j of the training file is `from[j]` here.
+    let from: Vec<usize> = train_names
+        .iter()
+        .filter_map(|n| position(names, n))
+        .collect();
+    let mut scratch = vec![0.0; from.len()];
+    for mut row in other.dataset.x.rows_mut() {
+        scratch
+            .iter_mut()
+            .zip(row.iter())
+            .for_each(|(s, &v)| *s = v);
+        for (v, &k) in row.iter_mut().zip(&from) {
+            *v = scratch[k];
+        }
+    }
+    other.feature_names = Some(train_names.clone());
     Ok(())
 }
 
@@ -790,6 +921,50 @@ mod tests {
         );
         let msg = load(&c).unwrap_err().to_string();
         assert!(msg.contains("vl.csv:1: no column named \"label\""), "{msg}");
+    }
+
+    #[test]
+    fn csv_columns_are_matched_by_name_and_idx_by_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        write("t.csv", "a,b,c,label\n1,2,3,0\n4,5,6,1\n");
+        write("v.csv", "c,a,b,label\n30,10,20,1\n");
+        let data = r#"{"train": "t.csv", "validation": "v.csv", "test": "v.csv",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x, ndarray::array![[10.0, 20.0, 30.0]]);
+        assert_eq!(d.test.unwrap().x, ndarray::array![[10.0, 20.0, 30.0]]);
+        assert_eq!(d.feature_names.unwrap(), ["a", "b", "c"]);
+        // The label column may stand elsewhere when it is named.
+        write("l.csv", "b,label,c,a\n2,1,3,1\n");
+        let data = r#"{"train": "t.csv", "validation": "l.csv", "label_column": "label",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x, ndarray::array![[1.0, 2.0, 3.0]]);
+        // Repeated names cannot be matched by name unless in the same order.
+        write("r.csv", "a,a,c,label\n1,2,3,0\n4,5,6,1\n");
+        write("rv.csv", "a,c,a,label\n1,3,2,0\n");
+        let data = r#"{"train": "r.csv", "validation": "rv.csv"}"#;
+        let e = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("rv.csv: its feature columns are in another order")
+        );
+        assert!(
+            e.to_string()
+                .contains("column \"a\" appears more than once"),
+            "{e}"
+        );
+        let data = r#"{"train": "r.csv", "validation": "r.csv"}"#;
+        assert!(load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).is_ok());
+        // An IDX file against a CSV: by position, whatever the label column's name.
+        idx::tests::write_pair(dir.path(), "i", 4, 1, 3);
+        let data = r#"{"train": "t.csv", "validation": "i-images-idx3-ubyte",
+                       "standardize": false}"#;
+        let d = load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).unwrap();
+        assert_eq!(d.validation.x.row(1).to_vec(), [3.0, 4.0, 5.0]);
+        let data = r#"{"train": "i-images-idx3-ubyte", "test": "v.csv"}"#;
+        assert!(load(&config_in(dir.path(), data, r#"{"batch_size": 1}"#)).is_ok());
     }
 
     #[test]

@@ -230,3 +230,192 @@ fn limit_and_label_noise_run_end_to_end() {
         "{report}"
     );
 }
+
+/// Writes a CSV of `n` rows with features `a` and `b` in [0, 1) in the order `columns`,
+/// and `label` 1 where a > b (a fixed generator, seeded by `seed`).
+fn write_ab_csv(path: &Path, columns: [&str; 2], n: usize, seed: u64) {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut text = format!("{},{},label\n", columns[0], columns[1]);
+    for _ in 0..n {
+        let (a, b) = (next(), next());
+        let cell = |name: &str| if name == "a" { a } else { b };
+        let label = u8::from(a > b);
+        text += &format!("{},{},{label}\n", cell(columns[0]), cell(columns[1]));
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+/// A config learning `label = a > b` from `t.csv`, with `data` fields merged in.
+fn ab_config(dir: &Scratch, data: Value) -> PathBuf {
+    let train = dir.path("t.csv");
+    write_ab_csv(&train, ["a", "b"], 120, 1);
+    let mut c = config(&train, data);
+    c["inner"] = json!({ "steps": 300, "batch_size": 20, "alpha": 0.5, "gamma": 0.9 });
+    c["model"] = json!({ "hidden": [8] });
+    dir.config("ab.json", &c)
+}
+
+#[test]
+fn csv_columns_in_another_order_are_matched_by_name() {
+    let dir = Scratch::new();
+    // The same 60 rows, with the columns as in the training file and swapped.
+    write_ab_csv(&dir.path("same.csv"), ["a", "b"], 60, 2);
+    write_ab_csv(&dir.path("swapped.csv"), ["b", "a"], 60, 2);
+    let same = ab_config(
+        &dir,
+        json!({ "validation": p(&dir.path("same.csv")), "test": p(&dir.path("same.csv")) }),
+    );
+    let same = json_of(["train", p(&same), "--json"]);
+    assert!(same["val_accuracy"].as_f64().unwrap() > 0.9, "{same}");
+    let swapped = ab_config(
+        &dir,
+        json!({ "validation": p(&dir.path("swapped.csv")),
+                "test": p(&dir.path("swapped.csv")) }),
+    );
+    let swapped = json_of(["train", p(&swapped), "--json"]);
+    // Matched by position, the swapped file scored 0.5 with exit 0.
+    for key in ["val_loss", "val_accuracy", "test_loss", "test_accuracy"] {
+        assert_eq!(same[key], swapped[key], "{key}: {same} vs {swapped}");
+    }
+    // Other names are refused, naming both files and the columns.
+    std::fs::write(dir.path("other.csv"), "a,c,label\n0.5,0.25,1\n").expect("write");
+    for field in ["validation", "test"] {
+        let c = ab_config(&dir, json!({ field: p(&dir.path("other.csv")) }));
+        let out = revgrad()
+            .args(["train", p(&c)])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        assert_user_error_text(&out.stderr);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("other.csv: has no feature column \"b\" and has \"c\""),
+            "{stderr}"
+        );
+        assert!(stderr.contains("the training file"), "{stderr}");
+        assert!(stderr.contains("t.csv"), "{stderr}");
+    }
+}
+
+/// `idx_bytes(n, side)` as a CSV: pixel columns `p0…`, then `label`.
+fn idx_as_csv(path: &Path, n: u32, side: u32) {
+    let (images, labels) = idx_bytes(n, side);
+    let d = (side * side) as usize;
+    let names: Vec<String> = (0..d).map(|j| format!("p{j}")).collect();
+    let mut text = format!("{},label\n", names.join(","));
+    for (i, label) in labels[8..].iter().enumerate() {
+        let row = &images[16 + i * d..16 + (i + 1) * d];
+        let cells: Vec<String> = row.iter().map(u8::to_string).collect();
+        text += &format!("{},{label}\n", cells.join(","));
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+#[test]
+fn csv_and_idx_files_mix_matched_by_position() {
+    let dir = Scratch::new();
+    let csv = dir.path("train.csv");
+    idx_as_csv(&csv, 90, 6);
+    let idx = write_idx(&dir, "t10k", 30, true);
+    // A CSV training file with IDX validation and test files: both have labels and 36
+    // features (it was refused for the CSV's label column name).
+    let cfg = dir.config(
+        "c.json",
+        &config(&csv, json!({ "validation": p(&idx), "test": p(&idx) })),
+    );
+    let report = json_of(["train", p(&cfg), "--json"]);
+    assert!(report["test_loss"].as_f64().is_some(), "{report}");
+    assert_eq!(report["val_loss"], report["test_loss"], "{report}");
+    // The same rows as IDX everywhere give the same run, bit for bit.
+    let all_idx = write_idx(&dir, "train", 90, false);
+    let cfg = dir.config(
+        "i.json",
+        &config(&all_idx, json!({ "validation": p(&idx), "test": p(&idx) })),
+    );
+    let again = json_of(["train", p(&cfg), "--json"]);
+    for key in ["train_loss", "val_loss", "test_loss"] {
+        assert_eq!(report[key], again[key], "{key}");
+    }
+    // IDX training data with a CSV test file.
+    let cfg = dir.config("x.json", &config(&all_idx, json!({ "test": p(&csv) })));
+    let report = json_of(["train", p(&cfg), "--json"]);
+    assert!(report["test_loss"].as_f64().is_some(), "{report}");
+    // Still the same number of features.
+    std::fs::write(dir.path("narrow.csv"), "p0,p1,label\n1,2,0\n").expect("write");
+    expect_train_exit_2(
+        &dir,
+        &config(&all_idx, json!({ "test": p(&dir.path("narrow.csv")) })),
+        &[
+            "narrow.csv: has 2 feature columns, but the training file",
+            "has 36",
+        ],
+    );
+}
+
+#[test]
+fn overflowing_test_loss_is_flagged_alike_by_every_command() {
+    let dir = Scratch::new();
+    // Rows of ±1.7e308 overflow the relu network's outputs: the test loss is not finite.
+    std::fs::write(
+        dir.path("x.csv"),
+        "a,b,label\n1.7e308,-1.7e308,1\n-1.7e308,1.7e308,0\n",
+    )
+    .expect("write");
+    let cfg = ab_config(
+        &dir,
+        json!({ "test": p(&dir.path("x.csv")), "standardize": false }),
+    );
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&cfg).expect("read")).expect("json");
+    c["model"]["activation"] = json!("relu");
+    c["inner"]["steps"] = json!(40);
+    c["outer"] = json!({ "steps": 2 });
+    let cfg = dir.config("ab.json", &c);
+    let flagged = f64::MAX;
+    let warned = |stderr: &[u8]| {
+        let text = String::from_utf8_lossy(stderr);
+        assert!(
+            text.contains("warning: the test loss on")
+                && text.contains("x.csv is not finite")
+                && text.contains("reported as 1.7976931348623157e308"),
+            "{text}"
+        );
+    };
+    let run = |args: &[&str]| {
+        let out = revgrad().args(args).assert().success().get_output().clone();
+        warned(&out.stderr);
+        out.stdout
+    };
+    // train: a number, not null (which means "no test set"), in the JSON and the table.
+    let report: Value = serde_json::from_slice(&run(&["train", p(&cfg), "--json"])).expect("json");
+    assert_eq!(report["test_loss"].as_f64(), Some(flagged), "{report}");
+    assert!(report["test_accuracy"].as_f64().is_some(), "{report}");
+    let table = String::from_utf8(run(&["train", p(&cfg)])).expect("UTF-8");
+    let test = table
+        .lines()
+        .find(|l| l.starts_with("test"))
+        .expect("test row");
+    assert!(test.contains("1.797693e308"), "{table}");
+    // hypergrad: the same number.
+    let h: Value = serde_json::from_slice(&run(&["hypergrad", p(&cfg), "--json"])).expect("json");
+    assert_eq!(h["test_loss"].as_f64(), Some(flagged), "{h}");
+    // tune and search: the cell holds it, and no row is rejected for the test set (search
+    // rejected every trial).
+    for args in [
+        vec!["tune", p(&cfg), "--quiet"],
+        vec!["search", p(&cfg), "--trials", "2", "--quiet"],
+    ] {
+        let t = crate::common::Table::parse(&run(&args));
+        assert!(!t.rows.is_empty());
+        for r in &t.rows {
+            assert_eq!(t.cell(r, "status"), "ok", "{args:?}");
+            assert_eq!(t.cell(r, "test_loss"), "1.7976931348623157e308", "{args:?}");
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod blocks;
 mod check_grad;
 mod cleaning;
 mod data;
+mod data_memory;
 mod distill;
 mod errors;
 mod help;
