@@ -36,7 +36,8 @@ pub struct Args {
 /// Run `revgrad search`; returns exit code 130 if interrupted.
 ///
 /// # Errors
-/// Usage, config and data errors (exit 2); output errors.
+/// Usage, config and data errors (exit 2); a starting point that diverges (exit 1, as in
+/// `tune`); output errors.
 pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     if args.trials == Some(0) {
         return Err(Error::Usage("--trials must be at least 1, got 0".into()));

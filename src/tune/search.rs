@@ -4,8 +4,11 @@
 //! scalar** (every entry of the block set to it) from SPEC §2.4's range — log-uniform for
 //! log-warped kinds, uniform for logit-warped ones — and evaluated by float64 training.
 //! Iteration 0 is the configured starting point, as in `tune`, so the two CSVs compare row
-//! for row. A diverging trial is a `rejected` iteration, never an error. The search stops
-//! after `trials` trials or when the time budget is used, whichever comes first.
+//! for row. A diverging trial is a `rejected` iteration, never an error; a diverging starting
+//! point ends the search with its error, as it ends `tune`: the config itself does not train,
+//! and a search whose rows could all be rejected would leave no best point to write. The
+//! search stops after `trials` trials or when the time budget is used, whichever comes
+//! first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -17,6 +20,7 @@ use super::{Evaluation, Inner, Iteration, Observer, StopReason, Summary};
 use crate::error::Result;
 use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
+use crate::hypergrad::reverse::finite;
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Arithmetic, train};
 
@@ -48,12 +52,16 @@ pub fn draw(kind: Kind, rng: &mut StdRng) -> f64 {
     }
 }
 
-/// Float64 training at `setup.hypers` and the losses at θ_T; `Ok(None)` if it diverged.
+/// Float64 training at `setup.hypers` and the losses at θ_T.
+///
+/// # Errors
+/// Divergence or overflow of the training, or a training or validation loss at θ_T that is
+/// not finite ([`crate::Error::Diverged`]).
 fn evaluate(
     obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
-) -> Result<Option<Evaluation>> {
-    let theta = match train(
+) -> Result<Evaluation> {
+    let theta = train(
         &mut setup.objective(obj),
         setup.layout,
         &setup.theta0(),
@@ -62,31 +70,33 @@ fn evaluate(
         setup.optimizer,
         Arithmetic::Float,
         setup.threads,
-    ) {
-        Ok(t) => t,
-        Err(e) if e.is_divergence() => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    )?;
     let mut g = vec![0.0; obj.dim()];
     let (val_loss, val_accuracy) = obj.validation_grad_into(&theta, &mut g);
-    let train_loss = obj.train_loss(&theta);
+    let at = |what: &str| format!("at the trained weights, the {what}");
+    let val_loss = finite(val_loss, &at("validation loss"), setup.steps, &setup)?;
+    let train_loss = finite(
+        obj.train_loss(&theta),
+        &at("training loss"),
+        setup.steps,
+        &setup,
+    )?;
     let test = obj.test_metrics(&theta);
-    let finite =
-        val_loss.is_finite() && train_loss.is_finite() && test.is_none_or(|(l, _)| l.is_finite());
-    Ok(finite.then_some(Evaluation {
+    Ok(Evaluation {
         train_loss,
         val_loss,
         val_accuracy,
         test,
         grads: None,
-    }))
+    })
 }
 
 /// Run the search.
 ///
 /// # Errors
-/// An observer's error (e.g. the output file became unwritable); an error other than
-/// divergence from a trial (none is expected).
+/// The starting point's own divergence or overflow (there is no point to compare the
+/// trials with, as in `tune`); an observer's error (e.g. the output file became
+/// unwritable); an error other than divergence from a trial (none is expected).
 pub fn run(
     inner: &mut impl Inner,
     cfg: Search,
@@ -96,10 +106,15 @@ pub fn run(
     let clock = Instant::now();
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_5ea2c4);
     observer.on_start(cfg.trials.saturating_add(1))?;
+    // Iteration 0 fails with its error; a trial that diverges is rejected.
     let point = |h: Hypers, k: usize, inner: &mut _| -> Result<Iteration> {
         let result = {
             let (obj, setup) = Inner::at(inner, k, &h)?;
-            evaluate(obj, setup)?
+            match evaluate(obj, setup) {
+                Ok(e) => Some(e),
+                Err(e) if k > 0 && e.is_divergence() => None,
+                Err(e) => return Err(e),
+            }
         };
         Ok(Iteration {
             iteration: k,
@@ -111,7 +126,7 @@ pub fn run(
     let start = point(cfg.start.clone(), 0, inner)?;
     let mut best = start.clone();
     observer.on_iteration(&start, &best)?;
-    let (mut rows, mut rejected) = (1, usize::from(start.result.is_none()));
+    let (mut rows, mut rejected) = (1, 0);
     let mut stop = StopReason::StepsDone;
     for k in 1..=cfg.trials {
         if interrupt.load(Ordering::SeqCst) {

@@ -467,3 +467,36 @@ fn search_best_config_loads_and_train_reproduces_the_best_row() {
         "train on --best: {v}, best row {best_loss}"
     );
 }
+
+/// A starting point that does not train ends `search` as it ends `tune`: exit 1 with the
+/// step and a hint, the CSV header and no row, and no `--best` file (there is no point to
+/// compare the trials with). The trials themselves would all diverge too (α stays at 20).
+#[test]
+fn search_and_tune_both_exit_1_when_the_starting_point_diverges() {
+    let dir = Scratch::new();
+    let mut c = diverging_search_config();
+    set(&mut c, "inner.alpha", json!(20.0));
+    set(&mut c, "outer.tune", json!(["gamma"]));
+    let cfg = dir.config("c.json", &c);
+    for command in ["search", "tune"] {
+        let best = dir.path(&format!("{command}-best.json"));
+        let out = revgrad()
+            .args([command, p(&cfg), "--quiet", "--best", p(&best)])
+            .assert()
+            .code(1)
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with("error: step "), "{command}: {stderr}");
+        assert!(
+            stderr.contains("inner.alpha (now 20)"),
+            "{command}: {stderr}"
+        );
+        assert_header(&out.stdout, TUNE_HEADER);
+        assert_eq!(Table::parse(&out.stdout).rows.len(), 0, "{command}: no row");
+        assert!(
+            !best.exists(),
+            "{command}: no --best without a trained point"
+        );
+    }
+}
