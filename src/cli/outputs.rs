@@ -10,7 +10,13 @@
 //!   created or truncated yet;
 //! - no output may be the config file, a data file (IDX labels included) or
 //!   `model.init_file`, and no two outputs may be the same file (compared by device and
-//!   inode when both exist, else by canonical path).
+//!   inode when both exist, else by canonical path);
+//! - when the command writes its result to stdout (no `-o`), stdout is one of the outputs:
+//!   a file path that is the file stdout already writes (`--best /dev/stdout > f`) is
+//!   refused, since the two writes would interleave or one would replace the other, and so
+//!   is a stdout redirected onto an input (`>> data.csv`). Compared by device and inode of
+//!   file descriptor 1; a pipe or a terminal is never a file path here (the replaced outputs
+//!   refuse FIFOs and devices).
 
 use std::path::{Path, PathBuf};
 
@@ -22,16 +28,21 @@ use crate::error::{Error, Result};
 /// written by replacement.
 ///
 /// # Errors
-/// [`Error::Usage`] when an output names an input or another output; [`Error::Io`] for a
-/// closed stdout, a special file, or a folder that is missing or not writable.
+/// [`Error::Usage`] when an output names an input, another output or (without `-o`) the
+/// file stdout writes; [`Error::Io`] for a closed stdout, a special file, or a folder that
+/// is missing or not writable.
 pub fn check_outputs(
     config: &Config,
     stream: Option<&Path>,
     replaced: &[(&str, Option<&Path>)],
 ) -> Result<()> {
-    if stream.is_none() {
-        crate::report::sink::check_stdout()?;
-    }
+    let stdout = match stream {
+        None => {
+            crate::report::sink::check_stdout()?;
+            stdout_id()
+        }
+        Some(_) => None,
+    };
     let mut outputs: Vec<(&str, &Path)> = Vec::new();
     if let Some(p) = stream {
         outputs.push(("-o", p));
@@ -43,6 +54,22 @@ pub fn check_outputs(
         }
     }
     let inputs = inputs(config);
+    if let Some(id) = stdout {
+        if let Some((what, path)) = inputs.iter().find(|(_, i)| file_id(i) == Some(id)) {
+            return Err(Error::Usage(format!(
+                "standard output is the {what} {}; writing it would destroy it, redirect \
+                 stdout elsewhere",
+                path.display()
+            )));
+        }
+        if let Some((flag, out)) = outputs.iter().find(|(_, o)| file_id(o) == Some(id)) {
+            return Err(Error::Usage(format!(
+                "{flag} {} is the file standard output writes to, where this command's \
+                 result goes; give {flag} another file, or redirect stdout elsewhere",
+                out.display()
+            )));
+        }
+    }
     for (k, &(flag, out)) in outputs.iter().enumerate() {
         if let Some((what, _)) = inputs.iter().find(|(_, i)| same_file(out, i)) {
             return Err(Error::Usage(format!(
@@ -91,6 +118,22 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
         (Err(_), Err(_)) => canonical(a) == canonical(b),
         _ => false,
     }
+}
+
+/// Device and inode of the file at `path` (links followed).
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Device and inode of what file descriptor 1 writes to (a file, a pipe, a terminal), if
+/// it is open.
+fn stdout_id() -> Option<(u64, u64)> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    let meta = std::fs::File::from(fd).metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
 }
 
 /// `path` made absolute with links resolved as far as it exists: the canonical folder

@@ -14,6 +14,7 @@ mod cleaning;
 mod data;
 mod data_memory;
 mod distill;
+mod edge_cases;
 mod errors;
 mod help;
 mod hypergrad;

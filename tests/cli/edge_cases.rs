@@ -1,0 +1,160 @@
+//! Edge cases end to end: outputs that would be lost or interleaved while the run exits 0,
+//! config text that serde would silently accept, and numbers in cells and messages that
+//! misreport what happened.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+
+use crate::common::{
+    Scratch, TUNE_HEADER, Table, assert_header, assert_user_error_text, digits_csv, p,
+    revgrad_path, set, small_config,
+};
+
+/// Runs `revgrad ARGS` with stdout written to `stdout` (a file: `revgrad … > FILE`, or
+/// `>> FILE` with `append`).
+fn run_into(args: &[&str], stdout: &Path, append: bool) -> Output {
+    let file = File::options()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(stdout)
+        .expect("open the stdout file");
+    Command::new(revgrad_path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn revgrad")
+}
+
+/// Asserts exit 2 with every part in stderr.
+fn assert_refused(out: &Output, parts: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_user_error_text(&out.stderr);
+    for part in parts {
+        assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// stdout is an output: a file path naming stdout's file is refused when the result goes to
+// stdout.
+
+#[test]
+fn an_output_naming_the_file_stdout_writes_is_refused() {
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    let mut synthetic = small_config();
+    set(
+        &mut synthetic,
+        "data.synthetic",
+        json!({ "per_class": 1, "init": "real" }),
+    );
+    set(&mut synthetic, "inner.batch_size", json!(10));
+    set(&mut synthetic, "outer.tune", json!(["input"]));
+    let synthetic = dir.config("synthetic.json", &synthetic);
+    let f = dir.path("f");
+    let f_name = p(&f).to_owned();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["tune", p(&cfg), "--hypers-out", "/dev/stdout"],
+            "--hypers-out",
+        ),
+        (vec!["tune", p(&cfg), "--best", "/dev/stdout"], "--best"),
+        // The same file by its own name.
+        (vec!["tune", p(&cfg), "--best", &f_name], "--best"),
+        (vec!["search", p(&cfg), "--best", "/dev/stdout"], "--best"),
+        (vec!["train", p(&cfg), "--save", "/dev/stdout"], "--save"),
+        (
+            vec!["tune", p(&synthetic), "--inputs-out", "/dev/stdout"],
+            "--inputs-out",
+        ),
+        (
+            vec!["tune", p(&synthetic), "--images-out", "/dev/stdout"],
+            "--images-out",
+        ),
+    ];
+    for (mut args, flag) in cases {
+        args.push("--quiet");
+        if args[0] == "train" {
+            args.pop();
+        }
+        let out = run_into(&args, &f, false);
+        assert_refused(&out, &[flag, "standard output"]);
+        assert_eq!(
+            std::fs::read(&f).expect("read").len(),
+            0,
+            "{args:?}: nothing written before the refusal"
+        );
+    }
+    // With -o the CSV has its own file, and stdout is free for --best.
+    let csv = dir.path("t.csv");
+    let out = run_into(
+        &[
+            "tune",
+            p(&cfg),
+            "--quiet",
+            "--outer-steps",
+            "1",
+            "-o",
+            p(&csv),
+            "--best",
+            "/dev/stdout",
+        ],
+        &f,
+        false,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_header(&std::fs::read(&csv).expect("csv"), TUNE_HEADER);
+    let best: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("--best is JSON");
+    assert!(best["inner"]["alpha"].is_number(), "{best}");
+}
+
+#[test]
+fn stdout_appended_to_an_input_is_refused() {
+    let dir = Scratch::new();
+    let data = dir.path("d.csv");
+    std::fs::write(&data, std::fs::read(digits_csv()).expect("digits")).expect("copy");
+    let mut c = small_config();
+    set(&mut c, "data.train", json!(p(&data)));
+    let cfg = dir.config("c.json", &c);
+    let before = std::fs::read(&data).expect("read");
+    for command in ["train", "hypergrad", "verify-reversal"] {
+        let out = run_into(&[command, p(&cfg)], &data, true);
+        assert_refused(&out, &["standard output", "data.train file"]);
+    }
+    let out = run_into(&["tune", p(&cfg), "--quiet"], &cfg, true);
+    assert_refused(&out, &["standard output", "config file"]);
+    assert_eq!(
+        std::fs::read(&data).expect("read"),
+        before,
+        "data untouched"
+    );
+    // A -o file leaves stdout unused: appending it to the config is harmless.
+    let csv = dir.path("t.csv");
+    let out = run_into(
+        &[
+            "tune",
+            p(&cfg),
+            "--quiet",
+            "--outer-steps",
+            "1",
+            "-o",
+            p(&csv),
+        ],
+        &cfg,
+        true,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        Table::parse(&std::fs::read(&csv).expect("csv")).rows.len(),
+        2
+    );
+}
