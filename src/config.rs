@@ -6,6 +6,8 @@
 //! JSON text ──serde──▶ RawConfig (types only, defaults filled) ──validate──▶ Config (valid)
 //! ```
 //!
+//! A key given twice in one object is refused first, anywhere in the file, with its dotted
+//! path (serde_json would keep the last of the two in the blocks it reads as JSON values).
 //! `RawConfig` and its sections are what serde sees: `deny_unknown_fields` everywhere,
 //! defaults from hand-written `Default` impls that mirror SPEC §2, and `serde_path_to_error`
 //! so a type error names its dotted path (`inner.steps`). `RawConfig::validate` then checks
@@ -307,9 +309,9 @@ impl Config {
     /// resolves relative paths.
     ///
     /// # Errors
-    /// [`Error::Config`] for JSON syntax errors (with line and column), type errors and
-    /// unknown fields (with the dotted path), and out-of-range values or missing files (the
-    /// first one found).
+    /// [`Error::Config`] for a key given twice in one object, JSON syntax errors (with line
+    /// and column), type errors and unknown fields (with the dotted path), and out-of-range
+    /// values or missing files (the first one found).
     pub fn from_json_str(text: &str, file: &Path) -> Result<Config> {
         // Editors on Windows save UTF-8 with a byte order mark; the CSV reader accepts it too.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -320,6 +322,15 @@ impl Config {
                 file,
                 "",
                 "invalid config: expected a JSON object ({ \"data\": … }) at the top level",
+            ));
+        }
+        // serde_json keeps the last of two equal keys in a `serde_json::Value` (how blocks
+        // are read), so `{"init": 0.1, "init": 0.5}` would silently mean 0.5.
+        if let Some(path) = duplicate_key(text) {
+            return Err(Error::config(
+                file,
+                crate::error::shorten(&path),
+                "is given twice; give each key once",
             ));
         }
         let mut de = serde_json::Deserializer::from_str(text);
@@ -431,6 +442,129 @@ fn ser_opt_path<S: Serializer>(p: &Option<PathBuf>, s: S) -> std::result::Result
     match p {
         Some(p) => ser_path(p, s),
         None => s.serialize_none(),
+    }
+}
+
+/// The dotted path (`inner.alpha.init`, `data.x[2].y`) of the first key that appears twice
+/// in one object of the JSON `text`, if any. Text that is not JSON has none: the parse
+/// proper reports it.
+fn duplicate_key(text: &str) -> Option<String> {
+    let found = std::cell::RefCell::new(None);
+    let walk = Walk {
+        parent: None,
+        at: Segment::Root,
+        found: &found,
+    };
+    let _ = serde::de::DeserializeSeed::deserialize(
+        walk,
+        &mut serde_json::Deserializer::from_str(text),
+    );
+    found.into_inner()
+}
+
+/// Where a [`Walk`] is, relative to its parent.
+enum Segment {
+    Root,
+    Key(String),
+    Index(usize),
+}
+
+/// A pass over a JSON value that stops at the first repeated key of an object, recording
+/// its dotted path in `found`. The path is a chain of borrowed parents, built into a string
+/// only when a duplicate is found.
+struct Walk<'a> {
+    parent: Option<&'a Walk<'a>>,
+    at: Segment,
+    found: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Walk<'_> {
+    /// The dotted path of this object's key `key`.
+    fn path_of(&self, key: &str) -> String {
+        let mut chain = Vec::new();
+        let mut node = Some(self);
+        while let Some(w) = node {
+            chain.push(&w.at);
+            node = w.parent;
+        }
+        let last = Segment::Key(key.to_owned());
+        let mut path = String::new();
+        for at in chain.into_iter().rev().chain([&last]) {
+            match at {
+                Segment::Root => {}
+                Segment::Key(k) if path.is_empty() => path += k,
+                Segment::Key(k) => path += &format!(".{k}"),
+                Segment::Index(i) => path += &format!("[{i}]"),
+            }
+        }
+        path
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut i = 0;
+        while seq
+            .next_element_seed(Walk {
+                parent: Some(&self),
+                at: Segment::Index(i),
+                found: self.found,
+            })?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                *self.found.borrow_mut() = Some(self.path_of(&key));
+                return Err(serde::de::Error::custom("a key given twice"));
+            }
+            map.next_value_seed(Walk {
+                parent: Some(&self),
+                at: Segment::Key(key),
+                found: self.found,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -1299,6 +1433,30 @@ mod tests {
             &["expected one of `seed`, `data`"],
         );
         assert_err("[1]", "", &["expected a JSON object"]);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_its_dotted_path() {
+        let base = r#"{"data": {"train": "../tiny.csv"}, "#;
+        for (text, path) in [
+            (
+                r#""inner": {"alpha": {"init": 0.1, "init": 0.5}}}"#,
+                "inner.alpha.init",
+            ),
+            (r#""inner": {"steps": 5, "steps": 6}}"#, "inner.steps"),
+            (r#""seed": 1, "seed": 2}"#, "seed"),
+            (
+                r#""inner": {"l2": {"per": "weight", "values": {"W0": [[1, 2]], "W0": [[3]]}}}}"#,
+                "inner.l2.values.W0",
+            ),
+            (r#""x": [{"a": 1}, {"b": 1, "b": 2}]}"#, "x[1].b"),
+        ] {
+            assert_err(&format!("{base}{text}"), path, &["is given twice"]);
+        }
+        // The same key in two objects is no duplicate.
+        assert!(parse(&with("inner", "alpha", r#"{"init": 0.1}"#)).is_ok());
+        // Text that is not JSON is reported by the parse proper.
+        assert_err(r#"{"seed": , "seed": 1}"#, "", &["invalid JSON"]);
     }
 
     #[test]

@@ -158,3 +158,38 @@ fn stdout_appended_to_an_input_is_refused() {
         2
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Config text serde would accept silently.
+
+#[test]
+fn a_key_given_twice_anywhere_in_the_config_is_refused() {
+    let dir = Scratch::new();
+    let text = serde_json::to_string_pretty(&small_config()).expect("json");
+    for (from, to, path) in [
+        (
+            r#""alpha": 0.5"#,
+            r#""alpha": {"init": 0.1, "init": 0.5}"#,
+            "inner.alpha.init",
+        ),
+        (
+            r#""gamma": 0.9"#,
+            r#""gamma": {"per": "layer", "init": 0.9, "per": "all"}"#,
+            "inner.gamma.per",
+        ),
+        (
+            r#""steps": 50"#,
+            r#""steps": 50, "steps": 5"#,
+            "inner.steps",
+        ),
+        (r#""seed": 0"#, r#""seed": 0, "seed": 1"#, "seed"),
+    ] {
+        assert!(text.contains(from), "{from} in {text}");
+        let cfg = dir.path("dup.json");
+        std::fs::write(&cfg, text.replacen(from, to, 1)).expect("write");
+        for command in ["train", "tune"] {
+            let out = run_into(&[command, p(&cfg)], &dir.path("out"), false);
+            assert_refused(&out, &["dup.json: ", &format!("{path} is given twice")]);
+        }
+    }
+}
