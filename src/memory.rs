@@ -55,12 +55,13 @@ pub fn limit() -> Result<(u64, String)> {
     if let Some(&b) = FLAG.get() {
         return Ok((b, "--memory-limit".into()));
     }
-    if let Ok(text) = std::env::var(ENV_VAR) {
-        return match parse_size(&text) {
+    if let Some(os) = std::env::var_os(ENV_VAR) {
+        // Bytes that are not UTF-8 are no size either (not a reason to ignore the variable).
+        return match os.to_str().and_then(parse_size) {
             Some(b) => Ok((b, ENV_VAR.into())),
             None => Err(Error::Usage(format!(
                 "{ENV_VAR} must be a size such as 4G, 512M or 1000000 (bytes), got \"{}\"",
-                crate::error::shorten(&text)
+                crate::error::shorten(&os.to_string_lossy())
             ))),
         };
     }

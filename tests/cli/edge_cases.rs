@@ -193,3 +193,26 @@ fn a_key_given_twice_anywhere_in_the_config_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_memory_limit_variable_that_is_not_utf8_is_refused_like_any_other_non_size() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = Scratch::new();
+    let cfg = dir.config("c.json", &small_config());
+    for value in [&b"4G\xff"[..], b"\xff", b"lots"] {
+        let out = Command::new(revgrad_path())
+            .args(["train", p(&cfg)])
+            .env("REVGRAD_MEMORY_LIMIT", std::ffi::OsStr::from_bytes(value))
+            .output()
+            .expect("spawn revgrad");
+        assert_refused(&out, &["REVGRAD_MEMORY_LIMIT must be a size"]);
+        assert!(out.stdout.is_empty(), "no result printed");
+    }
+    // --memory-limit takes precedence over the variable, as it does for ASCII garbage.
+    let out = Command::new(revgrad_path())
+        .args(["train", p(&cfg), "--memory-limit", "4G"])
+        .env("REVGRAD_MEMORY_LIMIT", std::ffi::OsStr::from_bytes(b"\xff"))
+        .output()
+        .expect("spawn revgrad");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
