@@ -76,9 +76,30 @@ impl Block {
         self.values.len() == 1
     }
 
-    /// Mean of the entries (the CSV's summary of a block).
+    /// Mean of the entries (the CSV's summary of a block): exactly the value when every
+    /// entry is equal, else a compensated (Neumaier) sum divided by the count, kept within
+    /// the entries' range (a mean is, and rounding must not take it past a block's
+    /// largest entry, such as γ's 0.9999). NaN for a block without entries.
     pub fn mean(&self) -> f64 {
-        self.values.iter().sum::<f64>() / self.values.len() as f64
+        let Some(&first) = self.values.first() else {
+            return f64::NAN;
+        };
+        if self.values.iter().all(|v| v.to_bits() == first.to_bits()) {
+            return first;
+        }
+        let n = self.values.len() as f64;
+        let mut mean = neumaier_sum(self.values.iter().copied()) / n;
+        if !mean.is_finite() {
+            // The sum overflowed (entries near f64::MAX): sum the shares instead.
+            mean = neumaier_sum(self.values.iter().map(|v| v / n));
+        }
+        let (lo, hi) = self
+            .values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                (lo.min(v), hi.max(v))
+            });
+        mean.clamp(lo, hi)
     }
 
     /// Entries per row of a `per: row` block (1, or D for the input block).
@@ -147,6 +168,23 @@ impl Block {
         debug_assert!(self.feature_box.is_some() == (self.kind.info().warp == Warp::Box));
         self.feature_box.as_deref().map(|b| (b, e % self.width))
     }
+}
+
+/// Σ xᵢ with Neumaier's compensation: the rounding error of each addition is kept in a
+/// second sum and added at the end, so the result is as if summed with about twice the
+/// precision (Neumaier 1974, the improved Kahan–Babuška sum).
+fn neumaier_sum(xs: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for x in xs {
+        let t = sum + x;
+        c += if sum.abs() >= x.abs() {
+            (sum - t) + x
+        } else {
+            (x - t) + sum
+        };
+        sum = t;
+    }
+    sum + c
 }
 
 /// Per feature f of the learnable rows: the real training rows' mean μ_f and std σ_f (1
@@ -236,5 +274,54 @@ impl Hypers {
     /// True without entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Layout;
+
+    fn block(values: Vec<f64>) -> Block {
+        Block {
+            values,
+            ..Block::rows(Kind::L2, 1, 0.0)
+        }
+    }
+
+    #[test]
+    fn the_mean_of_equal_entries_is_that_value() {
+        for (v, n) in [
+            (0.9999, 6),
+            (0.9999, 7),
+            (1e-4, 592),
+            (1e-4, 1650),
+            (0.1, 3),
+        ] {
+            let m = block(vec![v; n]).mean();
+            assert_eq!(m.to_bits(), v.to_bits(), "{n} × {v}: {m}");
+        }
+        // The same through a shaped block.
+        let layout = Layout::new(&[64, 8, 8, 10]);
+        let g = Block::filled(Kind::Gamma, Per::Array, 3, &layout, 0.9999);
+        assert_eq!(g.mean().to_bits(), 0.9999f64.to_bits());
+    }
+
+    #[test]
+    fn the_mean_is_compensated_and_within_the_entries() {
+        // 1 + 1e-16·k loses every small term in a naive sum.
+        let mut v = vec![1.0];
+        v.extend(std::iter::repeat_n(1e-16, 1000));
+        let exact = (1.0 + 1000.0 * 1e-16) / 1001.0;
+        let m = block(v).mean();
+        assert!((m - exact).abs() <= f64::EPSILON * exact, "{m} vs {exact}");
+        // Near-equal entries never average above the largest.
+        let mut v = vec![0.9999; 7];
+        v[0] = 0.9998;
+        assert!(block(v).mean() <= 0.9999);
+        // Entries whose sum overflows.
+        let m = block(vec![f64::MAX, f64::MAX / 2.0]).mean();
+        assert!(m.is_finite() && m > f64::MAX / 2.0, "{m}");
+        assert!(block(Vec::new()).mean().is_nan());
     }
 }

@@ -216,3 +216,36 @@ fn a_memory_limit_variable_that_is_not_utf8_is_refused_like_any_other_non_size()
         .expect("spawn revgrad");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Numbers in cells and messages.
+
+/// A block whose entries are all equal shows that value in the CSV's mean cell, bit for
+/// bit: 6 entries of γ = 0.9999 (the largest allowed) and 592 per-weight l2 entries of 1e-4
+/// used to sum to 0.9999000000000001 and 1.0000000000000113e-4.
+#[test]
+fn the_csv_mean_of_equal_entries_is_that_value() {
+    let dir = Scratch::new();
+    let mut c = small_config();
+    set(
+        &mut c,
+        "inner.gamma",
+        json!({"per": "layer", "knots": 3, "init": 0.9999}),
+    );
+    set(&mut c, "inner.l2", json!({"per": "weight", "init": 1e-4}));
+    set(&mut c, "outer.tune", json!(["alpha"]));
+    let cfg = dir.config("c.json", &c);
+    for command in ["tune", "search"] {
+        let out = run_into(
+            &[command, p(&cfg), "--quiet", "-o", p(&dir.path("t.csv"))],
+            &dir.path("out"),
+            false,
+        );
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let t = Table::parse(&std::fs::read(dir.path("t.csv")).expect("csv"));
+        for row in &t.rows {
+            assert_eq!(t.cell(row, "gamma"), "0.9999", "{command}: {row:?}");
+            assert_eq!(t.cell(row, "l2"), "0.0001", "{command}: {row:?}");
+        }
+    }
+}
