@@ -131,6 +131,17 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         ) {
             Ok(r) => r,
             Err(e) if e.is_divergence() => {
+                // The row's own blocks, and the config's penalty and initial scale that
+                // the objective and θ₀ carry, for the hint.
+                let mut all = hypers.clone();
+                all.blocks.extend(
+                    run.hypers
+                        .blocks
+                        .iter()
+                        .filter(|b| matches!(b.kind(), Kind::L2 | Kind::InitScale))
+                        .cloned(),
+                );
+                let e = crate::optim::blame(e, &all, args.steps);
                 let run = match gamma {
                     Some(g) => format!(
                         "{method} {arithmetic}, alpha {}, gamma {}",
@@ -174,7 +185,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     if completed == 0 {
         return Err(Error::NoResult(format!(
             "verify-reversal: all {total} runs diverged, so the CSV has no rows; try smaller \
-             --alphas"
+             --alphas, or see the warnings above for the block responsible"
         )));
     }
     Ok(())

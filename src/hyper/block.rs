@@ -275,6 +275,69 @@ impl Hypers {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The block entry most likely responsible for a run that diverged at `step` of `steps`
+    /// (`None`: somewhere over the run), as a hint names it: `inner.alpha (now 0.1)`,
+    /// `inner.alpha (W1 at step 45: 3.9e4)`, `inner.l2 (W1 entry 17: 1e300)`.
+    ///
+    /// The candidates are the blocks whose growth makes a step larger — α (at the step,
+    /// schedules included), l2 (the penalty's curvature) and init_scale — each at its largest
+    /// entry. The one furthest above the top of its search range (SPEC §2.4) is named, or α
+    /// when none is above it.
+    pub fn divergence_suspect(&self, step: Option<usize>, steps: usize) -> String {
+        let mut alpha = Kind::Alpha.field();
+        let mut furthest: Option<(f64, String)> = None;
+        for kind in [Kind::Alpha, Kind::L2, Kind::InitScale] {
+            let Some((value, place)) = self.find(kind).and_then(|b| b.largest(step, steps)) else {
+                continue;
+            };
+            let named = format!("{} ({place}{})", kind.field(), crate::error::show(value));
+            let score = value / kind.info().search.1;
+            if kind == Kind::Alpha {
+                alpha = named.clone();
+            }
+            if score > 1.0 && furthest.as_ref().is_none_or(|(s, _)| score > *s) {
+                furthest = Some((score, named));
+            }
+        }
+        furthest.map_or(alpha, |(_, named)| named)
+    }
+}
+
+impl Block {
+    /// The largest value of the block at `step` of `steps` (over every knot with `None`)
+    /// and where it is, as a prefix for the value: `now ` for one value for everything,
+    /// else `W1: `, `W1 at step 45: `, `layer0 knot 2: ` or `W1 entry 17: `.
+    fn largest(&self, step: Option<usize>, steps: usize) -> Option<(f64, String)> {
+        if self.is_scalar() && self.knots == 1 {
+            return Some((self.values[0], "now ".into()));
+        }
+        match step {
+            Some(t) if self.knots > 1 => {
+                let (g, v) = (0..self.groups.len())
+                    .map(|g| (g, self.value_at(t, steps, g)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))?;
+                // Interpolated: four significant digits say enough.
+                let v = format!("{v:.3e}").parse().unwrap_or(v);
+                let group = &self.groups[g].name;
+                Some((v, format!("{group} at step {t}: ")))
+            }
+            _ => {
+                let (e, &v) = self
+                    .values
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))?;
+                let (group, knot, index) = self.entry(e);
+                let place = match index {
+                    Some(i) => format!("{group} entry {i}: "),
+                    None if self.knots > 1 => format!("{group} knot {knot}: "),
+                    None => format!("{group}: "),
+                };
+                Some((v, place))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +368,47 @@ mod tests {
         let layout = Layout::new(&[64, 8, 8, 10]);
         let g = Block::filled(Kind::Gamma, Per::Array, 3, &layout, 0.9999);
         assert_eq!(g.mean().to_bits(), 0.9999f64.to_bits());
+    }
+
+    #[test]
+    fn the_divergence_suspect_is_the_entry_furthest_out_of_its_range() {
+        let layout = Layout::new(&[4, 3, 2]);
+        let hypers = |alpha: Block, l2: Block| Hypers {
+            blocks: vec![
+                alpha,
+                Block::scalar(Kind::Gamma, &layout, 0.9),
+                l2,
+                Block::scalar(Kind::InitScale, &layout, 1.0),
+            ],
+        };
+        let l2 = Block::scalar(Kind::L2, &layout, 0.0);
+        let h = hypers(Block::scalar(Kind::Alpha, &layout, 0.1), l2.clone());
+        assert_eq!(h.divergence_suspect(Some(3), 10), "inner.alpha (now 0.1)");
+        // A schedule per array: the largest group at the step, where the run failed.
+        let mut a = Block::filled(Kind::Alpha, Per::Array, 2, &layout, 0.1);
+        a.values[4 + 2] = 4e4;
+        let h = hypers(a, l2);
+        assert_eq!(
+            h.divergence_suspect(Some(9), 10),
+            "inner.alpha (W1 at step 9: 40000)"
+        );
+        assert_eq!(
+            h.divergence_suspect(None, 10),
+            "inner.alpha (W1 knot 1: 40000)"
+        );
+        // At step 0 of that schedule every α is 0.1: α's first group is named.
+        assert!(h.divergence_suspect(Some(0), 10).contains(": 0.1)"));
+        // An l2 entry far above its range beats an α within its own.
+        let mut l2 = Block::filled(Kind::L2, Per::Weight, 1, &layout, 1e-4);
+        l2.values[13] = 1e300;
+        let h = hypers(Block::scalar(Kind::Alpha, &layout, 0.1), l2.clone());
+        assert_eq!(
+            h.divergence_suspect(Some(1), 10),
+            "inner.l2 (W1 entry 1: 1e300)"
+        );
+        // Both out of range: the one further out.
+        let h = hypers(Block::scalar(Kind::Alpha, &layout, 1e303), l2);
+        assert_eq!(h.divergence_suspect(Some(1), 10), "inner.alpha (now 1e303)");
     }
 
     #[test]

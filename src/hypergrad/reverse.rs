@@ -9,9 +9,9 @@
 use std::time::Instant;
 
 use super::{Setup, store_all_bytes};
-use crate::error::{Error, Result, show};
+use crate::error::{Error, Result};
 use crate::exact::fixed;
-use crate::hyper::{Block, Hypers, Kind};
+use crate::hyper::{Block, Hypers};
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Optimizer, Reversible, Visit};
 
@@ -52,7 +52,8 @@ pub struct Hypergradient {
 /// `step` is where the run stood.
 ///
 /// # Errors
-/// [`Error::Diverged`] with a hint naming inner.alpha.
+/// [`Error::Diverged`] with a hint naming the block entry most likely responsible
+/// ([`crate::hyper::Hypers::divergence_suspect`]).
 pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
     if v.is_finite() {
         return Ok(v);
@@ -61,8 +62,8 @@ pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
         step,
         what: format!("{what} is {v}"),
         hint: format!(
-            "try a smaller inner.alpha (now {}), or data.standardize: true for large features",
-            show(setup.hypers.get(Kind::Alpha).mean())
+            "try a smaller {}, or data.standardize: true for large features",
+            setup.hypers.divergence_suspect(None, setup.steps)
         ),
     })
 }
@@ -113,10 +114,11 @@ pub fn reverse_with<O: Reversible>(
     let n = obj.dim();
     let start = Instant::now();
     let theta0 = setup.theta0();
-    let mut state = opt.start(&theta0)?;
+    let blame = |e| crate::optim::blame(e, setup.hypers, steps);
+    let mut state = opt.start(&theta0).map_err(blame)?;
     let theta0_fixed = opt.theta_fixed(&state).to_vec();
     for t in 0..steps {
-        opt.step(&mut obj, t, &mut state)?;
+        opt.step(&mut obj, t, &mut state).map_err(blame)?;
     }
     let theta_t = opt.theta_f64(&state);
     let mut val_grad = vec![0.0; n];
@@ -150,8 +152,8 @@ pub fn reverse_with<O: Reversible>(
                 .into(),
             hint: format!(
                 "the inner dynamics are chaotic at this step size and horizon; try a smaller \
-                 inner.alpha (now {}) or fewer inner.steps (now {steps})",
-                show(setup.hypers.get(Kind::Alpha).mean())
+                 {} or fewer inner.steps (now {steps})",
+                setup.hypers.divergence_suspect(None, steps)
             ),
         });
     }

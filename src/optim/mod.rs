@@ -187,6 +187,40 @@ pub(crate) fn wide_overflow(step: usize, optimizer: &str, what: &str, alpha: f64
     }
 }
 
+/// How the hints above name α; [`blame`] puts the entry most likely responsible in its
+/// place.
+const ALPHA_NOW: &str = "inner.alpha (now ";
+
+/// `e` with its hint naming the block entry most likely responsible for a divergence at its
+/// step ([`Hypers::divergence_suspect`]: the largest α at that step, or an l2 or init_scale
+/// entry far above its range) instead of the first group's α, which the optimizers name
+/// when they fail. Other errors, and hints without α, are returned as they are.
+pub fn blame(e: Error, hypers: &Hypers, steps: usize) -> Error {
+    let rename = |hint: String, step: usize| -> String {
+        let Some(start) = hint.find(ALPHA_NOW) else {
+            return hint;
+        };
+        let Some(len) = hint[start..].find(')') else {
+            return hint;
+        };
+        let suspect = hypers.divergence_suspect(Some(step), steps);
+        format!("{}{suspect}{}", &hint[..start], &hint[start + len + 1..])
+    };
+    match e {
+        Error::Diverged { step, what, hint } => Error::Diverged {
+            step,
+            what,
+            hint: rename(hint, step),
+        },
+        Error::Overflow { step, what, hint } => Error::Overflow {
+            step,
+            what,
+            hint: rename(hint, step),
+        },
+        other => other,
+    }
+}
+
 /// The error for initial weights outside the fixed-point range.
 pub(crate) fn overflow_at_init() -> Error {
     Error::Overflow {
@@ -270,9 +304,24 @@ pub trait FloatOptimizer {
 /// element loops on `threads`.
 ///
 /// # Errors
-/// Divergence or overflow, with the step; [`Error::Usage`] for exact arithmetic with an
-/// optimizer that has no exactly reversible form.
+/// Divergence or overflow, with the step and the block entry most likely responsible
+/// ([`blame`]); [`Error::Usage`] for exact arithmetic with an optimizer that has no exactly
+/// reversible form.
 pub fn train_with<O: Optimizer>(
+    obj: &mut impl Objective,
+    layout: &Layout,
+    theta0: &[f64],
+    hypers: &Hypers,
+    steps: usize,
+    arithmetic: Arithmetic,
+    threads: &Threads,
+) -> Result<Vec<f64>> {
+    train_steps::<O>(obj, layout, theta0, hypers, steps, arithmetic, threads)
+        .map_err(|e| blame(e, hypers, steps))
+}
+
+/// [`train_with`] without naming the suspect in a divergence's hint.
+fn train_steps<O: Optimizer>(
     obj: &mut impl Objective,
     layout: &Layout,
     theta0: &[f64],

@@ -249,3 +249,66 @@ fn the_csv_mean_of_equal_entries_is_that_value() {
         }
     }
 }
+
+/// A divergence's hint names the block entry that diverged: W1's scheduled α (4e4 at the
+/// last knot, about 1.4e4 at step 45 where the weights overflow), or an l2 entry of 1e300,
+/// not the first group's α of 0.1.
+#[test]
+fn a_divergence_hint_names_the_entry_responsible() {
+    let dir = Scratch::new();
+    let mut c = small_config();
+    set(&mut c, "model.activation", json!("relu"));
+    set(
+        &mut c,
+        "inner.alpha",
+        json!({"per": "array", "knots": 2, "values": [[0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 4e4, 0.1]]}),
+    );
+    let scheduled = dir.config("scheduled.json", &c);
+    let mut c = small_config();
+    set(&mut c, "model.activation", json!("relu"));
+    set(&mut c, "inner.alpha", json!(0.1));
+    set(
+        &mut c,
+        "inner.l2",
+        json!({"per": "layer", "values": [0.0, 1e300]}),
+    );
+    let l2 = dir.config("l2.json", &c);
+    let verify = [
+        "verify-reversal",
+        p(&l2),
+        "--alphas",
+        "0.1",
+        "--gammas",
+        "0.5",
+        "--steps",
+        "10",
+    ];
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &verify,
+            "try a smaller inner.l2 (layer1: 1e300); row skipped",
+        ),
+        (
+            &["train", p(&scheduled), "--exact"],
+            "inner.alpha (W1 at step ",
+        ),
+        (&["hypergrad", p(&scheduled)], "inner.alpha (W1 at step "),
+        (&["train", p(&l2)], "try a smaller inner.l2 (layer1: 1e300)"),
+        (
+            &["train", p(&l2), "--exact"],
+            "try a smaller inner.l2 (layer1: 1e300)",
+        ),
+        (
+            &["hypergrad", p(&l2)],
+            "try a smaller inner.l2 (layer1: 1e300)",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = run_into(args, &dir.path("out"), false);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(!stderr.contains("(now 0.1)"), "{args:?}: {stderr}");
+    }
+}
