@@ -276,23 +276,42 @@ impl Hypers {
         self.len() == 0
     }
 
-    /// The block entry most likely responsible for a run that diverged at `step` of `steps`
-    /// (`None`: somewhere over the run), as a hint names it: `inner.alpha (now 0.1)`,
-    /// `inner.alpha (W1 at step 45: 3.9e4)`, `inner.l2 (W1 entry 17: 1e300)`.
+    /// What to change after a run diverged at `step` of `steps` (`None`: somewhere over
+    /// the run), naming the block entry most likely responsible, for a hint's "try …":
+    /// `a smaller inner.alpha (now 0.1)`, `a smaller inner.alpha (W1 at step 45: 13960)`,
+    /// `a smaller inner.l2 (W1 entry 17: 1e300)`, `a larger inner.beta2 (now 0.0001)`.
     ///
-    /// The candidates are the blocks whose growth makes a step larger — α (at the step,
-    /// schedules included), l2 (the penalty's curvature) and init_scale — each at its largest
-    /// entry. The one furthest above the top of its search range (SPEC §2.4) is named, or α
-    /// when none is above it.
+    /// The candidates are the blocks that make steps larger as they grow — α (at the step,
+    /// schedules included), l2 (the penalty's curvature), init_scale — each at its largest
+    /// entry, and Adam's β₂ at its smallest (with β₂ → 0 a step divides the momentum by
+    /// the current gradient alone). The one furthest outside its search range (SPEC §2.4),
+    /// by ratio, is named; α when none is outside it.
     pub fn divergence_suspect(&self, step: Option<usize>, steps: usize) -> String {
-        let mut alpha = Kind::Alpha.field();
+        let mut alpha = format!("a smaller {}", Kind::Alpha.field());
         let mut furthest: Option<(f64, String)> = None;
-        for kind in [Kind::Alpha, Kind::L2, Kind::InitScale] {
-            let Some((value, place)) = self.find(kind).and_then(|b| b.largest(step, steps)) else {
+        for (kind, larger_is_worse) in [
+            (Kind::Alpha, true),
+            (Kind::L2, true),
+            (Kind::InitScale, true),
+            (Kind::Beta2, false),
+        ] {
+            let Some((value, place)) = self
+                .find(kind)
+                .and_then(|b| b.extreme(step, steps, larger_is_worse))
+            else {
                 continue;
             };
-            let named = format!("{} ({place}{})", kind.field(), crate::error::show(value));
-            let score = value / kind.info().search.1;
+            let (lo, hi) = kind.info().search;
+            let (score, change) = if larger_is_worse {
+                (value / hi, "smaller")
+            } else {
+                (lo / value, "larger")
+            };
+            let named = format!(
+                "a {change} {} ({place}{})",
+                kind.field(),
+                crate::error::show(value)
+            );
             if kind == Kind::Alpha {
                 alpha = named.clone();
             }
@@ -305,10 +324,18 @@ impl Hypers {
 }
 
 impl Block {
-    /// The largest value of the block at `step` of `steps` (over every knot with `None`)
-    /// and where it is, as a prefix for the value: `now ` for one value for everything,
-    /// else `W1: `, `W1 at step 45: `, `layer0 knot 2: ` or `W1 entry 17: `.
-    fn largest(&self, step: Option<usize>, steps: usize) -> Option<(f64, String)> {
+    /// The largest value of the block (the smallest, with `largest` false) at `step` of
+    /// `steps` (over every knot with `None`) and where it is, as a prefix for the value:
+    /// `now ` for one value for everything, else `W1: `, `W1 at step 45: `,
+    /// `layer0 knot 2: ` or `W1 entry 17: `.
+    fn extreme(&self, step: Option<usize>, steps: usize, largest: bool) -> Option<(f64, String)> {
+        let pick = |a: &f64, b: &f64| {
+            if largest {
+                a.total_cmp(b)
+            } else {
+                b.total_cmp(a)
+            }
+        };
         if self.is_scalar() && self.knots == 1 {
             return Some((self.values[0], "now ".into()));
         }
@@ -316,7 +343,7 @@ impl Block {
             Some(t) if self.knots > 1 => {
                 let (g, v) = (0..self.groups.len())
                     .map(|g| (g, self.value_at(t, steps, g)))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))?;
+                    .max_by(|a, b| pick(&a.1, &b.1))?;
                 // Interpolated: four significant digits say enough.
                 let v = format!("{v:.3e}").parse().unwrap_or(v);
                 let group = &self.groups[g].name;
@@ -327,7 +354,7 @@ impl Block {
                     .values
                     .iter()
                     .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))?;
+                    .max_by(|a, b| pick(a.1, b.1))?;
                 let (group, knot, index) = self.entry(e);
                 let place = match index {
                     Some(i) => format!("{group} entry {i}: "),
@@ -383,18 +410,21 @@ mod tests {
         };
         let l2 = Block::scalar(Kind::L2, &layout, 0.0);
         let h = hypers(Block::scalar(Kind::Alpha, &layout, 0.1), l2.clone());
-        assert_eq!(h.divergence_suspect(Some(3), 10), "inner.alpha (now 0.1)");
+        assert_eq!(
+            h.divergence_suspect(Some(3), 10),
+            "a smaller inner.alpha (now 0.1)"
+        );
         // A schedule per array: the largest group at the step, where the run failed.
         let mut a = Block::filled(Kind::Alpha, Per::Array, 2, &layout, 0.1);
         a.values[4 + 2] = 4e4;
         let h = hypers(a, l2);
         assert_eq!(
             h.divergence_suspect(Some(9), 10),
-            "inner.alpha (W1 at step 9: 40000)"
+            "a smaller inner.alpha (W1 at step 9: 40000)"
         );
         assert_eq!(
             h.divergence_suspect(None, 10),
-            "inner.alpha (W1 knot 1: 40000)"
+            "a smaller inner.alpha (W1 knot 1: 40000)"
         );
         // At step 0 of that schedule every α is 0.1: α's first group is named.
         assert!(h.divergence_suspect(Some(0), 10).contains(": 0.1)"));
@@ -404,11 +434,14 @@ mod tests {
         let h = hypers(Block::scalar(Kind::Alpha, &layout, 0.1), l2.clone());
         assert_eq!(
             h.divergence_suspect(Some(1), 10),
-            "inner.l2 (W1 entry 1: 1e300)"
+            "a smaller inner.l2 (W1 entry 1: 1e300)"
         );
         // Both out of range: the one further out.
         let h = hypers(Block::scalar(Kind::Alpha, &layout, 1e303), l2);
-        assert_eq!(h.divergence_suspect(Some(1), 10), "inner.alpha (now 1e303)");
+        assert_eq!(
+            h.divergence_suspect(Some(1), 10),
+            "a smaller inner.alpha (now 1e303)"
+        );
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub fn finite(v: f64, what: &str, step: usize, setup: &Setup) -> Result<f64> {
         step,
         what: format!("{what} is {v}"),
         hint: format!(
-            "try a smaller {}, or data.standardize: true for large features",
+            "try {}, or data.standardize: true for large features",
             setup.hypers.divergence_suspect(None, setup.steps)
         ),
     })
@@ -151,8 +151,8 @@ pub fn reverse_with<O: Reversible>(
             what: "the hypergradient is not finite (reversing the run amplified it past f64)"
                 .into(),
             hint: format!(
-                "the inner dynamics are chaotic at this step size and horizon; try a smaller \
-                 {} or fewer inner.steps (now {steps})",
+                "the inner dynamics are chaotic at this step size and horizon; try {} or \
+                 fewer inner.steps (now {steps})",
                 setup.hypers.divergence_suspect(None, steps)
             ),
         });

@@ -189,7 +189,7 @@ pub(crate) fn wide_overflow(step: usize, optimizer: &str, what: &str, alpha: f64
 
 /// How the hints above name α; [`blame`] puts the entry most likely responsible in its
 /// place.
-const ALPHA_NOW: &str = "inner.alpha (now ";
+const ALPHA_NOW: &str = "a smaller inner.alpha (now ";
 
 /// `e` with its hint naming the block entry most likely responsible for a divergence at its
 /// step ([`Hypers::divergence_suspect`]: the largest α at that step, or an l2 or init_scale

@@ -126,15 +126,25 @@ pub fn verify_reversal(
             .rev()
             .find(|e| !e.1.is_finite())
             .map_or(0, |e| e.0);
+        // The undo divides by every decay of the optimizer (γ; β₁ and β₂; γ and ρ): the
+        // smallest amplifies the most.
+        let (decay, smallest) = info
+            .kinds
+            .iter()
+            .filter(|&&k| matches!(k, Kind::Gamma | Kind::Beta1 | Kind::Beta2 | Kind::Rho))
+            .map(|&k| (k, hypers.get(k).mean()))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((info.kinds[1], gamma));
         return Err(Error::Diverged {
             step,
             what: "the reversed trajectory is not finite".into(),
-            hint: if gamma > 0.0 {
+            hint: if smallest > 0.0 {
                 format!(
-                    "the {arithmetic} reversal of {} divides by its decay (now {}) every step, \
+                    "the {arithmetic} reversal of {} divides by its {} (now {}) every step, \
                      which amplifies its rounding errors until they leave the finite numbers",
                     info.name,
-                    crate::error::show(gamma)
+                    decay.name(),
+                    crate::error::show(smallest)
                 )
             } else {
                 format!(

@@ -251,8 +251,8 @@ fn the_csv_mean_of_equal_entries_is_that_value() {
 }
 
 /// A divergence's hint names the block entry that diverged: W1's scheduled α (4e4 at the
-/// last knot, about 1.4e4 at step 45 where the weights overflow), or an l2 entry of 1e300,
-/// not the first group's α of 0.1.
+/// last knot, about 1.4e4 at step 45 where the weights overflow), an l2 entry of 1e300, or
+/// Adam's β₂ of 1e-4, not the first group's α of 0.1.
 #[test]
 fn a_divergence_hint_names_the_entry_responsible() {
     let dir = Scratch::new();
@@ -273,6 +273,17 @@ fn a_divergence_hint_names_the_entry_responsible() {
         json!({"per": "layer", "values": [0.0, 1e300]}),
     );
     let l2 = dir.config("l2.json", &c);
+    // Adam with β₂ = 1e-4 divides the momentum by the current gradient alone: at α = 0.01
+    // (β₂ = 0.999 trains fine) the weights overflow, and β₂ is what to change.
+    let mut c = small_config();
+    set(
+        &mut c,
+        "inner",
+        json!({"optimizer": "adam", "steps": 50, "batch_size": 50, "alpha": 0.01,
+               "beta1": 0.9, "beta2": 0.0001}),
+    );
+    set(&mut c, "outer.tune", json!(["alpha"]));
+    let adam = dir.config("adam.json", &c);
     let verify = [
         "verify-reversal",
         p(&l2),
@@ -283,7 +294,15 @@ fn a_divergence_hint_names_the_entry_responsible() {
         "--steps",
         "10",
     ];
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["train", p(&adam), "--exact"],
+            "try a larger inner.beta2 (now 0.0001)",
+        ),
+        (
+            &["hypergrad", p(&adam)],
+            "try a larger inner.beta2 (now 0.0001)",
+        ),
         (
             &verify,
             "try a smaller inner.l2 (layer1: 1e300); row skipped",
@@ -309,6 +328,64 @@ fn a_divergence_hint_names_the_entry_responsible() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(stderr.contains(named), "{args:?}: {stderr}");
-        assert!(!stderr.contains("(now 0.1)"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("alpha (now 0."), "{args:?}: {stderr}");
+    }
+}
+
+/// Every numeric cell of every verify-reversal row is a finite number, at decays small
+/// enough that a float reversal divides its rounding errors past f64 (γ = 1e-4, and Adam
+/// with β₂ = 1e-4): such a row is skipped with a warning, never written as `inf`.
+#[test]
+fn verify_reversal_cells_are_finite_at_tiny_decays() {
+    let dir = Scratch::new();
+    let momentum = dir.config("momentum.json", &small_config());
+    let mut c = small_config();
+    set(
+        &mut c,
+        "inner",
+        json!({"optimizer": "adam", "steps": 50, "batch_size": 50, "alpha": 0.01,
+               "beta1": 0.9, "beta2": 0.0001}),
+    );
+    set(&mut c, "outer.tune", json!(["alpha"]));
+    let adam = dir.config("adam.json", &c);
+    for cfg in [&momentum, &adam] {
+        for steps in ["30", "200"] {
+            for per_step in [false, true] {
+                let mut args = vec![
+                    "verify-reversal",
+                    p(cfg),
+                    "--alphas",
+                    "0.1,1",
+                    "--gammas",
+                    "0.0001,0.5",
+                    "--steps",
+                    steps,
+                ];
+                if per_step {
+                    args.push("--per-step");
+                }
+                let out = run_into(&args, &dir.path("out.csv"), false);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+                let t = Table::parse(&std::fs::read(dir.path("out.csv")).expect("csv"));
+                assert!(!t.rows.is_empty(), "{args:?}");
+                for row in &t.rows {
+                    for (name, cell) in t.header.iter().zip(row.iter()) {
+                        if matches!(name, "optimizer" | "arithmetic")
+                            || (name == "gamma" && cell.is_empty())
+                        {
+                            continue;
+                        }
+                        let v: f64 = cell
+                            .parse()
+                            .unwrap_or_else(|_| panic!("{args:?} {name}: {cell:?}"));
+                        assert!(v.is_finite(), "{args:?}: {name} = {cell} in {row:?}");
+                    }
+                }
+                for line in stderr.lines().filter(|l| l.starts_with("warning:")) {
+                    assert!(line.ends_with("row skipped"), "{line}");
+                }
+            }
+        }
     }
 }
