@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 use crate::model::Threads;
 
-/// revgrad: tune a network's learning rate and momentum by gradient descent on the
+/// revgrad: tune a network's training hyperparameters by gradient descent on the
 /// validation loss, with hypergradients from exactly reversed training.
 #[derive(Debug, Parser)]
 #[command(name = "revgrad", version, about, long_about = None)]
@@ -59,10 +59,11 @@ pub enum Command {
     Train(train::Args),
     /// Train, reverse, and report how far the reversal strays, float vs exact.
     ///
-    /// Rows for sgd, momentum, nesterov and adam (the --gammas value is adam's β₁). Exact
-    /// momentum and exact Adam reverse bit for bit (theta0_error 0). Plain SGD and Nesterov
-    /// drift in both arithmetics: Nesterov takes its gradient at θ + α·γ·v, a point that
-    /// depends on the velocity the undo is solving for, so its step has no explicit inverse.
+    /// Rows for sgd, momentum, nesterov, adam and rmsprop (the --gammas value is adam's β₁
+    /// and rmsprop's momentum γ). Exact momentum, Adam and RMSprop reverse bit for bit
+    /// (theta0_error 0). Plain SGD and Nesterov drift in both arithmetics: Nesterov takes its
+    /// gradient at θ + α·γ·v, a point that depends on the velocity the undo is solving for,
+    /// so its step has no explicit inverse.
     VerifyReversal(verify_reversal::Args),
     /// Hypergradients three ways (exact reversal, stored trajectory, finite differences).
     CheckGrad(check_grad::Args),

@@ -10,8 +10,8 @@
 //! Nesterov does not reverse exactly in either arithmetic: its gradient is taken at
 //! `θ_t + α·γ·v_t`, which depends on the velocity v_t that the undo is solving for, so the
 //! undo has no explicit form (only an implicit equation in v_t); the rows show the drift
-//! of the best explicit reversal (look-ahead from v_{t+1}), as for plain SGD. Momentum and
-//! Adam take their gradient at the state itself and reverse bit for bit in exact
+//! of the best explicit reversal (look-ahead from v_{t+1}), as for plain SGD. Momentum, Adam
+//! and RMSprop take their gradient at the state itself and reverse bit for bit in exact
 //! arithmetic.
 
 use std::path::PathBuf;

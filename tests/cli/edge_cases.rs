@@ -389,3 +389,34 @@ fn verify_reversal_cells_are_finite_at_tiny_decays() {
         }
     }
 }
+
+/// Help that lists optimizers lists all of them: verify-reversal's rows, and the exactly
+/// reversible ones `train --exact` accepts.
+#[test]
+fn help_lists_every_optimizer_it_speaks_of() {
+    let help = |cmd: &str| {
+        let out = Command::new(revgrad_path())
+            .args([cmd, "--help"])
+            .output()
+            .expect("spawn revgrad");
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let verify = help("verify-reversal");
+    let rows = verify
+        .lines()
+        .find(|l| l.starts_with("Rows for"))
+        .expect("rows");
+    for name in ["sgd", "momentum", "nesterov", "adam", "rmsprop"] {
+        assert!(rows.contains(name), "{name}: {rows}");
+    }
+    assert!(verify.contains("Exact momentum, Adam and RMSprop reverse bit for bit"));
+    let train = help("train");
+    let exact = train
+        .lines()
+        .find(|l| l.trim_start().starts_with("--exact"))
+        .expect("--exact");
+    for name in ["momentum", "adam", "rmsprop"] {
+        assert!(exact.contains(name), "{name}: {exact}");
+    }
+}
