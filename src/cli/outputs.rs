@@ -15,8 +15,8 @@
 //!   a file path that is the file stdout already writes (`--best /dev/stdout > f`) is
 //!   refused, since the two writes would interleave or one would replace the other, and so
 //!   is a stdout redirected onto an input (`>> data.csv`). Compared by device and inode of
-//!   file descriptor 1; a pipe or a terminal is never a file path here (the replaced outputs
-//!   refuse FIFOs and devices).
+//!   file descriptor 1 when it is a regular file; a pipe or a terminal is never a file path
+//!   here (the replaced outputs refuse FIFOs and devices).
 
 use std::path::{Path, PathBuf};
 
@@ -126,14 +126,14 @@ fn file_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// Device and inode of what file descriptor 1 writes to (a file, a pipe, a terminal), if
-/// it is open.
+/// Device and inode of the regular file descriptor 1 writes to; `None` for a pipe, a
+/// terminal or a device (no input or replaced output can be one of those).
 fn stdout_id() -> Option<(u64, u64)> {
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
     let meta = std::fs::File::from(fd).metadata().ok()?;
-    Some((meta.dev(), meta.ino()))
+    meta.is_file().then(|| (meta.dev(), meta.ino()))
 }
 
 /// `path` made absolute with links resolved as far as it exists: the canonical folder
