@@ -33,7 +33,10 @@ fn median(v: &[f64]) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = PathBuf::from(args.first().expect("usage: input_cost CONFIG [PAIRS] [THREADS]"));
+    let path = PathBuf::from(
+        args.first()
+            .expect("usage: input_cost CONFIG [PAIRS] [THREADS]"),
+    );
     let pairs: usize = args.get(1).map_or(5, |s| s.parse().expect("PAIRS"));
     let n_threads: usize = args
         .get(2)

@@ -28,7 +28,9 @@ pub(crate) fn describe(it: &Iteration) -> String {
                 r.val_loss, r.val_accuracy
             );
             if let Some((l, a)) = r.test {
-                t += &format!("  test_loss {l:.5}  test_accuracy {a:.4}");
+                // An overflowed test loss is f64::MAX: shown in exponent form, not 309 digits.
+                let l = if l < 1e6 { format!("{l:.5}") } else { num(l) };
+                t += &format!("  test_loss {l}  test_accuracy {a:.4}");
             }
         }
         None => t += "->  rejected",

@@ -125,9 +125,9 @@ pub fn reverse_with<O: Reversible>(
     let (val_loss, val_accuracy) = obj.validation_grad_into(&theta_t, &mut val_grad);
     let val_loss = finite(val_loss, "the validation loss", steps, &setup)?;
     let train_loss = finite(obj.train_loss(&theta_t), "the training loss", steps, &setup)?;
-    // The test set is only reported: a non-finite test loss leaves its cells empty rather
-    // than rejecting the point (which would let the test set steer the tuning).
-    let test = obj.test_metrics(&theta_t).filter(|(l, _)| l.is_finite());
+    // The test set is only reported, never a reason to reject the point (an overflowed
+    // test loss comes back finite, flagged: `problem::OVERFLOWED_LOSS`).
+    let test = obj.test_metrics(&theta_t);
     let info_buffer_bytes = opt.buffer_bytes(&state) as u64;
     let forward_seconds = start.elapsed().as_secs_f64();
 
