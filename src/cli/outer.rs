@@ -60,15 +60,17 @@ pub(crate) fn summary_text(
     );
     if s.clipped > 0 {
         t += &format!(
-            "  chaos guard: {} outer step(s) clipped (hypergradient beyond ±{} or step beyond ±{} in warped coordinates: too large to trust)\n",
+            "  chaos guard: {} outer step(s) clipped (hypergradient beyond ±{} or step beyond ±{} \
+             in warped coordinates, half the range for an input entry: too large to trust)\n",
             s.clipped,
             crate::tune::adam::MAX_GRADIENT,
             crate::tune::adam::MAX_STEP
         );
     }
-    if let Some(lr) = s.final_learning_rate.filter(|_| s.rejected > 0) {
+    if let Some(scale) = s.learning_rate_scale.filter(|_| s.rejected > 0) {
         t += &format!(
-            "  outer learning rate halved {} time(s), now {lr:e}\n",
+            "  outer learning rates halved {} time(s): every block's rate is now {scale:e} of \
+             its configured value\n",
             s.rejected
         );
     }

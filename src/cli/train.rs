@@ -51,6 +51,12 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     if n == 0 {
         return Err(Error::Usage("--seeds must be at least 1, got 0".into()));
     }
+    if args.seeds > MAX_SEEDS {
+        return Err(Error::Usage(format!(
+            "--seeds must be at most {MAX_SEEDS} (each run is a whole training), got {}",
+            args.seeds
+        )));
+    }
     if n > 1 && args.save.is_some() {
         return Err(Error::Usage(format!(
             "--save and --seeds {n} cannot be combined: --save writes the parameters of one \
@@ -71,7 +77,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         Arithmetic::Float
     };
     let first = exp.config.inner_seed();
-    let mut runs = Vec::with_capacity(n);
+    let mut runs = Vec::with_capacity(n.min(1024));
     for k in 0..n {
         // As `outer.resample` numbers its runs: inner seeds wrap rather than overflow.
         let seed = first.wrapping_add(k as u64);
@@ -95,6 +101,9 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     };
     Output::open(None)?.write_all(&text)
 }
+
+/// Most runs `--seeds` takes: every run is a whole training, reported at the end.
+const MAX_SEEDS: usize = 1_000_000;
 
 /// Trains `run` as prepared (its ε, batch order and blocks) from θ₀: the run's report and
 /// θ_T.

@@ -90,7 +90,9 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     };
     let mut text = summary_text("tune", &summary, exp.config.outer.objective);
     text += &cleaning_text(&exp.data.flipped, &summary);
-    text += &poison_text(&exp, &summary)?;
+    if summary.stop != crate::tune::StopReason::Interrupted {
+        text += &poison_text(&exp, &summary);
+    }
     Ok(finish(&outputs.progress, &text, summary.stop))
 }
 
@@ -117,11 +119,10 @@ fn cleaning_text(flipped: &[crate::data::noise::FlippedLabel], s: &Summary) -> S
 
 /// With poison rows: the validation and test figures of clean training (float64, the
 /// starting blocks, without the poison rows), of the start (the label-flipped copies) and of
-/// the best row, one line each.
-///
-/// # Errors
-/// The clean run's own failure (divergence), or a failure to prepare it.
-fn poison_text(exp: &Experiment, s: &Summary) -> Result<String> {
+/// the best row, one line each. The clean run is skipped, with the reason, when its batches
+/// would be larger than the clean rows or when it fails; the tune's own outputs are written
+/// by then.
+fn poison_text(exp: &Experiment, s: &Summary) -> String {
     use crate::hyper::Kind;
     let Some(l) = exp
         .data
@@ -129,12 +130,24 @@ fn poison_text(exp: &Experiment, s: &Summary) -> Result<String> {
         .as_ref()
         .filter(|_| !exp.data.poison.is_empty())
     else {
-        return Ok(String::new());
+        return String::new();
     };
-    let mut clean = exp.prepare()?;
-    clean.problem = clean.problem.without_learnable_rows();
-    clean.hypers.blocks.retain(|b| b.kind() != Kind::Input);
-    let (c, _) = crate::cli::train::train_once(exp, &mut clean, crate::optim::Arithmetic::Float)?;
+    let batch = exp.config.inner.batch_size;
+    let clean = if batch > l.first {
+        Err(format!(
+            "inner.batch_size {batch} is larger than the {} clean rows",
+            l.first
+        ))
+    } else {
+        let clean_run = || -> Result<crate::report::rows::TrainJson> {
+            let mut clean = exp.prepare()?;
+            clean.problem = clean.problem.without_learnable_rows();
+            clean.hypers.blocks.retain(|b| b.kind() != Kind::Input);
+            let arithmetic = crate::optim::Arithmetic::Float;
+            Ok(crate::cli::train::train_once(exp, &mut clean, arithmetic)?.0)
+        };
+        clean_run().map_err(|e| e.to_string())
+    };
     let cell = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.4}"));
     let line = |what: &str, val: (f64, f64), test: Option<(f64, f64)>| {
         format!(
@@ -150,12 +163,14 @@ fn poison_text(exp: &Experiment, s: &Summary) -> Result<String> {
          {:<44} {:>9} {:>9} {:>10} {:>9}\n",
         l.rows, l.first, "", "val_loss", "val_acc", "test_loss", "test_acc"
     );
-    let test = c.test_loss.zip(c.test_accuracy);
-    t += &line(
-        "clean (float64, without the poison rows)",
-        (c.val_loss, c.val_accuracy),
-        test,
-    );
+    match clean {
+        Ok(c) => {
+            let test = c.test_loss.zip(c.test_accuracy);
+            let what = "clean (float64, without the poison rows)";
+            t += &line(what, (c.val_loss, c.val_accuracy), test);
+        }
+        Err(why) => t += &format!("    clean: not run ({why})\n"),
+    }
     let best = match exp.config.outer.objective {
         crate::config::OuterObjective::Maximize => "worst for the model",
         crate::config::OuterObjective::Minimize => "lowest validation loss",
@@ -168,5 +183,5 @@ fn poison_text(exp: &Experiment, s: &Summary) -> Result<String> {
             t += &line(&what, (r.val_loss, r.val_accuracy), r.test);
         }
     }
-    Ok(t)
+    t
 }

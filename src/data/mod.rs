@@ -368,6 +368,48 @@ pub fn load(config: &Config) -> Result<Data> {
     let mut flipped = noise::flip_labels(&mut train_set.y, d.label_noise, n_classes, config.seed);
     // The synthetic set in raw units, from the real training rows, before they are
     // standardised.
+    // Learnable rows are allocated here, three copies at most (raw, standardised, and the
+    // problem's own): their size is checked against the limit first.
+    let learnable_rows = match (&d.synthetic, &d.poison) {
+        (Some(syn), _) => n_classes.checked_mul(syn.per_class),
+        (None, Some(p)) => train_set.len().checked_add(p.rows),
+        (None, None) => Some(0),
+    };
+    let learnable_bytes = learnable_rows
+        .and_then(|r| r.checked_mul(train_set.n_features() + 1))
+        .and_then(|v| v.checked_mul(3 * 8))
+        .map(|b| b as u64);
+    let (field, hint) = match &d.synthetic {
+        Some(_) => (
+            "data.synthetic.per_class",
+            "use a smaller data.synthetic.per_class, or raise the limit",
+        ),
+        None => (
+            "data.poison.rows",
+            "use fewer data.poison.rows, or raise the limit",
+        ),
+    };
+    match learnable_bytes {
+        Some(bytes) if bytes > 0 => crate::memory::ensure_fits_or(
+            held.saturating_add(bytes),
+            &format!(
+                "{}: {field} ({} learnable rows of {} features, besides the {} read)",
+                config.file.display(),
+                learnable_rows.unwrap_or(0),
+                train_set.n_features(),
+                crate::memory::human(held)
+            ),
+            hint,
+        )?,
+        Some(_) => {}
+        None => {
+            return Err(Error::config(
+                &config.file,
+                field,
+                "gives more learnable rows than this machine can address; use fewer",
+            ));
+        }
+    }
     let synthetic = match &d.synthetic {
         Some(syn) => match synthetic::build(&train_set, n_classes, syn, config.seed) {
             Ok(built) => Some(built),

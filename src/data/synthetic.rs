@@ -36,6 +36,16 @@ pub fn build(
     let d = real.n_features();
     let stats = feature_stats(real);
     let FeatureBox { mean, std, lo, hi } = &stats;
+    // Every class must have the rows "real" copies before anything is allocated.
+    if syn.init == SyntheticInit::Real {
+        let mut counts = vec![0usize; n_classes];
+        for &k in &real.y {
+            counts[k] += 1;
+        }
+        if let Some(k) = counts.iter().position(|&c| c < syn.per_class) {
+            return Err((k, counts[k]));
+        }
+    }
     let rows = n_classes * syn.per_class;
     let mut x = Array2::zeros((rows, d));
     let mut y = Vec::with_capacity(rows);

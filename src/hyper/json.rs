@@ -83,7 +83,7 @@ impl Block {
     /// weight.
     pub fn nest(&self, values: &[f64], layout: &Layout, nest_knots: bool) -> Value {
         let ng = self.groups.len();
-        if self.per == Per::Row && self.width > 1 {
+        if self.per == Per::Row && self.feature_box.is_some() {
             let rows = values.chunks(self.width).map(|r| Value::from(r.to_vec()));
             return Value::Array(rows.collect());
         }
@@ -210,7 +210,7 @@ impl Block {
             }
             return Ok(out);
         }
-        if self.per == Per::Row && self.width > 1 {
+        if self.per == Per::Row && self.feature_box.is_some() {
             let rows = self.values.len() / self.width;
             match v.as_array() {
                 Some(a) if a.len() == rows => {
@@ -247,7 +247,7 @@ impl Block {
     /// The shape `values` must have, for messages.
     fn expected_shape(&self, layout: &Layout) -> String {
         let names: Vec<&str> = self.groups.iter().map(|g| g.name.as_str()).collect();
-        if self.per == Per::Row && self.width > 1 {
+        if self.per == Per::Row && self.feature_box.is_some() {
             format!(
                 "[rows][features]: a list of {} rows, each a list of {} features",
                 self.values.len() / self.width,

@@ -145,9 +145,9 @@ pub struct Summary {
     pub rejected: usize,
     /// Outer steps whose move was clipped by the chaos guard.
     pub clipped: usize,
-    /// Outer learning rate at the end (halved once per rejection); `None` for a search,
-    /// which has none.
-    pub final_learning_rate: Option<f64>,
+    /// What every block's outer learning rate is multiplied by at the end (halved once per
+    /// rejection); `None` for a search, which has none.
+    pub learning_rate_scale: Option<f64>,
 }
 
 /// The inner training the outer loops run: iteration `k`'s objective and setup at a
@@ -371,7 +371,7 @@ pub fn run(
         rows,
         rejected,
         clipped,
-        final_learning_rate: Some(outer.learning_rate.default * lr_scale),
+        learning_rate_scale: Some(lr_scale),
     };
     observer.on_finish(&summary)?;
     Ok(summary)

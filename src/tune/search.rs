@@ -160,7 +160,7 @@ pub fn run(
         rows,
         rejected,
         clipped: 0,
-        final_learning_rate: None,
+        learning_rate_scale: None,
     };
     observer.on_finish(&summary)?;
     Ok(summary)

@@ -457,3 +457,66 @@ fn learned_row_outputs_are_checked_before_any_work() {
         vec!["a", "b", "c", "d", "e", "label"]
     );
 }
+
+#[test]
+fn huge_synthetic_sets_and_seed_counts_are_refused_without_a_crash() {
+    let dir = Scratch::new();
+    for (per_class, init) in [
+        (1_000_000_000_000u64, "real"),
+        (2_305_843_009_213_693_952, "noise"),
+        (100_000, "noise"),
+    ] {
+        let mut c = distill_config(1);
+        set(
+            &mut c,
+            "data.synthetic",
+            json!({"per_class": per_class, "init": init}),
+        );
+        let cfg = dir.config("huge.json", &c);
+        let out = revgrad()
+            .env("REVGRAD_MEMORY_LIMIT", "50M")
+            .args(["hypergrad", p(&cfg)])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        assert_user_error_text(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("data.synthetic.per_class"),
+            "{per_class}: {text}"
+        );
+    }
+    let cfg = dir.config("c.json", &small_config());
+    assert_exit_2(
+        &["train", p(&cfg), "--seeds", "18446744073709551615"],
+        &["--seeds", "at most"],
+    );
+}
+
+#[test]
+fn a_one_feature_input_block_is_written_and_read_as_rows_of_features() {
+    let dir = Scratch::new();
+    let data = dir.path("one.csv");
+    let mut text = String::from("a,label\n");
+    for i in 0..60 {
+        text += &format!("{},{}\n", (i * 7 % 13) as f64 / 4.0, i % 2);
+    }
+    std::fs::write(&data, text).unwrap();
+    let mut c = distill_config(2);
+    set(&mut c, "data.train", json!(p(&data)));
+    set(&mut c, "inner.batch_size", json!(4));
+    set(&mut c, "outer.steps", json!(2));
+    let cfg = dir.config("c.json", &c);
+    let best = dir.path("best.json");
+    stdout_of(["tune", p(&cfg), "--quiet", "--best", p(&best)]);
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(&best).unwrap()).unwrap();
+    let rows = b["data"]["input"]["values"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(
+        rows.iter()
+            .all(|r| r.as_array().is_some_and(|f| f.len() == 1)),
+        "{rows:?}"
+    );
+    json_of(["train", p(&best), "--json"]);
+}

@@ -179,6 +179,30 @@ fn the_poison_summary_matches_separate_train_runs() {
 }
 
 #[test]
+fn the_clean_line_is_skipped_with_its_reason_when_batches_outgrow_the_clean_rows() {
+    let dir = Scratch::new();
+    let mut c = poison_config();
+    set(&mut c, "data.limit", json!(40));
+    set(&mut c, "data.validation_fraction", json!(0.5));
+    c["data"].as_object_mut().unwrap().remove("test_fraction");
+    set(&mut c, "data.poison.rows", json!(10));
+    set(&mut c, "inner.batch_size", json!(25));
+    set(&mut c, "outer.steps", json!(1));
+    let cfg = dir.config("p.json", &c);
+    let out = revgrad()
+        .args(["tune", p(&cfg), "--quiet"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("clean: not run (inner.batch_size 25 is larger than the 20 clean rows)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn poison_works_with_resampling_and_writes_the_originals_above_the_poison() {
     let dir = Scratch::new();
     let mut c = poison_config();
