@@ -105,6 +105,16 @@ pub fn ensure_fits_or(bytes: u64, what: &str, hint: &str) -> Result<()> {
     )))
 }
 
+/// `", besides the 12 MiB of data already read,"` for a message, or nothing when `held`
+/// is 0.
+pub fn besides(held: u64) -> String {
+    if held > 0 {
+        format!(", besides the {} of data already read,", human(held))
+    } else {
+        String::new()
+    }
+}
+
 /// Bytes left under the limit once `held` bytes are in use (0 if none).
 ///
 /// # Errors

@@ -175,14 +175,7 @@ pub fn read_first(
             let kept = y.len() + 1;
             let bytes = (kept as u64).saturating_mul(row_bytes);
             if kept > most {
-                let besides = if held > 0 {
-                    format!(
-                        ", besides the {} of data already read,",
-                        memory::human(held)
-                    )
-                } else {
-                    String::new()
-                };
+                let besides = memory::besides(held);
                 memory::ensure_fits_or(
                     held.saturating_add(bytes),
                     &format!(

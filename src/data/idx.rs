@@ -139,14 +139,7 @@ pub fn read_first(images: &Path, limit: Option<usize>, held: u64) -> Result<(Dat
     let bytes = (values as u64)
         .saturating_add(keep as u64)
         .saturating_mul(8);
-    let besides = if held > 0 {
-        format!(
-            ", besides the {} of data already read,",
-            memory::human(held)
-        )
-    } else {
-        String::new()
-    };
+    let besides = memory::besides(held);
     memory::ensure_fits_or(
         held.saturating_add(bytes),
         &format!(
