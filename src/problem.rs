@@ -31,11 +31,6 @@ pub struct Problem<'a> {
     /// The training features with the learnable rows set from the input block (standardised),
     /// once [`RowTangents::set_row_inputs`] gave them.
     inputs: Option<Array2<f64>>,
-    /// Training rows used: all of the data's, or the clean ones
-    /// ([`Problem::without_learnable_rows`]).
-    n_train: usize,
-    shuffle: bool,
-    seed: u64,
     /// Where the test rows come from, as the warning about an overflowed test loss names it.
     test_source: Option<String>,
 }
@@ -73,9 +68,6 @@ impl<'a> Problem<'a> {
             rows: Vec::with_capacity(batch_size),
             row_weights: None,
             inputs: None,
-            n_train: data.train.len(),
-            shuffle,
-            seed,
             test_source: None,
         }
     }
@@ -90,7 +82,6 @@ impl<'a> Problem<'a> {
     /// The same problem with its batch order drawn from `seed`.
     pub fn reseed(&mut self, seed: u64) {
         self.schedule = self.schedule.reseeded(seed);
-        self.seed = seed;
     }
 
     /// The same problem without its learnable rows: the clean training set of a poisoning
@@ -98,9 +89,7 @@ impl<'a> Problem<'a> {
     /// the same seed. A problem without learnable rows is returned as it is.
     pub fn without_learnable_rows(mut self) -> Self {
         if let Some(l) = &self.data.learnable {
-            let batch = self.schedule.batch_size();
-            self.schedule = BatchSchedule::new(l.first, batch, self.shuffle, self.seed);
-            self.n_train = l.first;
+            self.schedule = self.schedule.over_rows(l.first);
             self.inputs = None;
             self.model.set_track_inputs(false);
         }
@@ -123,10 +112,10 @@ impl<'a> Problem<'a> {
         self.model.mlp().layout()
     }
 
-    /// Mean cross-entropy and accuracy on the whole training set (no penalty; the learnable
-    /// rows as set).
+    /// Mean cross-entropy and accuracy on the training rows the batches are drawn from (no
+    /// penalty; the learnable rows as set).
     pub fn train_metrics(&mut self, theta: &[f64]) -> (f64, f64) {
-        let n = self.n_train;
+        let n = self.schedule.n_rows();
         let x = train_x(&self.inputs, self.data).slice_move(ndarray::s![..n, ..]);
         self.model.evaluate(theta, x, &self.data.train.y[..n])
     }

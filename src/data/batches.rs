@@ -51,6 +51,16 @@ impl BatchSchedule {
         BatchSchedule::new(self.n_rows, self.batch, self.shuffle, seed)
     }
 
+    /// The same schedule (seed, batch size, shuffling) over the first `n_rows` rows.
+    pub fn over_rows(&self, n_rows: usize) -> Self {
+        BatchSchedule::new(n_rows, self.batch, self.shuffle, self.seed)
+    }
+
+    /// Rows the batches are drawn from.
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
     /// Rows per batch.
     pub fn batch_size(&self) -> usize {
         self.batch
