@@ -40,7 +40,7 @@ use crate::error::Result;
 use crate::hyper::{Block, Hypers, Kind};
 use crate::hypergrad::Setup;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
-use crate::model::{Evaluate, Layout, Objective, RowTangents, Threads};
+use crate::model::{Evaluate, Objective, RowTangents};
 use adam::OuterOptimizerState;
 pub use observer::Observer;
 
@@ -151,8 +151,8 @@ pub struct Summary {
 }
 
 /// The inner training the outer loops run: iteration `k`'s objective and setup at a
-/// point (0 = the starting point). [`Fixed`] is the same run every time; a caller may give
-/// each iteration its own inner seed (`outer.resample`).
+/// point (0 = the starting point): the same run every time, or each iteration with its own
+/// inner seed (`outer.resample`; [`crate::problem::Runs`] does both).
 pub trait Inner {
     /// The training oracle.
     type Obj: Objective + Evaluate + RowTangents;
@@ -162,37 +162,6 @@ pub trait Inner {
     /// A failure to build iteration k's run (e.g. its initial weights).
     fn at<'s>(&'s mut self, k: usize, hypers: &'s Hypers)
     -> Result<(&'s mut Self::Obj, Setup<'s>)>;
-}
-
-/// The same run at every iteration: one objective, one ε, one batch order.
-pub struct Fixed<'a, O> {
-    /// The objective.
-    pub obj: &'a mut O,
-    /// The inner optimizer.
-    pub optimizer: crate::hyper::OptimizerId,
-    /// The parameter layout.
-    pub layout: &'a Layout,
-    /// Initial-weight noise ε.
-    pub eps: &'a [f64],
-    /// Inner steps T.
-    pub steps: usize,
-    /// The threads the inner runs compute on.
-    pub threads: &'a Threads,
-}
-
-impl<O: Objective + Evaluate + RowTangents> Inner for Fixed<'_, O> {
-    type Obj = O;
-    fn at<'s>(&'s mut self, _k: usize, hypers: &'s Hypers) -> Result<(&'s mut O, Setup<'s>)> {
-        let setup = Setup {
-            optimizer: self.optimizer,
-            hypers,
-            eps: self.eps,
-            layout: self.layout,
-            steps: self.steps,
-            threads: self.threads,
-        };
-        Ok((&mut *self.obj, setup))
-    }
 }
 
 /// One evaluation: `Ok(None)` for a rejected (diverged) point.
