@@ -1,18 +1,103 @@
-//! What the outer loops (`tune` and `search`) share: their outputs as observers (the CSV,
-//! `--hypers-out`, `--best`, the progress bar), the interrupt flag, and the end-of-run
-//! summary.
+//! What the outer loops (`tune` and `search`) share: how they start (a config, or a
+//! checkpoint to resume), their outputs as observers (the CSV, `--hypers-out`, `--best`, the
+//! checkpoint, the progress bar), the interrupt flag, and the end-of-run summary.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::config::Config;
 use crate::error::Result;
 use crate::problem::Experiment;
 use crate::report::progress::Progress;
 use crate::report::sink::{BestConfigWriter, HypersOut, LearnedRowsWriter, Output, TuneCsv};
 use crate::report::table::num;
+use crate::tune::checkpoint::{Checkpoint, CheckpointWriter, Command, Run};
 use crate::tune::observer::Observers;
-use crate::tune::{Iteration, Observer, StopReason, Summary};
+use crate::tune::{Iteration, Observer, State, StopReason, Summary};
+
+/// The config an outer command runs: the CONFIG file, or the one a checkpoint holds (after
+/// checking the checkpoint is one of `command`'s whose data has not changed).
+///
+/// # Errors
+/// Config errors, and as [`crate::tune::checkpoint::read`], [`Checkpoint::expect`] and
+/// [`Checkpoint::check_data`].
+pub(crate) fn load_start(
+    config: Option<&std::path::Path>,
+    resume: Option<&std::path::Path>,
+    command: Command,
+) -> Result<(Config, Option<Checkpoint>)> {
+    match (config, resume) {
+        (_, Some(path)) => {
+            let ck = crate::tune::checkpoint::read(path)?;
+            ck.expect(command)?;
+            ck.check_data()?;
+            Ok((ck.run.config.clone(), Some(ck)))
+        }
+        (Some(path), None) => Ok((Config::load(path)?, None)),
+        (None, None) => Err(crate::Error::Usage(format!(
+            "give a CONFIG file, or --resume CHECKPOINT (see `revgrad {} --help`)",
+            command.name()
+        ))),
+    }
+}
+
+/// Where a run's checkpoints go: `--checkpoint FILE`, else the file it resumed from; and
+/// whether to check that path with the other outputs (not the resumed file, which is the
+/// run's input and is rewritten as the run goes on).
+pub(crate) fn checkpoint_path(
+    checkpoint: Option<&std::path::Path>,
+    resumed: Option<&Checkpoint>,
+) -> (Option<PathBuf>, bool) {
+    match (checkpoint, resumed) {
+        (Some(p), Some(ck)) => (
+            Some(p.to_path_buf()),
+            !crate::cli::outputs::same_file(p, &ck.path),
+        ),
+        (Some(p), None) => (Some(p.to_path_buf()), true),
+        (None, Some(ck)) => (Some(ck.path.clone()), false),
+        (None, None) => (None, false),
+    }
+}
+
+/// The run a checkpoint records: `command` on the experiment's config, `steps` iterations
+/// (or trials) within `seconds`, on the data files fingerprinted now (or, resuming, as the
+/// checkpoint recorded them: they were checked unchanged).
+///
+/// # Errors
+/// [`crate::Error::Io`] naming a data file that cannot be read.
+pub(crate) fn checkpoint_run(
+    command: Command,
+    exp: &Experiment,
+    steps: usize,
+    seconds: Option<f64>,
+    resumed: Option<&Checkpoint>,
+) -> Result<Run> {
+    let data = match resumed {
+        Some(ck) => ck.run.data.clone(),
+        None => crate::data::fingerprint::of_inputs(&exp.config)?,
+    };
+    Ok(Run {
+        command,
+        config: exp.config.clone(),
+        steps,
+        seconds,
+        data,
+    })
+}
+
+/// The message for a resumed run with nothing left to do.
+pub(crate) fn nothing_to_do(command: Command, ck: &Checkpoint, st: &State, why: &str) -> String {
+    format!(
+        "revgrad {}: nothing to do: {} holds a finished run ({why}; {} rows, best row #{} with \
+         val_loss {:.5}); nothing was written",
+        command.name(),
+        ck.path.display(),
+        st.rows,
+        st.best.iteration,
+        st.best.val_loss()
+    )
+}
 
 /// One line per point: each block's mean value, then the losses.
 pub(crate) fn describe(it: &Iteration) -> String {
@@ -84,15 +169,19 @@ pub(crate) struct RunOutputs {
     hypers_out: Option<HypersOut>,
     best: Option<BestConfigWriter>,
     learned: Option<LearnedRowsWriter>,
+    checkpoint: Option<CheckpointWriter>,
     /// The progress bar (the summary is printed above it).
     pub progress: Progress,
 }
 
 impl RunOutputs {
-    /// Opens the outputs (the CSV on `output` or stdout) for the run's blocks.
+    /// Opens the outputs (the CSV on `output` or stdout) for the run's blocks; for a run
+    /// resumed after iteration `resumed`, the CSV and `--hypers-out` files continue after
+    /// that iteration's rows ([`crate::report::sink::CsvSink::resumed`]).
     ///
     /// # Errors
-    /// [`crate::Error::Io`] naming an output that cannot be created.
+    /// [`crate::Error::Io`] naming an output that cannot be created; [`crate::Error::Data`]
+    /// naming a resumed output that does not hold the run's rows.
     pub(crate) fn open(
         exp: &Experiment,
         run: &crate::problem::Prepared,
@@ -100,16 +189,23 @@ impl RunOutputs {
         hypers_out: Option<&std::path::Path>,
         best: Option<PathBuf>,
         quiet: bool,
+        resumed: Option<usize>,
     ) -> Result<Self> {
         let kinds: Vec<_> = run.hypers.kinds().collect();
-        let csv = TuneCsv::new(Output::open(output)?, &kinds)?;
+        let csv = match resumed {
+            Some(done) => TuneCsv::resumed(output, &kinds, done)?,
+            None => TuneCsv::new(Output::open(output)?, &kinds)?,
+        };
         let hypers_out = match hypers_out {
             // Every tuned block but the input (thousands of entries per iteration: its rows
             // go to --inputs-out).
             Some(p) => {
                 let tuned = exp.config.outer.tune.iter().copied();
                 let tuned: Vec<_> = tuned.filter(|&k| k != crate::hyper::Kind::Input).collect();
-                Some(HypersOut::new(Output::open(Some(p))?, &tuned)?)
+                Some(match resumed {
+                    Some(done) => HypersOut::resumed(p, &tuned, done)?,
+                    None => HypersOut::new(Output::open(Some(p))?, &tuned)?,
+                })
             }
             None => None,
         };
@@ -120,8 +216,15 @@ impl RunOutputs {
             hypers_out,
             best,
             learned: None,
+            checkpoint: None,
             progress: Progress::new(quiet),
         })
+    }
+
+    /// Also write a checkpoint of `run` to `path` after every iteration.
+    pub(crate) fn with_checkpoint(mut self, path: Option<PathBuf>, run: &Run) -> Self {
+        self.checkpoint = path.map(|p| CheckpointWriter::new(p, run));
+        self
     }
 
     /// Also write the learned rows at each new best: as a training CSV to `csv`, as a PNG
@@ -167,6 +270,10 @@ impl RunOutputs {
         }
         if let Some(l) = self.learned.as_mut() {
             o.push(l);
+        }
+        // Last: a checkpoint is written once the iteration's other outputs are.
+        if let Some(c) = self.checkpoint.as_mut() {
+            o.push(c);
         }
         Observers(o)
     }

@@ -90,22 +90,7 @@ pub fn check_outputs(
 /// The files a run reads, each with what it is.
 fn inputs(config: &Config) -> Vec<(&'static str, PathBuf)> {
     let mut inputs = vec![("config file", config.file.clone())];
-    let d = &config.data;
-    for (what, path) in [
-        ("data.train file", Some(&d.train)),
-        ("data.validation file", d.validation.as_ref()),
-        ("data.test file", d.test.as_ref()),
-    ] {
-        if let Some(p) = path {
-            inputs.push((what, p.clone()));
-            for labels in crate::data::idx::labels_paths(p) {
-                inputs.push(("IDX labels file", labels));
-            }
-        }
-    }
-    if let Some(p) = &config.model.init_file {
-        inputs.push(("model.init_file", p.clone()));
-    }
+    inputs.extend(crate::data::fingerprint::input_files(config));
     inputs
 }
 

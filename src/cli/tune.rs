@@ -1,23 +1,38 @@
 //! `revgrad tune CONFIG [-o FILE] [--outer-steps N] [--best FILE] [--hypers-out FILE]
-//! [--inputs-out FILE.csv] [--images-out FILE.png] [--quiet]`
+//! [--inputs-out FILE.csv] [--images-out FILE.png] [--checkpoint FILE] [--quiet]` and
+//! `revgrad tune --resume CHECKPOINT [the same outputs]`
 
 use std::path::PathBuf;
 
-use super::outer::{RunOutputs, finish, interrupt_flag, summary_text};
+use super::outer::{
+    RunOutputs, checkpoint_path, checkpoint_run, finish, interrupt_flag, load_start, nothing_to_do,
+    summary_text,
+};
 use crate::error::Result;
 use crate::model::Threads;
 use crate::problem::Experiment;
-use crate::tune::{Summary, run as tune_run};
+use crate::tune::checkpoint::Command;
+use crate::tune::{Begin, Summary, run as tune_run, tuned_len};
 
 /// Arguments of `revgrad tune`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Experiment config (JSON).
-    pub config: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// Continue the run this checkpoint holds (written by --checkpoint): its rows are
+    /// appended to -o FILE after the checkpoint's iteration, and it goes on writing its
+    /// checkpoints to this file unless --checkpoint names another.
+    #[arg(long, value_name = "CHECKPOINT", conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
+    /// Rewrite this file (atomically) after every iteration with everything needed to
+    /// continue the run with --resume.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
     /// Write the CSV here instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Override outer.steps.
+    /// Override outer.steps (with --resume: go on up to N iterations).
     #[arg(long, value_name = "N")]
     pub outer_steps: Option<usize>,
     /// Write a complete config with the best hyperparameters found here (every entry of
@@ -46,8 +61,37 @@ pub struct Args {
 /// # Errors
 /// Config and data errors (exit 2); a starting point that diverges (exit 1); output errors.
 pub fn run(args: Args, threads: &Threads) -> Result<u8> {
-    let mut exp = Experiment::load(&args.config)?.with_threads(threads.clone());
+    let (mut config, resumed) = load_start(
+        args.config.as_deref(),
+        args.resume.as_deref(),
+        Command::Tune,
+    )?;
+    if let Some(n) = args.outer_steps {
+        config.outer.steps = n;
+    }
+    let exp = Experiment::from_config(config)?.with_threads(threads.clone());
     exp.require_reversible()?;
+    let run = exp.prepare()?;
+    let state = match &resumed {
+        Some(ck) => {
+            let dim = tuned_len(&run.hypers, &exp.config.outer.tune);
+            let st = ck.state(&run.hypers, Some(dim))?;
+            if let Some(stop) = st.finished(exp.config.outer.steps) {
+                let why = match stop {
+                    crate::tune::StopReason::StepsDone => format!(
+                        "all {} steps done; give --outer-steps N above {} to go on",
+                        st.done, st.done
+                    ),
+                    other => other.text().to_owned(),
+                };
+                crate::note!("{}", nothing_to_do(Command::Tune, ck, &st, &why));
+                return Ok(0);
+            }
+            Some(st)
+        }
+        None => None,
+    };
+    let (checkpoint, check_it) = checkpoint_path(args.checkpoint.as_deref(), resumed.as_ref());
     crate::cli::outputs::check_outputs(
         &exp.config,
         args.output.as_deref(),
@@ -56,6 +100,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             ("--hypers-out", args.hypers_out.as_deref()),
             ("--inputs-out", args.inputs_out.as_deref()),
             ("--images-out", args.images_out.as_deref()),
+            ("--checkpoint", checkpoint.as_deref().filter(|_| check_it)),
         ],
     )?;
     crate::cli::outer::check_learned_outputs(
@@ -63,10 +108,13 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         args.inputs_out.as_deref(),
         args.images_out.as_deref(),
     )?;
-    if let Some(n) = args.outer_steps {
-        exp.config.outer.steps = n;
-    }
-    let run = exp.prepare()?;
+    let record = checkpoint_run(
+        Command::Tune,
+        &exp,
+        exp.config.outer.steps,
+        None,
+        resumed.as_ref(),
+    )?;
     let mut outputs = RunOutputs::open(
         &exp,
         &run,
@@ -74,16 +122,21 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         args.hypers_out.as_deref(),
         args.best.clone(),
         args.quiet,
+        state.as_ref().map(|s| s.done),
     )?
-    .with_learned_rows(&exp, args.inputs_out.clone(), args.images_out.clone());
+    .with_learned_rows(&exp, args.inputs_out.clone(), args.images_out.clone())
+    .with_checkpoint(checkpoint, &record);
     let interrupt = interrupt_flag();
     let summary = {
-        let start = run.hypers.clone();
+        let begin = match state {
+            Some(st) => Begin::Resume(Box::new(st)),
+            None => Begin::Fresh(run.hypers.clone()),
+        };
         let mut runs = crate::problem::Runs::new(&exp, run);
         tune_run(
             &mut runs,
             &exp.config.outer,
-            start,
+            begin,
             &mut outputs.observers(),
             &interrupt,
         )?

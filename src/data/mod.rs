@@ -32,6 +32,7 @@
 
 pub mod batches;
 pub mod csv;
+pub mod fingerprint;
 pub mod idx;
 pub mod learnable;
 pub mod noise;

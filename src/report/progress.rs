@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::Result;
-use crate::tune::{Iteration, Observer, Summary};
+use crate::tune::{Iteration, Observer, State, Summary};
 
 /// The tune progress bar.
 pub struct Progress {
@@ -45,6 +45,16 @@ impl Observer for Progress {
     fn on_start(&mut self, total: usize) -> Result<()> {
         self.bar.set_length(total as u64);
         self.bar.set_message("evaluating the starting point");
+        Ok(())
+    }
+
+    fn on_resume(&mut self, state: &State) -> Result<()> {
+        self.bar.set_position(state.rows as u64);
+        self.bar.set_message(format!(
+            "resumed after #{}  best {:.4}",
+            state.done,
+            state.best.val_loss()
+        ));
         Ok(())
     }
 

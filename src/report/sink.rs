@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::hyper::Kind;
 use crate::model::Layout;
 use crate::report::rows::{HyperRow, hyper_rows, tune_header, tune_row};
-use crate::tune::{Iteration, Observer};
+use crate::tune::{Iteration, Observer, State};
 
 /// Where data output goes: stdout or a file, with a name for messages.
 pub struct Output {
@@ -100,24 +100,47 @@ impl CsvSink {
     /// # Errors
     /// [`Error::Io`] naming the output.
     pub fn new<T: Serialize + Default>(mut output: Output) -> Result<Self> {
-        let mut probe = csv::Writer::from_writer(Vec::new());
-        let header = probe
-            .serialize(T::default())
-            .ok()
-            .and_then(|_| probe.into_inner().ok())
-            .and_then(|bytes| {
-                let text = String::from_utf8(bytes).ok()?;
-                text.lines().next().map(|l| format!("{l}\n"))
-            })
-            .unwrap_or_default();
-        output.write_all(&header)?;
+        output.write_all(&header_of::<T>())?;
+        Ok(CsvSink::headless(output))
+    }
+
+    fn headless(output: Output) -> Self {
         let writer = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(output.writer);
-        Ok(CsvSink {
+        CsvSink {
             writer,
             name: output.name,
-        })
+        }
+    }
+
+    /// The sink of a resumed run whose rows up to iteration `done` were written before:
+    /// on stdout, or on a missing or empty `path`, a new CSV with `header`; on a CSV that
+    /// holds the run's rows, appended after the row of iteration `done` (see
+    /// [`continue_after`]). `done` is `None` for an output that holds no row (a
+    /// `--hypers-out` with no block to write): only its header is checked.
+    ///
+    /// # Errors
+    /// [`Error::Data`] naming the file and line when it is not this run's CSV or lacks the
+    /// row of iteration `done`; [`Error::Io`] naming it when it cannot be read or written.
+    pub fn resumed(path: Option<&Path>, header: String, done: Option<usize>) -> Result<Self> {
+        let fresh = |path| -> Result<Self> {
+            let mut output = Output::open(path)?;
+            output.write_all(&header)?;
+            Ok(CsvSink::headless(output))
+        };
+        let Some(p) = path.filter(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)) else {
+            return fresh(path);
+        };
+        continue_after(p, &header, done)?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(p)
+            .map_err(|e| Error::io(p, e))?;
+        Ok(CsvSink::headless(Output {
+            writer: Box::new(BufWriter::new(f)),
+            name: p.to_path_buf(),
+        }))
     }
 
     /// A CSV sink on `output` with the given header, written and flushed at once.
@@ -150,6 +173,129 @@ impl CsvSink {
     }
 }
 
+/// The header line (with its newline) of a CSV of rows of type `T`, from `T`'s field names.
+fn header_of<T: Serialize + Default>() -> String {
+    let mut probe = csv::Writer::from_writer(Vec::new());
+    probe
+        .serialize(T::default())
+        .ok()
+        .and_then(|_| probe.into_inner().ok())
+        .and_then(|bytes| {
+            let text = String::from_utf8(bytes).ok()?;
+            text.lines().next().map(|l| format!("{l}\n"))
+        })
+        .unwrap_or_default()
+}
+
+/// `header` as a CSV line, with its newline.
+fn header_line(header: &[String]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(header);
+    w.into_inner()
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+/// Prepares the CSV at `path` for a resumed run to append to: it must start with `header`
+/// and hold rows whose first cell (the iteration) never decreases, the last of them at
+/// most `done` being iteration `done` (`None`: it holds no row). Rows after iteration
+/// `done` — written after the checkpoint, before the run stopped — and a last line cut
+/// short are removed (the resumed run writes them again), with a note saying so.
+///
+/// # Errors
+/// [`Error::Data`] naming the file (and line) when it does not fit; [`Error::Io`] when it
+/// cannot be read or cut.
+pub fn continue_after(path: &Path, header: &str, done: Option<usize>) -> Result<()> {
+    let io = |e| Error::io(path, e);
+    let bytes = std::fs::read(path).map_err(io)?;
+    let bad = |line: usize, m: String| Error::data(path, Some(line), m);
+    if !bytes.starts_with(header.as_bytes()) {
+        return Err(bad(
+            1,
+            "is not the CSV of this run: its header differs (give the file the checkpointed              run wrote, or a new file)"
+                .into(),
+        ));
+    }
+    let mut keep = header.len();
+    let mut last: Option<usize> = None;
+    let mut dropped = 0;
+    let mut at = header.len();
+    for (i, line) in bytes[header.len()..]
+        .split_inclusive(|&b| b == b'\n')
+        .enumerate()
+    {
+        let line_no = i + 2;
+        at += line.len();
+        if !line.ends_with(b"\n") {
+            // Cut short by the stop: never a complete row.
+            dropped += 1;
+            break;
+        }
+        let first = line
+            .split(|&b| b == b',' || b == b'\n')
+            .next()
+            .unwrap_or_default();
+        let it: usize = std::str::from_utf8(first)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| {
+                bad(
+                    line_no,
+                    "is not a row of this run (no iteration first)".into(),
+                )
+            })?;
+        if done.is_none() {
+            return Err(bad(
+                line_no,
+                "is a row, but this run writes none here".into(),
+            ));
+        }
+        if last.is_some_and(|l| it < l) {
+            return Err(bad(
+                line_no,
+                format!(
+                    "iteration {it} comes after iteration {}: not the rows of one run",
+                    last.unwrap_or(0)
+                ),
+            ));
+        }
+        if done.is_some_and(|d| it <= d) {
+            keep = at;
+            last = Some(it);
+        } else {
+            dropped += 1;
+        }
+    }
+    if let Some(d) = done
+        && last != Some(d)
+    {
+        let ends = last.map_or("holds no row".to_owned(), |l| {
+            format!("ends at iteration {l}")
+        });
+        return Err(Error::data(
+            path,
+            None,
+            format!(
+                "{ends}, but the checkpoint was written after iteration {d}: give the file                  the checkpointed run wrote, or a new file"
+            ),
+        ));
+    }
+    if keep < bytes.len() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(keep as u64))
+            .map_err(io)?;
+        crate::note!(
+            "{}: removed {dropped} line(s) written after the checkpoint; the resumed run \
+             writes them again",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// The `tune` / `search` CSV (SPEC §4.1): one flushed row per iteration.
 pub struct TuneCsv(pub CsvSink);
 
@@ -160,6 +306,15 @@ impl TuneCsv {
     /// [`Error::Io`] naming the output.
     pub fn new(output: Output, kinds: &[Kind]) -> Result<Self> {
         Ok(TuneCsv(CsvSink::with_header(output, &tune_header(kinds))?))
+    }
+
+    /// The CSV of a resumed run after iteration `done` ([`CsvSink::resumed`]).
+    ///
+    /// # Errors
+    /// As [`CsvSink::resumed`].
+    pub fn resumed(path: Option<&Path>, kinds: &[Kind], done: usize) -> Result<Self> {
+        let header = header_line(&tune_header(kinds));
+        Ok(TuneCsv(CsvSink::resumed(path, header, Some(done))?))
     }
 }
 
@@ -183,6 +338,19 @@ impl HypersOut {
     pub fn new(output: Output, kinds: &[Kind]) -> Result<Self> {
         Ok(HypersOut {
             sink: CsvSink::new::<HyperRow>(output)?,
+            kinds: kinds.to_vec(),
+        })
+    }
+
+    /// The `--hypers-out` CSV of a resumed run after iteration `done`
+    /// ([`CsvSink::resumed`]).
+    ///
+    /// # Errors
+    /// As [`CsvSink::resumed`].
+    pub fn resumed(path: &Path, kinds: &[Kind], done: usize) -> Result<Self> {
+        let done = (!kinds.is_empty()).then_some(done);
+        Ok(HypersOut {
+            sink: CsvSink::resumed(Some(path), header_of::<HyperRow>(), done)?,
             kinds: kinds.to_vec(),
         })
     }
@@ -216,6 +384,10 @@ impl BestConfigWriter {
 }
 
 impl Observer for BestConfigWriter {
+    fn on_resume(&mut self, state: &State) -> Result<()> {
+        self.on_iteration(&state.best, &state.best)
+    }
+
     fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         if it.iteration != best.iteration || it.result.is_none() {
             return Ok(());
@@ -288,6 +460,10 @@ impl LearnedRowsWriter {
 }
 
 impl Observer for LearnedRowsWriter {
+    fn on_resume(&mut self, state: &State) -> Result<()> {
+        self.on_iteration(&state.best, &state.best)
+    }
+
     fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         if it.iteration != best.iteration || it.result.is_none() {
             return Ok(());

@@ -23,8 +23,10 @@ pub const MAX_STEP: f64 = 0.5;
 /// keeps one such gradient from swamping its second moment for thousands of iterations.
 pub const MAX_GRADIENT: f64 = 10.0;
 
-/// Adam or gradient-descent state over the tuned coordinates.
-#[derive(Debug, Clone)]
+/// Adam or gradient-descent state over the tuned coordinates (saved in checkpoints:
+/// [`super::state`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OuterOptimizerState {
     kind: OuterOptimizer,
     m: Vec<f64>,
@@ -51,6 +53,26 @@ impl OuterOptimizerState {
             v: vec![0.0; dim],
             t: 0,
         }
+    }
+
+    /// An error unless this is a state over `dim` coordinates with finite moments (a state
+    /// read back from a file).
+    ///
+    /// # Errors
+    /// What is wrong, phrased to follow the state's name.
+    pub fn check(&self, dim: usize) -> Result<(), String> {
+        if self.m.len() != dim || self.v.len() != dim {
+            return Err(format!(
+                "has {} and {} moments, the run tunes {dim} coordinates",
+                self.m.len(),
+                self.v.len()
+            ));
+        }
+        let finite = self.m.iter().all(|m| m.is_finite());
+        if !finite || self.v.iter().any(|v| !(v.is_finite() && *v >= 0.0)) || self.t < 0 {
+            return Err("holds a non-finite moment or a negative step count".into());
+        }
+        Ok(())
     }
 
     /// The move for gradient `grad_u` (∂f/∂u, finite) at learning rates `lr`, each

@@ -29,8 +29,10 @@
 //! [`Observer`], and `report` turns them into rows.
 
 pub mod adam;
+pub mod checkpoint;
 pub mod observer;
 pub mod search;
+pub mod state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -43,6 +45,7 @@ use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::model::{Evaluate, Objective, RowTangents};
 use adam::OuterOptimizerState;
 pub use observer::Observer;
+pub use state::{Descent, State};
 
 /// Rejections in a row after which the search gives up.
 pub const MAX_CONSECUTIVE_REJECTIONS: usize = 10;
@@ -190,6 +193,11 @@ fn per_entry(h: &Hypers, tuned: &[Kind], f: impl Fn(&Block, usize, f64) -> f64) 
         .collect()
 }
 
+/// How many coordinates the outer optimizer moves: the entries of the tuned blocks.
+pub fn tuned_len(h: &Hypers, tuned: &[Kind]) -> usize {
+    tuned.iter().map(|&k| h.get(k).len()).sum()
+}
+
 /// The tuned entries as one flat vector of warped coordinates.
 fn warped(h: &Hypers, tuned: &[Kind]) -> Vec<f64> {
     per_entry(h, tuned, |b, e, v| b.warp_at(e, v))
@@ -229,7 +237,65 @@ fn rates_and_limits(h: &Hypers, outer: &OuterConfig) -> (Vec<f64>, Vec<f64>) {
     (rates, limits)
 }
 
-/// Run the outer loop from `start` for `outer.steps` iterations.
+/// Where an outer loop starts: at the configured point, or where a saved state left off.
+#[derive(Debug, Clone)]
+pub enum Begin {
+    /// Evaluate these blocks as iteration 0.
+    Fresh(Hypers),
+    /// Continue after the state's last iteration (see [`state`]).
+    Resume(Box<State>),
+}
+
+impl State {
+    /// Why a loop whose state this is would stop before its next iteration, if it would:
+    /// all of its `steps` iterations are done, or too many were rejected in a row.
+    pub fn finished(&self, steps: usize) -> Option<StopReason> {
+        if self.in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
+            Some(StopReason::TooManyRejections)
+        } else if self.done >= steps {
+            Some(StopReason::StepsDone)
+        } else {
+            None
+        }
+    }
+
+    /// What the loop found so far, stopped for `stop`.
+    fn summary(self, stop: StopReason) -> Summary {
+        Summary {
+            stop,
+            learning_rate_scale: self.descent.as_ref().map(|d| d.lr_scale),
+            start: self.start,
+            best: self.best,
+            rows: self.rows,
+            rejected: self.rejected,
+            clipped: self.clipped,
+        }
+    }
+}
+
+/// A wall clock that continues a resumed loop's time.
+struct Clock {
+    since: Instant,
+    before: f64,
+}
+
+impl Clock {
+    fn continuing(before: f64) -> Self {
+        Clock {
+            since: Instant::now(),
+            before,
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.before + self.since.elapsed().as_secs_f64()
+    }
+}
+
+/// Run the outer loop for `outer.steps` iterations: from the starting blocks, or on from a
+/// saved state. The observer sees every iteration ([`Observer::on_iteration`]) and the
+/// loop's state after it ([`Observer::on_state`]); a resumed loop reports the state it
+/// starts from first ([`Observer::on_resume`]).
 ///
 /// # Errors
 /// The starting point's own failure (there is no good point to fall back to), or an
@@ -237,111 +303,129 @@ fn rates_and_limits(h: &Hypers, outer: &OuterConfig) -> (Vec<f64>, Vec<f64>) {
 pub fn run(
     inner: &mut impl Inner,
     outer: &OuterConfig,
-    start: Hypers,
+    begin: Begin,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
 ) -> Result<Summary> {
-    let clock = Instant::now();
     observer.on_start(outer.steps.saturating_add(1))?;
-    let first: Evaluation = {
-        let (obj, setup) = inner.at(0, &start)?;
-        hypergradient(obj, setup)?.into()
+    let (mut st, clock) = match begin {
+        Begin::Fresh(start) => {
+            let clock = Clock::continuing(0.0);
+            let first: Evaluation = {
+                let (obj, setup) = inner.at(0, &start)?;
+                hypergradient(obj, setup)?.into()
+            };
+            let dim = tuned_len(&start, &outer.tune);
+            let start_it = Iteration {
+                iteration: 0,
+                hypers: start,
+                result: Some(first),
+                seconds: clock.seconds(),
+            };
+            let st = State {
+                done: 0,
+                rows: 1,
+                rejected: 0,
+                clipped: 0,
+                in_a_row: 0,
+                seconds: start_it.seconds,
+                best: start_it.clone(),
+                descent: Some(Descent {
+                    good: start_it.clone(),
+                    optimizer: OuterOptimizerState::new(outer.optimizer, dim),
+                    lr_scale: 1.0,
+                    rejected_delta: None,
+                }),
+                start: start_it,
+            };
+            observer.on_iteration(&st.start, &st.best)?;
+            observer.on_state(&st)?;
+            (st, clock)
+        }
+        Begin::Resume(st) => {
+            observer.on_resume(&st)?;
+            let clock = Clock::continuing(st.seconds);
+            (*st, clock)
+        }
     };
-    let start_it = Iteration {
-        iteration: 0,
-        hypers: start.clone(),
-        result: Some(first.clone()),
-        seconds: clock.elapsed().as_secs_f64(),
-    };
-    let mut best = start_it.clone();
-    observer.on_iteration(&start_it, &best)?;
-
     let tuned = &outer.tune;
-    let mut good_h = start;
-    let mut good = first;
-    let mut good_opt = OuterOptimizerState::new(outer.optimizer, warped(&good_h, tuned).len());
-    let (rates, limits) = rates_and_limits(&good_h, outer);
-    // Halved at every rejection, for every block.
-    let mut lr_scale = 1.0;
-    let (mut rejected, mut clipped, mut in_a_row) = (0, 0, 0);
-    let mut rejected_delta: Option<Vec<f64>> = None;
-    let mut rows = 1;
-    let mut stop = StopReason::StepsDone;
-    for k in 1..=outer.steps {
+    let (rates, limits) = rates_and_limits(&st.start.hypers, outer);
+    let mut stop = st.finished(outer.steps).unwrap_or(StopReason::StepsDone);
+    for k in st.done + 1..=outer.steps {
+        if st.in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
+            break;
+        }
         if interrupt.load(Ordering::SeqCst) {
             stop = StopReason::Interrupted;
             break;
         }
-        let grads = good
-            .grads
+        let d = st
+            .descent
+            .as_mut()
+            .expect("a descent's state carries its descent");
+        let good_h = &d.good.hypers;
+        let grads = d
+            .good
+            .result
             .as_ref()
+            .and_then(|r| r.grads.as_ref())
             .expect("tune evaluations carry hypergradients");
-        let mut grad_u = warped_gradient(&good_h, grads, tuned);
+        let mut grad_u = warped_gradient(good_h, grads, tuned);
         if outer.objective == OuterObjective::Maximize {
             // Ascend: the optimizer descends −f.
             for g in &mut grad_u {
                 *g = -*g;
             }
         }
-        let mut opt = good_opt.clone();
-        let lr: Vec<f64> = rates.iter().map(|r| r * lr_scale).collect();
+        let mut opt = d.optimizer.clone();
+        let lr: Vec<f64> = rates.iter().map(|r| r * d.lr_scale).collect();
         let step = opt.step(&grad_u, &lr, &limits);
         // A retry halves the step just rejected (the optimizer's own proposal may be the
         // same clipped step again).
-        let delta = match rejected_delta.take() {
+        let delta = match d.rejected_delta.take() {
             Some(d) => d.iter().map(|d: &f64| 0.5 * d).collect(),
             None => {
-                clipped += usize::from(step.clipped);
+                st.clipped += usize::from(step.clipped);
                 step.delta
             }
         };
-        let u: Vec<f64> = warped(&good_h, tuned)
+        let u: Vec<f64> = warped(good_h, tuned)
             .iter()
             .zip(&delta)
             .map(|(u, d)| u + d)
             .collect();
-        let h = unwarped(&good_h, &u, tuned);
+        let h = unwarped(good_h, &u, tuned);
         let result = evaluate(inner, k, &h)?;
         let it = Iteration {
             iteration: k,
             hypers: h,
             result,
-            seconds: clock.elapsed().as_secs_f64(),
+            seconds: clock.seconds(),
         };
-        rows += 1;
-        match &it.result {
-            Some(res) => {
-                in_a_row = 0;
-                if it.better_than(&best, outer.objective) {
-                    best = it.clone();
-                }
-                good_h = it.hypers.clone();
-                good = res.clone();
-                good_opt = opt;
-                observer.on_iteration(&it, &best)?;
+        st.done = k;
+        st.rows += 1;
+        st.seconds = it.seconds;
+        let d = st.descent.as_mut().expect("checked above");
+        if it.result.is_some() {
+            st.in_a_row = 0;
+            if it.better_than(&st.best, outer.objective) {
+                st.best = it.clone();
             }
-            None => {
-                rejected += 1;
-                in_a_row += 1;
-                lr_scale *= 0.5;
-                rejected_delta = Some(delta);
-                observer.on_iteration(&it, &best)?;
-                if in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
-                    stop = StopReason::TooManyRejections;
-                    break;
-                }
+            d.good = it.clone();
+            d.optimizer = opt;
+        } else {
+            st.rejected += 1;
+            st.in_a_row += 1;
+            d.lr_scale *= 0.5;
+            d.rejected_delta = Some(delta);
+            if st.in_a_row >= MAX_CONSECUTIVE_REJECTIONS {
+                stop = StopReason::TooManyRejections;
             }
         }
+        observer.on_iteration(&it, &st.best)?;
+        observer.on_state(&st)?;
     }
-    let summary = Summary {
-        stop,
-        start: start_it,
-        best,
-        rows,
-        rejected,
-        clipped,
-        learning_rate_scale: Some(lr_scale),
-    };
+    let summary = st.summary(stop);
     observer.on_finish(&summary)?;
     Ok(summary)
 }

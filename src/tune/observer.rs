@@ -4,7 +4,7 @@
 //! `--hypers-out` writer, the progress bar and the `--best` writer are observers, and tests
 //! use a collecting one.
 
-use super::{Iteration, Summary};
+use super::{Iteration, State, Summary};
 use crate::error::Result;
 
 /// Hooks called by [`super::run`]; all default to doing nothing.
@@ -17,6 +17,18 @@ pub trait Observer {
     /// After each iteration (including iteration 0), with the best so far.
     fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         let _ = (it, best);
+        Ok(())
+    }
+    /// After [`Observer::on_iteration`], with the loop's state after that iteration
+    /// (what a checkpoint saves).
+    fn on_state(&mut self, state: &State) -> Result<()> {
+        let _ = state;
+        Ok(())
+    }
+    /// Once, after [`Observer::on_start`], when a loop continues from a saved state: the
+    /// iterations up to `state.done` were reported by the run that saved it.
+    fn on_resume(&mut self, state: &State) -> Result<()> {
+        let _ = state;
         Ok(())
     }
     /// Once at the end.
@@ -35,6 +47,12 @@ impl Observer for Observers<'_> {
     }
     fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         self.0.iter_mut().try_for_each(|o| o.on_iteration(it, best))
+    }
+    fn on_state(&mut self, state: &State) -> Result<()> {
+        self.0.iter_mut().try_for_each(|o| o.on_state(state))
+    }
+    fn on_resume(&mut self, state: &State) -> Result<()> {
+        self.0.iter_mut().try_for_each(|o| o.on_resume(state))
     }
     fn on_finish(&mut self, summary: &Summary) -> Result<()> {
         self.0.iter_mut().try_for_each(|o| o.on_finish(summary))

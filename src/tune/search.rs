@@ -16,7 +16,7 @@ use std::time::Instant;
 use ndarray_rand::rand::rngs::StdRng;
 use ndarray_rand::rand::{Rng, SeedableRng};
 
-use super::{Evaluation, Inner, Iteration, Observer, StopReason, Summary};
+use super::{Evaluation, Inner, Iteration, Observer, State, StopReason, Summary};
 use crate::error::Result;
 use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
@@ -91,7 +91,19 @@ fn evaluate(
     })
 }
 
-/// Run the search.
+/// Trial `k`'s point: the starting blocks with each searched block set to one drawn value.
+fn trial(cfg: &Search, rng: &mut StdRng) -> Hypers {
+    let mut h = cfg.start.clone();
+    for &kind in cfg.tune {
+        let v = draw(kind, rng);
+        h.get_mut(kind).values.fill(v);
+    }
+    h
+}
+
+/// Run the search, from its starting point or on from a saved state (whose trials' draws
+/// are replayed, so trial k draws the same point either way). The observer sees every
+/// trial ([`Observer::on_iteration`]) and the state after it ([`Observer::on_state`]).
 ///
 /// # Errors
 /// The starting point's own divergence or overflow (there is no point to compare the
@@ -100,12 +112,15 @@ fn evaluate(
 pub fn run(
     inner: &mut impl Inner,
     cfg: Search,
+    resume: Option<State>,
     observer: &mut dyn Observer,
     interrupt: &AtomicBool,
 ) -> Result<Summary> {
-    let clock = Instant::now();
     let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed_5ea2c4);
     observer.on_start(cfg.trials.saturating_add(1))?;
+    let before = resume.as_ref().map_or(0.0, |s| s.seconds);
+    let clock = Instant::now();
+    let seconds = || before + clock.elapsed().as_secs_f64();
     // Iteration 0 fails with its error; a trial that diverges is rejected.
     let point = |h: Hypers, k: usize, inner: &mut _| -> Result<Iteration> {
         let result = {
@@ -120,45 +135,67 @@ pub fn run(
             iteration: k,
             hypers: h,
             result,
-            seconds: clock.elapsed().as_secs_f64(),
+            seconds: seconds(),
         })
     };
-    let start = point(cfg.start.clone(), 0, inner)?;
-    let mut best = start.clone();
-    observer.on_iteration(&start, &best)?;
-    let (mut rows, mut rejected) = (1, 0);
+    let mut st = match resume {
+        Some(st) => {
+            for _ in 0..st.done {
+                trial(&cfg, &mut rng);
+            }
+            observer.on_resume(&st)?;
+            st
+        }
+        None => {
+            let start = point(cfg.start.clone(), 0, inner)?;
+            let st = State {
+                done: 0,
+                rows: 1,
+                rejected: 0,
+                clipped: 0,
+                in_a_row: 0,
+                seconds: start.seconds,
+                best: start.clone(),
+                start,
+                descent: None,
+            };
+            observer.on_iteration(&st.start, &st.best)?;
+            observer.on_state(&st)?;
+            st
+        }
+    };
     let mut stop = StopReason::StepsDone;
-    for k in 1..=cfg.trials {
+    for k in st.done + 1..=cfg.trials {
         if interrupt.load(Ordering::SeqCst) {
             stop = StopReason::Interrupted;
             break;
         }
-        if cfg
-            .seconds
-            .is_some_and(|s| clock.elapsed().as_secs_f64() >= s)
-        {
+        if cfg.seconds.is_some_and(|s| seconds() >= s) {
             stop = StopReason::TimeUp;
             break;
         }
-        let mut h = cfg.start.clone();
-        for &kind in cfg.tune {
-            let v = draw(kind, &mut rng);
-            h.get_mut(kind).values.fill(v);
+        let it = point(trial(&cfg, &mut rng), k, inner)?;
+        st.done = k;
+        st.rows += 1;
+        st.seconds = it.seconds;
+        if it.result.is_none() {
+            st.rejected += 1;
+            st.in_a_row += 1;
+        } else {
+            st.in_a_row = 0;
         }
-        let it = point(h, k, inner)?;
-        rows += 1;
-        rejected += usize::from(it.result.is_none());
-        if it.better_than(&best, cfg.objective) {
-            best = it.clone();
+        if it.better_than(&st.best, cfg.objective) {
+            st.best = it.clone();
         }
-        observer.on_iteration(&it, &best)?;
+        observer.on_iteration(&it, &st.best)?;
+        observer.on_state(&st)?;
     }
     let summary = Summary {
         stop,
-        start,
-        best,
-        rows,
-        rejected,
+        start: st.start,
+        best: st.best,
+        rows: st.rows,
+        rejected: st.rejected,
         clipped: 0,
         learning_rate_scale: None,
     };
