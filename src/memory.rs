@@ -4,7 +4,9 @@
 //! (`hidden: [1000000]` on 4 features wants tens of GB of workspace), and an allocation
 //! that fails aborts the process (SIGABRT) instead of exiting with a message. Runs estimate
 //! what they need up front and call [`ensure_fits`], which refuses (exit 2) with the
-//! estimate when it exceeds the limit:
+//! estimate when it exceeds the limit (an exact run counts its information buffer after
+//! `inner.steps` steps too, [`crate::problem::Experiment::ensure_exact_fits`]; the model,
+//! workspaces and data do not grow with the steps):
 //!
 //! - `--memory-limit SIZE` (a global flag), else
 //! - the environment variable `REVGRAD_MEMORY_LIMIT`, else
@@ -85,7 +87,7 @@ pub fn ensure_fits(bytes: u64, what: &str) -> Result<()> {
     ensure_fits_or(
         bytes,
         what,
-        "use a smaller model or batch, fewer inner.steps, or raise the limit",
+        "use a smaller model or batch, or raise the limit",
     )
 }
 

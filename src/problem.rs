@@ -356,7 +356,8 @@ pub const MAX_PARAMETERS: usize = 50_000_000;
 /// [`crate::model::parallel`]), and the data as it is held: every set's features (f64) and
 /// labels, and with learnable rows a second copy of the training features (the rows as
 /// set). Saturates rather than wraps. The data readers check the data alone against the
-/// same limit before they allocate it ([`crate::memory`]).
+/// same limit before they allocate it ([`crate::memory`]); an exact run adds its information
+/// buffer ([`Experiment::ensure_exact_fits`]).
 pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Data) -> u64 {
     let sizes: Vec<u128> = sizes.iter().map(|&s| s as u128).collect();
     let width: u128 = sizes.iter().sum();
@@ -377,6 +378,43 @@ pub fn estimate_bytes(sizes: &[usize], config: &crate::config::Config, data: &Da
         + data.test.as_ref().map_or(0, values)
         + inputs;
     u64::try_from(workspace + vectors + held).unwrap_or(u64::MAX)
+}
+
+/// The layer widths of `config`'s network on `data`: features, the hidden layers, classes.
+fn layer_sizes(config: &crate::config::Config, data: &Data) -> Vec<usize> {
+    let mut sizes = vec![data.n_features];
+    sizes.extend_from_slice(&config.model.hidden);
+    sizes.push(data.n_classes);
+    sizes
+}
+
+/// What an exact command holds besides the model and data
+/// ([`Experiment::ensure_exact_fits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExactRun {
+    /// The information buffer (hypergrad, tune, train --exact).
+    Reversal,
+    /// The information buffer and every state of the run in f64 (check-grad's reference
+    /// path, whose exact forward run stores its states as it goes).
+    StoredTrajectory,
+}
+
+/// Bytes of a stored trajectory of `steps` steps of `optimizer` over `layout`: T + 1
+/// snapshots of every state vector in f64
+/// ([`crate::hypergrad::store_all_bytes`]), each with its vectors' headers.
+pub fn stored_trajectory_bytes(
+    layout: &Layout,
+    optimizer: crate::hyper::OptimizerId,
+    steps: usize,
+) -> u64 {
+    let info = optimizer.info();
+    let headers = std::mem::size_of::<crate::optim::FloatState>()
+        + info.aux_vectors * std::mem::size_of::<Vec<f64>>();
+    crate::hypergrad::store_all_bytes(layout.len(), steps, info.state_vectors()).saturating_add(
+        (steps as u64)
+            .saturating_add(1)
+            .saturating_mul(headers as u64),
+    )
 }
 
 /// A loaded experiment: the validated config and its data, from which problems, the
@@ -407,9 +445,7 @@ impl Experiment {
     /// Data and I/O errors.
     pub fn from_config(config: crate::config::Config) -> crate::Result<Self> {
         let data = crate::data::load(&config)?;
-        let mut sizes = vec![data.n_features];
-        sizes.extend_from_slice(&config.model.hidden);
-        sizes.push(data.n_classes);
+        let sizes = layer_sizes(&config, &data);
         let params = sizes.windows(2).try_fold(0usize, |acc, w| {
             w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
         });
@@ -544,12 +580,25 @@ impl Experiment {
         Ok(Hypers { blocks })
     }
 
-    /// An error unless the inner optimizer is exactly reversible (momentum, Adam or RMSprop)
-    /// with no zero decay: the commands that reverse training (hypergrad, check-grad, tune,
-    /// train --exact) need it.
+    /// [`estimate_bytes`] of this experiment: workspaces, parameter-sized vectors and data.
+    pub fn estimate_bytes(&self) -> u64 {
+        estimate_bytes(
+            &layer_sizes(&self.config, &self.data),
+            &self.config,
+            &self.data,
+        )
+    }
+
+    /// An error unless an exact run of this config can be reversed: the inner optimizer is
+    /// exactly reversible (momentum, Adam or RMSprop) with no zero decay, and the run's
+    /// memory with its information buffer after `inner.steps` steps fits the limit
+    /// ([`Experiment::ensure_exact_fits`] with [`ExactRun::Reversal`]). The commands that run
+    /// the exact optimizer (hypergrad, check-grad, tune, train --exact) call it before they
+    /// start; float runs (train, search) hold no buffer and do not.
     ///
     /// # Errors
-    /// A config error naming `inner.optimizer`.
+    /// A config error naming `inner.optimizer` or the decay block with a 0; the memory
+    /// error of [`Experiment::ensure_exact_fits`].
     pub fn require_reversible(&self) -> crate::Result<()> {
         let o = self.config.inner.optimizer;
         if !o.info().reversible {
@@ -575,7 +624,69 @@ impl Experiment {
                 ));
             }
         }
-        Ok(())
+        self.ensure_exact_fits(ExactRun::Reversal)
+    }
+
+    /// An error unless an exact run of `run`'s kind fits the memory limit: the model and
+    /// data ([`estimate_bytes`]), the information buffer after `inner.steps` steps at the
+    /// configured blocks (at most [`crate::exact::BufferBound::bytes`], which grows
+    /// linearly with T), and for [`ExactRun::StoredTrajectory`] every state of the run in
+    /// f64 besides. The message names the config file, `inner.steps` and the sizes, and says
+    /// how many steps would fit.
+    ///
+    /// A tune starts from the configured blocks; an outer step that lowers a decay makes
+    /// later inner runs store more (log₂(1/γ) bits per multiply), which this check, made
+    /// before the first run, does not foresee.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] (exit 2) when the estimate exceeds the limit; a config error
+    /// when a block does not fit the network.
+    pub fn ensure_exact_fits(&self, run: ExactRun) -> crate::Result<()> {
+        let layout = Layout::new(&layer_sizes(&self.config, &self.data));
+        let hypers = self.hypers(&layout)?;
+        let optimizer = self.config.inner.optimizer;
+        let base = self.estimate_bytes();
+        let buffer = |steps: usize| {
+            optimizer
+                .buffer_bound(&hypers, &layout, steps)
+                .map_or(0, |b| b.bytes())
+        };
+        let trajectory = |steps: usize| match run {
+            ExactRun::Reversal => 0,
+            ExactRun::StoredTrajectory => stored_trajectory_bytes(&layout, optimizer, steps),
+        };
+        let total = |steps: usize| {
+            base.saturating_add(buffer(steps))
+                .saturating_add(trajectory(steps))
+        };
+        let steps = self.steps();
+        let (limit, _) = crate::memory::limit()?;
+        if total(steps) <= limit {
+            return Ok(());
+        }
+        let h = crate::memory::human;
+        let mut parts = format!(
+            "the model and data {}, the information buffer after {steps} steps up to {}",
+            h(base),
+            h(buffer(steps))
+        );
+        if run == ExactRun::StoredTrajectory {
+            parts += &format!(", check-grad's stored trajectory {}", h(trajectory(steps)));
+        }
+        let what = format!(
+            "{}: an exact run of inner.steps = {steps} ({parts})",
+            self.config.file.display()
+        );
+        // Both grow linearly with T: the steps that fit, about.
+        let (one, at_t) = (total(1), total(steps));
+        let hint = if one >= limit || steps <= 1 {
+            "use a smaller model or batch, or a higher --memory-limit".to_string()
+        } else {
+            let per_step = at_t.saturating_sub(one) as f64 / (steps - 1) as f64;
+            let fit = 1 + ((limit - one) as f64 / per_step) as u64;
+            format!("use fewer inner.steps (about {fit} fit) or a higher --memory-limit")
+        };
+        crate::memory::ensure_fits_or(at_t, &what, &hint)
     }
 
     /// Inner steps T.
@@ -628,5 +739,113 @@ impl<'a> crate::tune::Inner for Runs<'a> {
             self.seed = seed;
         }
         Ok((&mut self.run.problem, self.run.ctx.setup(hypers)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hypergrad::reverse::hypergradient;
+
+    /// An experiment on the digits data with `inner` (plus a data path and a small network).
+    fn digits(dir: &std::path::Path, inner: serde_json::Value) -> Experiment {
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/data/digits.csv");
+        let config = serde_json::json!({
+            "seed": 0,
+            "data": { "train": data, "validation_fraction": 0.2, "label_column": "label",
+                      "standardize": true },
+            "model": { "hidden": [4], "activation": "tanh", "init_scale": 1.0 },
+            "inner": inner,
+        });
+        let path = dir.join("c.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        Experiment::load(&path).unwrap()
+    }
+
+    /// The bound the memory check counts holds the buffer of real runs of every reversible
+    /// optimizer, constant and scheduled decays, short runs (no word yet) and longer ones,
+    /// and is not far above it.
+    #[test]
+    fn the_buffer_bound_holds_real_runs_of_every_reversible_optimizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = serde_json::json!({ "steps": 0, "batch_size": 10, "shuffle": true });
+        let mut cases = Vec::new();
+        for steps in [30, 400] {
+            for extra in [
+                serde_json::json!({ "optimizer": "momentum", "alpha": 0.1, "gamma": 0.9 }),
+                serde_json::json!({ "optimizer": "momentum", "alpha": 0.1,
+                                    "gamma": { "knots": 3, "values": [[0.3], [0.95], [0.6]] } }),
+                serde_json::json!({ "optimizer": "adam", "alpha": 0.001, "beta1": 0.5,
+                                    "beta2": 0.999 }),
+                serde_json::json!({ "optimizer": "rmsprop", "alpha": 0.001, "gamma": 0.5,
+                                    "rho": 0.99 }),
+            ] {
+                let mut inner = base.clone();
+                for (k, v) in extra.as_object().unwrap() {
+                    inner[k] = v.clone();
+                }
+                inner["steps"] = steps.into();
+                cases.push(inner);
+            }
+        }
+        let mut optimizers = std::collections::BTreeSet::new();
+        for inner in cases {
+            let exp = digits(dir.path(), inner.clone());
+            let mut run = exp.prepare().unwrap();
+            let hypers = run.hypers.clone();
+            let h = hypergradient(&mut run.problem, run.ctx.setup(&hypers)).unwrap();
+            let bound = run
+                .ctx
+                .optimizer
+                .buffer_bound(&hypers, &run.ctx.layout, run.ctx.steps)
+                .unwrap()
+                .bytes();
+            assert!(
+                bound >= h.info_buffer_bytes,
+                "{inner}: {bound} < {}",
+                h.info_buffer_bytes
+            );
+            assert!(
+                (bound as f64) < 1.5 * h.info_buffer_bytes as f64 + 4096.0,
+                "{inner}: {bound} vs {}",
+                h.info_buffer_bytes
+            );
+            optimizers.insert(run.ctx.optimizer.to_string());
+        }
+        let reversible: std::collections::BTreeSet<String> = crate::hyper::OptimizerId::ALL
+            .into_iter()
+            .filter(|o| o.info().reversible)
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(optimizers, reversible);
+    }
+
+    #[test]
+    fn an_exact_run_too_long_for_the_limit_is_refused_while_a_float_run_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        // Loading and preparing are all a float run checks: no buffer, no refusal.
+        let exp = digits(
+            dir.path(),
+            serde_json::json!({ "optimizer": "momentum", "steps": 1_000_000_000_usize,
+                                "batch_size": 50, "alpha": 0.1, "gamma": 0.01 }),
+        );
+        assert!(exp.prepare().is_ok());
+        // 1e9 steps × 310 parameters × log₂(100) bits: about 240 GiB, over any limit.
+        let e = exp.require_reversible().unwrap_err().to_string();
+        for part in [
+            "c.json",
+            "inner.steps = 1000000000",
+            "information buffer",
+            "GiB of memory",
+            "fewer inner.steps",
+            "--memory-limit",
+        ] {
+            assert!(e.contains(part), "{e}");
+        }
+        let e = exp
+            .ensure_exact_fits(ExactRun::StoredTrajectory)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stored trajectory"), "{e}");
     }
 }

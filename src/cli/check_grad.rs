@@ -19,7 +19,7 @@ use crate::hypergrad::finite_diff::{
 use crate::hypergrad::reverse::hypergradient;
 use crate::hypergrad::stored::hypergradient_stored;
 use crate::model::Threads;
-use crate::problem::Experiment;
+use crate::problem::{ExactRun, Experiment};
 use crate::report::sink::Output;
 use crate::report::table::{num, render};
 
@@ -59,17 +59,11 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
              step, the finite-difference column is not a derivative and may disagree"
         );
     }
+    // The reference path's exact forward run holds its buffer and every state at once.
+    exp.ensure_exact_fits(ExactRun::StoredTrajectory)?;
     let mut run = exp.prepare()?;
     let hypers = run.hypers.clone();
     let setup = run.ctx.setup(&hypers);
-    crate::memory::ensure_fits(
-        crate::hypergrad::store_all_bytes(
-            run.ctx.layout.len(),
-            run.ctx.steps,
-            setup.optimizer.info().state_vectors(),
-        ),
-        "check-grad's stored trajectory (inner.steps × parameters × 16 bytes)",
-    )?;
     let rev = hypergradient(&mut run.problem, setup)?;
     let (stored, _) = hypergradient_stored(&mut run.problem, setup)?;
     let decay_steps = DecaySteps::of(&mut run.problem, setup)?;

@@ -83,6 +83,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     crate::cli::outputs::check_outputs(&exp.config, args.output.as_deref(), &[])?;
     // Every input is read and validated before the output file is created.
     let mut run = exp.prepare()?;
+    ensure_fits(&exp, &run.hypers, &run.ctx.layout, &args)?;
     let output = Output::open(args.output.as_deref())?;
     let mut sink = if args.per_step {
         CsvSink::new::<ReversalStepRow>(output)?
@@ -189,6 +190,43 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// An error unless the runs fit the memory limit: the model and data, the largest
+/// information buffer of an exact row after `--steps` steps (each row's is freed before
+/// the next), and the kept trajectory.
+///
+/// # Errors
+/// [`Error::Usage`] (exit 2) naming `--steps` and the sizes.
+fn ensure_fits(exp: &Experiment, config: &Hypers, layout: &Layout, args: &Args) -> Result<()> {
+    let mut buffer = 0u64;
+    for &alpha in &args.alphas {
+        for id in OptimizerId::ALL {
+            for &g in args.gammas.iter().filter(|&&g| g != 0.0) {
+                let hypers = row_blocks(config, layout, id, alpha, Some(g));
+                let bound =
+                    crate::optim::verify::exact_buffer_bound(id, &hypers, layout, args.steps);
+                buffer = buffer.max(bound.map_or(0, |b| b.bytes()));
+            }
+        }
+    }
+    let trace = crate::optim::verify::trace_bytes(layout.len(), args.steps);
+    let base = exp.estimate_bytes();
+    let h = crate::memory::human;
+    crate::memory::ensure_fits_or(
+        base.saturating_add(buffer).saturating_add(trace),
+        &format!(
+            "{}: verify-reversal with --steps {} (the model and data {}, the largest \
+             information buffer after {} steps up to {}, the kept trajectory {})",
+            exp.config.file.display(),
+            args.steps,
+            h(base),
+            args.steps,
+            h(buffer),
+            h(trace)
+        ),
+        "use fewer --steps or a higher --memory-limit",
+    )
 }
 
 /// The scalar blocks of one row: α and the optimizer's first decay (γ, or β₁ for Adam) from

@@ -57,14 +57,13 @@
 //! `log₂(2^32/n) − log₂ f_c < 2^−15` bits. Memory: 8 bytes of state per element plus 4 bytes
 //! per stack word.
 
+use super::bound::BufferBound;
 use super::divide::Divisor;
 use super::rational::{DEN, DEN_BITS, Rational};
 
 const WORD_BITS: u32 = 32;
 const LOWER: u64 = 1 << WORD_BITS;
 const SLOT_MASK: u64 = LOWER - 1;
-/// Largest up-front reservation (1 GiB of words); longer runs grow the stack as they go.
-const MAX_RESERVE_WORDS: usize = 1 << 28;
 const D_MASK: i64 = (1 << DEN_BITS) - 1;
 
 /// A rational `n/2^16` with the constants its multiplies need, built once per rational
@@ -133,13 +132,14 @@ impl Segment {
         }
     }
 
-    /// Reserve stack space for `bits` more bits of information plus 2% and one word per
-    /// element, so a run of known length neither reallocates in its hot loop nor holds the
-    /// up-to-2× slack of a doubling vector.
-    pub fn reserve_bits(&mut self, bits: f64) {
-        let words = (bits / WORD_BITS as f64 * 1.02).ceil() as usize + self.states.len();
-        // Best effort: a run too long to reserve for up front just grows the stack as it goes.
-        let _ = self.stack.try_reserve(words.min(MAX_RESERVE_WORDS));
+    /// Reserve room on the stack for `words` more words (exactly that many, so a stack
+    /// reserved to a run's bound never reallocates in its hot loop nor holds a doubling
+    /// vector's slack). Best effort: a refused reservation leaves the stack to grow as it
+    /// goes.
+    pub fn reserve_words(&mut self, words: u64) {
+        if let Ok(words) = usize::try_from(words) {
+            let _ = self.stack.try_reserve_exact(words);
+        }
     }
 
     /// Number of elements.
@@ -384,15 +384,17 @@ impl InfoBuffer {
         InfoBuffer { segments, len }
     }
 
-    /// Reserve stack space for `bits` more bits of information over the whole vector,
-    /// shared among the segments by their lengths (see [`Segment::reserve_bits`]); at most
-    /// 1 GiB of words in all, as for one stack.
-    pub fn reserve_bits(&mut self, bits: f64) {
-        let len = self.len.max(1) as f64;
-        let bits = bits.min(MAX_RESERVE_WORDS as f64 * WORD_BITS as f64);
-        for seg in &mut self.segments {
-            let share = seg.len() as f64 / len;
-            seg.reserve_bits(bits * share);
+    /// Reserve each segment's stack to `bound` ([`super::bound`]): the words a run can put
+    /// there at most, so that its stacks never reallocate and the buffer holds at most
+    /// [`BufferBound::bytes`].
+    ///
+    /// # Panics
+    /// If `bound` is for another length (a programming error).
+    #[track_caller]
+    pub fn reserve(&mut self, bound: &BufferBound) {
+        assert_eq!(bound.len(), self.len, "buffer length mismatch");
+        for (seg, words) in self.segments.iter_mut().zip(bound.segment_words()) {
+            seg.reserve_words(words);
         }
     }
 

@@ -27,21 +27,25 @@
 //!
 //! The buffer ([`infobuf`]) is a per-element rANS coder state renormalising 32-bit words
 //! into the stack of its [`Segment`] of [`SEGMENT_LEN`] elements; segments are independent,
-//! so threads can work on different ones. It gets within a few percent of the floor. Its
-//! scale does not depend on n, so every multiply may use its own rational ([`Coder`], built
-//! once per rational): schedules, and several decays of one parameter multiplied through
-//! the same state (Adam's m and s share one), reverse bit for bit. Divisions by n and by
-//! the coder's slot widths use precomputed invariant divisors (`divide`).
+//! so threads can work on different ones. It gets within a few percent of the floor;
+//! [`bound`] bounds what it can hold after a run (what the memory check counts and the
+//! stacks reserve). Its scale does not depend on n, so every multiply may use its own
+//! rational ([`Coder`], built once per rational): schedules, and several decays of one
+//! parameter multiplied through the same state (Adam's m and s share one), reverse bit for
+//! bit. Divisions by n and by the coder's slot widths use precomputed invariant divisors
+//! (`divide`).
 //!
 //! Everything uses floor semantics (arithmetic shifts, `div_euclid`-style division), so
 //! negative values round-trip. A value leaving the representable range is an error, never a
 //! wrapped integer.
 
+pub mod bound;
 pub(crate) mod divide;
 pub mod fixed;
 pub mod infobuf;
 pub mod rational;
 
+pub use bound::BufferBound;
 pub use fixed::{FRAC_BITS, MAX_VALUE};
 pub use infobuf::{Coder, InfoBuffer, SEGMENT_LEN, Segment};
 pub use rational::Rational;

@@ -140,7 +140,10 @@ impl Setup<'_> {
 }
 
 /// Bytes a stored trajectory of `steps` steps takes: `vectors` state vectors of f64 per
-/// parameter for t = 0..=T.
+/// parameter for t = 0..=T (saturating).
 pub fn store_all_bytes(dim: usize, steps: usize, vectors: usize) -> u64 {
-    (steps as u64 + 1) * dim as u64 * 8 * vectors as u64
+    (steps as u64)
+        .saturating_add(1)
+        .saturating_mul(dim as u64)
+        .saturating_mul(8 * vectors as u64)
 }

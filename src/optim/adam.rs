@@ -57,14 +57,14 @@
 
 use std::ops::Range;
 
-use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
+use super::plan::{Decay, Scheduled, array_ranges, buffer_bound, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
     wide_overflow,
 };
 use crate::error::Result;
-use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
+use crate::exact::{BufferBound, InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, RowTangents, Threads};
@@ -192,6 +192,11 @@ impl AdamPlan {
             &mut [&mut self.beta1, &mut self.beta2],
         )
     }
+
+    /// The most the information buffer can hold after the run's β₁ and β₂ multiplies.
+    pub fn buffer_bound(&self) -> BufferBound {
+        buffer_bound(&self.arrays, self.steps, &[&self.beta1, &self.beta2])
+    }
 }
 
 /// Fixed-point θ (i64), m and s (i128) and the information buffer.
@@ -228,6 +233,9 @@ impl Optimizer for Adam {
         threads: &Threads,
     ) -> Option<ExactAdam> {
         Some(ExactAdam::new(hypers, layout, steps, threads))
+    }
+    fn buffer_bound(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<BufferBound> {
+        Some(AdamPlan::new(hypers, layout, steps).buffer_bound())
     }
 }
 
@@ -596,7 +604,7 @@ impl Reversible for ExactAdam {
     type State = AdamState;
 
     fn start(&mut self, theta0: &[f64]) -> Result<AdamState> {
-        let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
+        let (theta, buffer) = exact_start(theta0, &self.plan.buffer_bound())?;
         let n = theta.len();
         Ok(AdamState {
             theta,
@@ -784,7 +792,7 @@ impl FloatOptimizer for FloatAdam {
     /// One step t (SPEC §3.4). Returns `L_t(θ_t)`.
     ///
     /// # Errors
-    /// [`Error::Diverged`] if the loss is not finite.
+    /// [`crate::Error::Diverged`] if the loss is not finite.
     fn step(&mut self, obj: &mut impl Objective, t: usize, st: &mut FloatState) -> Result<f64> {
         self.plan.at(t);
         let (theta, m, s) = st.split2();

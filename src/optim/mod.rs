@@ -108,18 +108,19 @@ pub trait Reversible {
     fn d_lambda(&self) -> &[f64];
 }
 
-/// θ₀ in fixed point and an empty information buffer over it, with stack room reserved for
-/// `floor_bits` bits per parameter: the start of every exact optimizer.
+/// θ₀ in fixed point and an empty information buffer over it, each segment's stack
+/// reserved to `bound` (what the run can put there at most, [`crate::exact::bound`]): the
+/// start of every exact optimizer.
 ///
 /// # Errors
 /// [`Error::Overflow`] at step 0 if θ₀ is outside the fixed-point range.
 pub(crate) fn exact_start(
     theta0: &[f64],
-    floor_bits: f64,
+    bound: &crate::exact::BufferBound,
 ) -> Result<(Vec<i64>, crate::exact::InfoBuffer)> {
     let theta = crate::exact::fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
     let mut buffer = crate::exact::InfoBuffer::new(theta.len());
-    buffer.reserve_bits(floor_bits * theta.len() as f64);
+    buffer.reserve(bound);
     Ok((theta, buffer))
 }
 

@@ -41,7 +41,7 @@ use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
 };
 use crate::error::Result;
-use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
+use crate::exact::{BufferBound, InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::Hypers;
 use crate::model::{Layout, Objective, RowTangents, Threads};
 use crate::runtime::segments::{
@@ -80,6 +80,9 @@ impl Optimizer for Momentum {
         threads: &Threads,
     ) -> Option<ExactMomentum> {
         Some(ExactMomentum::new(hypers, layout, steps, threads))
+    }
+    fn buffer_bound(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<BufferBound> {
+        Some(Plan::new(hypers, layout, steps).buffer_bound())
     }
 }
 
@@ -364,7 +367,7 @@ impl Reversible for ExactMomentum {
     type State = ExactState;
 
     fn start(&mut self, theta0: &[f64]) -> Result<ExactState> {
-        let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
+        let (theta, buffer) = exact_start(theta0, &self.plan.buffer_bound())?;
         Ok(ExactState {
             v: vec![0; theta.len()],
             theta,

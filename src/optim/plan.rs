@@ -17,7 +17,8 @@
 
 use std::ops::Range;
 
-use crate::exact::{Coder, Rational};
+use crate::exact::bound::words_bound;
+use crate::exact::{BufferBound, Coder, Rational};
 use crate::hyper::block::{array_range, n_arrays};
 use crate::hyper::{Block, Hypers, Kind};
 
@@ -195,6 +196,11 @@ impl Plan {
     pub fn information_floor_bits(&mut self) -> f64 {
         information_floor_bits(&self.arrays, self.steps, &mut [&mut self.gamma])
     }
+
+    /// The most the information buffer can hold after the run's γ multiplies.
+    pub fn buffer_bound(&self) -> BufferBound {
+        buffer_bound(&self.arrays, self.steps, &[&self.gamma])
+    }
 }
 
 /// Σ_t Σ_decays log₂(d/n_t) per parameter over `steps` steps, averaged over the parameters
@@ -219,4 +225,136 @@ pub fn information_floor_bits(
         }
     }
     bits / n.max(1) as f64
+}
+
+/// Steps up to which [`buffer_bound`] sums a scheduled decay step by step.
+const EXACT_STEPS: usize = 1 << 20;
+
+/// The most an information buffer can hold after `steps` steps that multiply every
+/// parameter of `arrays` once by each of `decays` per step: per array, [`words_bound`] of
+/// the floor `Σ_t Σ_decays log₂(d/n_t)`, `steps × decays` multiplies and the largest
+/// `n_t`.
+///
+/// A constant decay's floor is `steps·log₂(d/n)`; a schedule's is summed step by step with
+/// the run's own rationals, up to 2^20 steps. Beyond, the steps go in runs of
+/// `⌈steps/2^20⌉`, each charged at its smallest n: a schedule is monotone between
+/// two knots, so a run's extremes are at its ends or at the knots inside it, and one more
+/// unit each way on n covers the rounding of the interpolation.
+pub fn buffer_bound(arrays: &[Range<usize>], steps: usize, decays: &[&Decay]) -> BufferBound {
+    let len = arrays.iter().map(|r| r.end).max().unwrap_or(0);
+    // (floor bits, largest n) per decay and group.
+    let extents: Vec<Vec<(f64, u64)>> = decays
+        .iter()
+        .map(|d| {
+            let block = &d.value.block;
+            (0..block.groups().len())
+                .map(|g| decay_extent(block, g, steps))
+                .collect()
+        })
+        .collect();
+    let multiplies = (steps as u64).saturating_mul(decays.len() as u64);
+    let runs = arrays
+        .iter()
+        .enumerate()
+        .map(|(a, r)| {
+            let (mut bits, mut n_max) = (0.0, 1);
+            for (d, e) in decays.iter().zip(&extents) {
+                let (b, n) = e[d.value.of_array[a]];
+                bits += b;
+                n_max = n_max.max(n);
+            }
+            (r.clone(), words_bound(bits, multiplies, n_max))
+        })
+        .collect();
+    BufferBound::new(len, runs)
+}
+
+/// `(Σ_t log₂(d/n_t), max_t n_t)` of group `g` of decay block `block` over `steps` steps,
+/// the sum an upper bound beyond [`EXACT_STEPS`] steps (see [`buffer_bound`]).
+fn decay_extent(block: &Block, g: usize, steps: usize) -> (f64, u64) {
+    let n_at = |t: usize| Rational::of_valid(block.value_at(t, steps, g)).n();
+    let bits = |n: u64| {
+        Rational::from_numerator(n)
+            .expect("a numerator in [1, 2^16)")
+            .bits_per_multiply()
+    };
+    if block.knots() == 1 {
+        let n = n_at(0);
+        return (steps as f64 * bits(n), n);
+    }
+    let (mut sum, mut n_max) = (0.0, 1);
+    if steps <= EXACT_STEPS {
+        for t in 0..steps {
+            let n = n_at(t);
+            sum += bits(n);
+            n_max = n_max.max(n);
+        }
+        return (sum, n_max);
+    }
+    let ng = block.groups().len();
+    let run = steps.div_ceil(EXACT_STEPS);
+    for a in (0..steps).step_by(run) {
+        let b = (a + run - 1).min(steps - 1);
+        let (ka, kb) = (
+            block.knot_position(a, steps).0,
+            block.knot_position(b, steps).0,
+        );
+        let (na, nb) = (n_at(a), n_at(b));
+        let (mut lo, mut hi) = (na.min(nb), na.max(nb));
+        for k in ka + 1..=kb {
+            let n = Rational::of_valid(block.values[k * ng + g]).n();
+            lo = lo.min(n);
+            hi = hi.max(n);
+        }
+        let (lo, hi) = (
+            lo.saturating_sub(1).max(1),
+            (hi + 1).min(crate::exact::rational::DEN - 1),
+        );
+        sum += (b - a + 1) as f64 * bits(lo);
+        n_max = n_max.max(hi);
+    }
+    (sum, n_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hyper::Per;
+
+    fn gamma_block(layout: &Layout, knots: &[f64]) -> Hypers {
+        let mut b = Block::filled(Kind::Gamma, Per::All, knots.len(), layout, knots[0]);
+        b.values = knots.to_vec();
+        let alpha = Block::filled(Kind::Alpha, Per::All, 1, layout, 0.1);
+        Hypers {
+            blocks: vec![alpha, b],
+        }
+    }
+
+    /// Beyond [`EXACT_STEPS`], runs charged at their smallest n bound the step-by-step sum
+    /// from above, and by little.
+    #[test]
+    fn a_long_schedule_is_bounded_by_its_runs() {
+        let layout = Layout::new(&[3, 4, 2]);
+        let hypers = gamma_block(&layout, &[0.5, 0.99, 0.9, 0.9]);
+        let steps = EXACT_STEPS + 12_345;
+        let block = hypers.get(Kind::Gamma);
+        let (coarse, n_coarse) = decay_extent(block, 0, steps);
+        let mut exact = 0.0;
+        let mut n_exact = 0;
+        for t in 0..steps {
+            let n = Rational::of_valid(block.value_at(t, steps, 0)).n();
+            exact += Rational::from_numerator(n).unwrap().bits_per_multiply();
+            n_exact = n_exact.max(n);
+        }
+        assert!(
+            coarse >= exact && coarse <= exact * 1.001,
+            "{coarse} vs {exact}"
+        );
+        assert!(n_coarse >= n_exact && n_coarse <= n_exact + 1);
+        // A constant block: steps·log₂(d/n), whatever the length.
+        let flat = gamma_block(&layout, &[0.9]);
+        let (bits, n) = decay_extent(flat.get(Kind::Gamma), 0, 1_000_000_000);
+        assert_eq!(n, 58983);
+        assert!((bits / 1e9 - Rational::of_valid(0.9).bits_per_multiply()).abs() < 1e-12);
+    }
 }

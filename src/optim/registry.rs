@@ -14,6 +14,7 @@
 //! (with its kinds in [`crate::hyper`] if it brings new ones).
 
 use super::{FloatOptimizer, Reversible};
+use crate::exact::BufferBound;
 use crate::hyper::Hypers;
 pub use crate::hyper::optimizer::{Info, OptimizerId};
 use crate::model::{Layout, Objective, RowTangents, Threads};
@@ -39,6 +40,12 @@ pub trait Optimizer {
         steps: usize,
         threads: &Threads,
     ) -> Option<Self::Exact>;
+    /// The most the information buffer of an exact run of `steps` steps with `hypers`' blocks
+    /// over `layout` can hold ([`crate::exact::bound`]; the run reserves its stacks to it),
+    /// computed without building the optimizer; `None` when there is no exact form.
+    fn buffer_bound(_hypers: &Hypers, _layout: &Layout, _steps: usize) -> Option<BufferBound> {
+        None
+    }
     /// Its row, [`Self::ID`]'s.
     fn info() -> Info {
         Self::ID.info()
@@ -63,6 +70,23 @@ impl OptimizerId {
             OptimizerId::Adam => v.visit::<super::adam::Adam>(),
             OptimizerId::Rmsprop => v.visit::<super::rmsprop::Rmsprop>(),
         }
+    }
+
+    /// [`Optimizer::buffer_bound`] of this entry.
+    pub fn buffer_bound(
+        self,
+        hypers: &Hypers,
+        layout: &Layout,
+        steps: usize,
+    ) -> Option<BufferBound> {
+        struct B<'a>(&'a Hypers, &'a Layout, usize);
+        impl Visit for B<'_> {
+            type Output = Option<BufferBound>;
+            fn visit<O: Optimizer>(self) -> Option<BufferBound> {
+                O::buffer_bound(self.0, self.1, self.2)
+            }
+        }
+        self.visit(B(hypers, layout, steps))
     }
 }
 
@@ -148,6 +172,22 @@ mod tests {
         }
         for o in OptimizerId::ALL {
             assert_eq!(o.visit(Id), o);
+        }
+    }
+
+    #[test]
+    fn every_reversible_row_bounds_its_buffer() {
+        let layout = Layout::new(&[3, 4, 2]);
+        for o in OptimizerId::ALL {
+            let hypers = Hypers {
+                blocks: o
+                    .kinds()
+                    .iter()
+                    .map(|&k| crate::hyper::Block::scalar(k, &layout, k.info().default))
+                    .collect(),
+            };
+            let bound = o.buffer_bound(&hypers, &layout, 10);
+            assert_eq!(bound.is_some(), o.info().reversible, "{o}");
         }
     }
 }

@@ -48,14 +48,14 @@
 
 use std::ops::Range;
 
-use super::plan::{Decay, Scheduled, array_ranges, information_floor_bits};
+use super::plan::{Decay, Scheduled, array_ranges, buffer_bound, information_floor_bits};
 use super::registry::{Optimizer, OptimizerId};
 use super::{
     FloatOptimizer, FloatState, Reversible, diverged, exact_gradient, exact_start, overflow,
     wide_overflow,
 };
 use crate::error::Result;
-use crate::exact::{InfoBuffer, SEGMENT_LEN, fixed};
+use crate::exact::{BufferBound, InfoBuffer, SEGMENT_LEN, fixed};
 use crate::hyper::block::n_arrays;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, RowTangents, Threads};
@@ -86,6 +86,9 @@ impl Optimizer for Rmsprop {
         threads: &Threads,
     ) -> Option<ExactRmsprop> {
         Some(ExactRmsprop::new(hypers, layout, steps, threads))
+    }
+    fn buffer_bound(hypers: &Hypers, layout: &Layout, steps: usize) -> Option<BufferBound> {
+        Some(RmspropPlan::new(hypers, layout, steps).buffer_bound())
     }
 }
 
@@ -241,6 +244,11 @@ impl RmspropPlan {
             self.steps,
             &mut [&mut self.rho, &mut self.gamma],
         )
+    }
+
+    /// The most the information buffer can hold after the run's ρ and γ multiplies.
+    pub fn buffer_bound(&self) -> BufferBound {
+        buffer_bound(&self.arrays, self.steps, &[&self.rho, &self.gamma])
     }
 }
 
@@ -574,7 +582,7 @@ impl Reversible for ExactRmsprop {
     type State = RmspropState;
 
     fn start(&mut self, theta0: &[f64]) -> Result<RmspropState> {
-        let (theta, buffer) = exact_start(theta0, self.plan.information_floor_bits())?;
+        let (theta, buffer) = exact_start(theta0, &self.plan.buffer_bound())?;
         let n = theta.len();
         Ok(RmspropState {
             theta,

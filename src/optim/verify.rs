@@ -72,12 +72,8 @@ pub fn verify_reversal(
 ) -> Result<ReversalReport> {
     let n = obj.dim();
     let info = id.info();
-    let stride = (steps + 1)
-        .saturating_mul(n * 8)
-        .div_ceil(TRACE_BUDGET_BYTES)
-        .max(1);
     let mut trace = Trace {
-        stride,
+        stride: trace_stride(n, steps),
         forward: Vec::new(),
         errors: Vec::new(),
     };
@@ -101,7 +97,8 @@ pub fn verify_reversal(
             } else {
                 match id {
                     OptimizerId::Nesterov => {
-                        nesterov(obj, theta0, alpha, gamma, steps, &mut trace)?
+                        let bound = exact_buffer_bound(id, hypers, layout, steps);
+                        nesterov(obj, theta0, alpha, gamma, steps, bound, &mut trace)?
                     }
                     _ => {
                         exact_sgd(obj, theta0, alpha, steps, &mut trace)?;
@@ -164,6 +161,40 @@ pub fn verify_reversal(
         effective_gamma,
         per_step: trace.errors,
     })
+}
+
+/// The most the information buffer of an exact row of `id` can hold after `steps` steps
+/// with `hypers` ([`Optimizer::buffer_bound`]); Nesterov's γ multiplies are momentum's.
+/// `None` for a row without a buffer (plain SGD).
+pub fn exact_buffer_bound(
+    id: OptimizerId,
+    hypers: &Hypers,
+    layout: &Layout,
+    steps: usize,
+) -> Option<crate::exact::BufferBound> {
+    match id {
+        OptimizerId::Nesterov => OptimizerId::Momentum.buffer_bound(hypers, layout, steps),
+        _ => id.buffer_bound(hypers, layout, steps),
+    }
+}
+
+/// Every how many steps the trajectory of `dim` parameters over `steps` steps is kept, so
+/// that it stays under [`TRACE_BUDGET_BYTES`].
+fn trace_stride(dim: usize, steps: usize) -> usize {
+    (steps.saturating_add(1))
+        .saturating_mul(dim.saturating_mul(8))
+        .div_ceil(TRACE_BUDGET_BYTES)
+        .max(1)
+}
+
+/// Bytes the kept trajectory and its errors take at most for `dim` parameters over `steps`
+/// steps: about [`TRACE_BUDGET_BYTES`] at most, with each kept θ's header.
+pub fn trace_bytes(dim: usize, steps: usize) -> u64 {
+    let records = (steps / trace_stride(dim, steps) + 1) as u64;
+    let each = 8 * dim as u64
+        + std::mem::size_of::<Vec<f64>>() as u64
+        + std::mem::size_of::<(usize, f64)>() as u64;
+    records.saturating_mul(each)
 }
 
 /// What a round trip needs, for the two visitors below.
@@ -287,6 +318,7 @@ fn nesterov(
     alpha: f64,
     gamma: f64,
     steps: usize,
+    bound: Option<crate::exact::BufferBound>,
     trace: &mut Trace,
 ) -> Result<u64> {
     use crate::exact::{Coder, InfoBuffer};
@@ -300,6 +332,9 @@ fn nesterov(
     let mut theta_x = fixed::from_f64_slice(theta0).map_err(|_| overflow_at_init())?;
     let mut v_x = vec![0i64; n];
     let mut buf = InfoBuffer::new(n);
+    if let Some(b) = bound.filter(|b| b.len() == n) {
+        buf.reserve(&b);
+    }
     let (c, al) = (fixed::scaled(omg), fixed::scaled(alpha));
     trace.record(0, &theta);
     for t in 0..steps {

@@ -18,6 +18,7 @@ mod edge_cases;
 mod errors;
 mod help;
 mod hypergrad;
+mod long_runs;
 mod poison;
 mod rmsprop;
 mod robust;
