@@ -79,7 +79,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
     let interrupt = interrupt_flag();
     let summary = {
         let start = run.hypers.clone();
-        let mut runs = crate::problem::Runs::new(&exp, run);
+        let mut runs = crate::problem::Runs::new(&exp, run).with_progress(outputs.progress.steps());
         tune_run(
             &mut runs,
             &exp.config.outer,
