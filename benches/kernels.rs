@@ -83,6 +83,7 @@ fn start(exp: &Experiment, layout: &Layout) -> (Vec<f64>, Hypers, Vec<f64>) {
         layout,
         steps: HYPER_STEPS,
         threads: &exp.threads,
+        progress: None,
     };
     let (theta0, lambda) = (setup.theta0(), setup.lambda());
     (theta0, hypers, lambda)
@@ -232,6 +233,7 @@ fn hypergradients(c: &mut Criterion) {
                     layout: &layout,
                     steps: HYPER_STEPS,
                     threads: &exp.threads,
+                    progress: None,
                 };
                 let r = hypergradient(&mut problem, setup).expect("hypergradient");
                 assert!(r.exact, "reversal is exact");

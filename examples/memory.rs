@@ -110,6 +110,7 @@ fn run(path: &str, steps: usize, threads: usize, optimizer: &str) -> revgrad::Re
         layout: &layout,
         steps,
         threads: &exp.threads,
+        progress: None,
     };
     let dim = problem.dim();
     let base = status_bytes("VmRSS").unwrap_or(0);

@@ -14,9 +14,9 @@
 //! ```
 //!
 //! (`runtime`, crate-private, holds the thread pool and the segment loops the model and the
-//! exact optimizers run on.) Inner loop for momentum (SPEC §3.2; Adam §3.4 and RMSprop §3.6
-//! likewise), for t = 0..T−1, with α_t and γ_t per step and parameter group from their
-//! blocks:
+//! exact optimizers run on, and the step counter the inner loops tick for the progress
+//! bar.) Inner loop for momentum (SPEC §3.2; Adam §3.4 and RMSprop §3.6 likewise), for
+//! t = 0..T−1, with α_t and γ_t per step and parameter group from their blocks:
 //!
 //! ```text
 //! g = ∇L_t(θ_t)          L_t = (1/B)·Σ_{i∈batch t} c_i·CE_i + ½·Σ_e l2_e·w_e²
@@ -52,4 +52,4 @@ pub mod tune;
 mod runtime;
 
 pub use error::{Error, Result};
-pub use runtime::Threads;
+pub use runtime::{Phase, StepProgress, StepSnapshot, Threads};

@@ -18,7 +18,7 @@ use crate::data::batches::BatchSchedule;
 use crate::hyper::{Block, Hypers, Kind};
 use crate::model::parallel::Batch;
 use crate::model::{Activation, Chunked, Evaluate, Layout, Mlp, Objective, RowTangents, Threads};
-use crate::runtime::partition;
+use crate::runtime::{StepProgress, partition};
 
 /// Model + data + batch schedule.
 #[derive(Debug, Clone)]
@@ -329,10 +329,13 @@ pub struct Context {
     pub steps: usize,
     /// The threads the run computes on (the problem's).
     pub threads: Threads,
+    /// The step counter a progress bar shows, if there is a bar.
+    pub progress: Option<StepProgress>,
 }
 
 impl Context {
-    /// The hypergradient setup at `hypers` (this run's ε, layout, T and threads).
+    /// The hypergradient setup at `hypers` (this run's ε, layout, T, threads and step
+    /// counter).
     pub fn setup<'s>(&'s self, hypers: &'s Hypers) -> crate::hypergrad::Setup<'s> {
         crate::hypergrad::Setup {
             optimizer: self.optimizer,
@@ -341,6 +344,7 @@ impl Context {
             layout: &self.layout,
             steps: self.steps,
             threads: &self.threads,
+            progress: self.progress.as_ref(),
         }
     }
 }
@@ -519,6 +523,7 @@ impl Experiment {
                 eps,
                 steps: self.steps(),
                 threads: self.threads.clone(),
+                progress: None,
             },
         })
     }
@@ -712,6 +717,13 @@ impl<'a> Runs<'a> {
             exp,
             run,
         }
+    }
+
+    /// The same runs, ticking `progress` through each inner run's steps (a progress bar's
+    /// counter; `None` ticks nothing).
+    pub fn with_progress(mut self, progress: Option<StepProgress>) -> Self {
+        self.run.ctx.progress = progress;
+        self
     }
 
     /// The inner seed of iteration `k`.

@@ -1,13 +1,15 @@
 //! The per-step hot loops allocate nothing: with a counting global allocator, a hypergradient
 //! (exact forward + exact reversal with the adjoint) makes the same number of allocations for
-//! T = 10 and T = 2000 steps. The objective is a quadratic with a closed-form gradient and
-//! Hessian, so only revgrad's own code runs. (The MLP's matrix products allocate nothing
-//! per call either: `model::linalg` packs nothing, and its one scratch buffer, for products
-//! with a transposed right factor, is per thread and grows only to the largest weight.)
+//! T = 10 and T = 2000 steps, with a progress bar's step counter ticked at every step. The
+//! objective is a quadratic with a closed-form gradient and Hessian, so only revgrad's own
+//! code runs. (The MLP's matrix products allocate nothing per call either: `model::linalg`
+//! packs nothing, and its one scratch buffer, for products with a transposed right factor,
+//! is per thread and grows only to the largest weight.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use revgrad::StepProgress;
 use revgrad::hyper::OptimizerId;
 use revgrad::hyper::{Block, Hypers, Kind, Per};
 use revgrad::hypergrad::Setup;
@@ -128,6 +130,7 @@ fn allocations_do_not_grow(optimizer: OptimizerId, blocks: fn(&Net, usize) -> Hy
         // A per-step schedule (K = T) has T entries; build it outside the counted region.
         let h = blocks(&l, steps);
         let threads = Threads::one();
+        let progress = StepProgress::new();
         let setup = Setup {
             optimizer,
             hypers: &h,
@@ -135,6 +138,7 @@ fn allocations_do_not_grow(optimizer: OptimizerId, blocks: fn(&Net, usize) -> Hy
             layout: &l,
             steps,
             threads: &threads,
+            progress: Some(&progress),
         };
         allocations_during(|| {
             let r = hypergradient(&mut q, setup).unwrap();

@@ -73,6 +73,7 @@ fn setup<'a>(h: &'a Hypers, eps: &'a [f64], layout: &'a Layout, steps: usize) ->
         layout,
         steps,
         threads: &ONE_THREAD,
+        progress: None,
     }
 }
 
@@ -1283,6 +1284,7 @@ fn rmsprop_is_bit_identical_on_any_thread_count() {
             .with_threads(threads.clone());
         let su = Setup {
             threads: &threads,
+            progress: None,
             ..setup(&h, &eps, &layout, 20)
         };
         let r = hypergradient(&mut p, su).unwrap();

@@ -149,7 +149,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             seed: exp.config.seed,
             objective: exp.config.outer.objective,
         };
-        let mut runs = crate::problem::Runs::new(&exp, run);
+        let mut runs = crate::problem::Runs::new(&exp, run).with_progress(outputs.progress.steps());
         search_run(&mut runs, cfg, state, &mut outputs.observers(), &interrupt)?
     };
     Ok(finish(

@@ -132,7 +132,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             Some(st) => Begin::Resume(Box::new(st)),
             None => Begin::Fresh(run.hypers.clone()),
         };
-        let mut runs = crate::problem::Runs::new(&exp, run);
+        let mut runs = crate::problem::Runs::new(&exp, run).with_progress(outputs.progress.steps());
         tune_run(
             &mut runs,
             &exp.config.outer,

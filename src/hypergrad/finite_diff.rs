@@ -511,6 +511,7 @@ mod tests {
             layout: &layout,
             steps: 40,
             threads: &threads,
+            progress: None,
         };
         f(&mut p, setup)
     }

@@ -18,8 +18,10 @@
 //! Three independent ways to get the same numbers: [`reverse`] (exact reversal, O(|θ|)
 //! memory, the product), [`stored`] (reverse mode over a stored trajectory, O(T·|θ|)) and
 //! [`finite_diff`] (central differences of the exact forward run). All three take a
-//! [`Setup`]: the run's blocks, the initial-weight noise, the layout, T and the threads the
-//! exact optimizer runs its element loops on. The objective they differentiate is a
+//! [`Setup`]: the run's blocks, the initial-weight noise, the layout, T, the threads the
+//! exact optimizer runs its element loops on, and optionally a step counter that
+//! [`reverse`] ticks through its forward and reverse phases for a progress bar (no other
+//! path ticks it, and no result depends on it). The objective they differentiate is a
 //! training oracle with evaluation and per-row tangents
 //! ([`Objective`] + [`Evaluate`](crate::model::Evaluate) + [`RowTangents`]).
 
@@ -31,9 +33,11 @@ use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Penalized, RowTangents, Threads};
 use crate::optim::{OptimizerId, Reversible};
+use crate::runtime::StepProgress;
 
 /// What a hypergradient is taken of: the optimizer, the blocks, θ₀'s noise ε, the layout
-/// and T; and the threads the exact optimizer computes on (results do not depend on them).
+/// and T; and the threads the exact optimizer computes on and the counter its steps are
+/// shown on (results depend on neither).
 #[derive(Debug, Clone, Copy)]
 pub struct Setup<'a> {
     /// The inner optimizer (a registry entry).
@@ -48,6 +52,10 @@ pub struct Setup<'a> {
     pub steps: usize,
     /// The threads the optimizer's element loops run on.
     pub threads: &'a Threads,
+    /// The counter the inner steps are ticked on when a progress bar shows them: the
+    /// forward and reverse phases of [`reverse`], a search trial's training
+    /// ([`crate::optim::train_counted`]).
+    pub progress: Option<&'a StepProgress>,
 }
 
 impl Setup<'_> {

@@ -4,7 +4,8 @@
 //! ([`Reversible::reverse_step`]). Each reverse step needs `∇L_t(θ_t)` (to undo the velocity)
 //! and `H_t·dv` (for the adjoint) at the same point; one forward-over-reverse pass gives
 //! both. Memory: the state, the information buffer and a few |θ|-vectors of scratch,
-//! independent of T.
+//! independent of T. With a step counter in the [`Setup`], each step ticks it: the forward
+//! run as [`Phase::Forward`], the reversal as [`Phase::Reverse`].
 
 use std::time::Instant;
 
@@ -14,6 +15,7 @@ use crate::exact::fixed;
 use crate::hyper::{Block, Hypers};
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Optimizer, Reversible, Visit};
+use crate::runtime::Phase;
 
 /// Everything one exact forward run and its reversal produce.
 #[derive(Debug, Clone)]
@@ -117,8 +119,15 @@ pub fn reverse_with<O: Reversible>(
     let blame = |e| crate::optim::blame(e, setup.hypers, steps);
     let mut state = opt.start(&theta0).map_err(blame)?;
     let theta0_fixed = opt.theta_fixed(&state).to_vec();
+    let progress = setup.progress;
+    if let Some(p) = progress {
+        p.begin(Phase::Forward, steps);
+    }
     for t in 0..steps {
         opt.step(&mut obj, t, &mut state).map_err(blame)?;
+        if let Some(p) = progress {
+            p.tick(t + 1);
+        }
     }
     let theta_t = opt.theta_f64(&state);
     let mut val_grad = vec![0.0; n];
@@ -134,8 +143,14 @@ pub fn reverse_with<O: Reversible>(
     let start = Instant::now();
     let mut grads = setup.zero_grads();
     opt.begin_adjoint(&val_grad);
+    if let Some(p) = progress {
+        p.begin(Phase::Reverse, steps);
+    }
     for t in (0..steps).rev() {
         opt.reverse_step(&mut obj, t, &mut state, &mut grads);
+        if let Some(p) = progress {
+            p.tick(steps - t);
+        }
     }
     let exact = opt.at_start(&state, &theta0_fixed);
     let theta0_error = opt
@@ -174,4 +189,191 @@ pub fn reverse_with<O: Reversible>(
         forward_seconds,
         reverse_seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::data::{Data, Dataset};
+    use crate::hyper::{Kind, OptimizerId, Per};
+    use crate::model::{Activation, Layout, Threads, init_noise};
+    use crate::problem::Problem;
+    use crate::runtime::StepProgress;
+
+    /// An objective that notes the counter's phase and steps done whenever a batch
+    /// gradient is taken.
+    struct Noting<O> {
+        obj: O,
+        progress: StepProgress,
+        seen: Vec<(Phase, usize)>,
+    }
+
+    impl<O> Noting<O> {
+        fn note(&mut self) {
+            let s = self.progress.snapshot();
+            self.seen.push((s.phase, s.done));
+        }
+    }
+
+    impl<O: Objective> Objective for Noting<O> {
+        fn dim(&self) -> usize {
+            self.obj.dim()
+        }
+        fn grad_into(&mut self, step: usize, theta: &[f64], grad: &mut [f64]) -> f64 {
+            self.note();
+            self.obj.grad_into(step, theta, grad)
+        }
+        fn grad_hvp_into(
+            &mut self,
+            step: usize,
+            theta: &[f64],
+            u: &[f64],
+            grad: &mut [f64],
+            hu: &mut [f64],
+        ) -> f64 {
+            self.note();
+            self.obj.grad_hvp_into(step, theta, u, grad, hu)
+        }
+        fn grad_then_hvp_into(
+            &mut self,
+            step: usize,
+            theta: &[f64],
+            grad: &mut [f64],
+            u: &mut [f64],
+            make_u: &mut dyn FnMut(&mut [f64], &mut [f64]),
+            hu: &mut [f64],
+        ) -> f64 {
+            self.note();
+            self.obj
+                .grad_then_hvp_into(step, theta, grad, u, make_u, hu)
+        }
+    }
+
+    impl<O: Evaluate> Evaluate for Noting<O> {
+        fn validation_grad_into(&mut self, theta: &[f64], grad: &mut [f64]) -> (f64, f64) {
+            self.obj.validation_grad_into(theta, grad)
+        }
+        fn train_loss(&mut self, theta: &[f64]) -> f64 {
+            self.obj.train_loss(theta)
+        }
+        fn test_metrics(&mut self, theta: &[f64]) -> Option<(f64, f64)> {
+            self.obj.test_metrics(theta)
+        }
+    }
+
+    impl<O: RowTangents> RowTangents for Noting<O> {
+        fn set_row_weights(&mut self, weights: Option<&[f64]>) {
+            self.obj.set_row_weights(weights);
+        }
+        fn add_row_tangents(&self, scale: f64, out: &mut [f64]) {
+            self.obj.add_row_tangents(scale, out);
+        }
+        fn set_row_inputs(&mut self, inputs: Option<&[f64]>) {
+            self.obj.set_row_inputs(inputs);
+        }
+        fn add_input_tangents(&self, scale: f64, out: &mut [f64]) {
+            self.obj.add_input_tangents(scale, out);
+        }
+    }
+
+    /// `n` rows of 4 deterministic features in 3 classes.
+    fn rows(n: usize, shift: f64) -> Dataset {
+        let x = Array2::from_shape_fn((n, 4), |(i, j)| ((i * 4 + j) as f64 * 0.7 + shift).sin());
+        Dataset {
+            x,
+            y: (0..n).map(|i| i % 3).collect(),
+        }
+    }
+
+    fn data() -> Data {
+        Data {
+            train: rows(24, 0.0),
+            validation: rows(12, 0.3),
+            test: None,
+            n_features: 4,
+            n_classes: 3,
+            flipped: Vec::new(),
+            learnable: None,
+            poison: Vec::new(),
+            feature_names: None,
+        }
+    }
+
+    fn blocks(optimizer: OptimizerId, layout: &Layout) -> Hypers {
+        let b = |kind, value| Block::filled(kind, Per::All, 1, layout, value);
+        let mut blocks = vec![b(Kind::Alpha, 0.1)];
+        match optimizer {
+            OptimizerId::Adam => {
+                blocks.extend([
+                    b(Kind::Beta1, 0.9),
+                    b(Kind::Beta2, 0.99),
+                    b(Kind::Eps, 1e-8),
+                ]);
+            }
+            _ => blocks.push(b(Kind::Gamma, 0.9)),
+        }
+        blocks.extend([b(Kind::L2, 1e-3), b(Kind::InitScale, 1.0)]);
+        Hypers { blocks }
+    }
+
+    #[test]
+    fn the_counter_follows_the_forward_and_reverse_steps_and_changes_no_bit() {
+        const STEPS: usize = 12;
+        let data = data();
+        for optimizer in [OptimizerId::Momentum, OptimizerId::Adam] {
+            let problem = || Problem::new(&data, &[5], Activation::Tanh, 6, true, 3);
+            let layout = problem().layout().clone();
+            let eps = init_noise(&layout, 3);
+            let hypers = blocks(optimizer, &layout);
+            let threads = Threads::one();
+            let progress = StepProgress::new();
+            let setup = Setup {
+                optimizer,
+                hypers: &hypers,
+                eps: &eps,
+                layout: &layout,
+                steps: STEPS,
+                threads: &threads,
+                progress: Some(&progress),
+            };
+            let mut noting = Noting {
+                obj: problem(),
+                progress: progress.clone(),
+                seen: Vec::new(),
+            };
+            let counted = hypergradient(&mut noting, setup).unwrap();
+
+            // Step t of each phase runs with t steps of it done, and the count ends at T.
+            let mut seen = noting.seen;
+            seen.dedup();
+            let expected: Vec<_> = [Phase::Forward, Phase::Reverse]
+                .into_iter()
+                .flat_map(|phase| (0..STEPS).map(move |t| (phase, t)))
+                .collect();
+            assert_eq!(seen, expected, "{optimizer}");
+            let end = progress.snapshot();
+            assert_eq!(
+                (end.phase, end.done, end.total),
+                (Phase::Reverse, STEPS, STEPS)
+            );
+
+            let plain = Setup {
+                progress: None,
+                ..setup
+            };
+            let quiet = hypergradient(&mut problem(), plain).unwrap();
+            let bits = |h: &Hypergradient| -> Vec<u64> {
+                let grads = h.grads.blocks.iter().flat_map(|b| b.values.iter());
+                [h.val_loss, h.train_loss]
+                    .iter()
+                    .chain(grads)
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert!(counted.exact, "{optimizer}");
+            assert_eq!(bits(&counted), bits(&quiet), "{optimizer}");
+        }
+    }
 }

@@ -16,8 +16,9 @@
 //! ([`Reversible`]) steps fixed-point state whose decays are rationals n/2^16 with their
 //! remainders in an information buffer, undoes a step bit for bit, and runs the adjoint of a
 //! step. Schedules and per-group values come from the hyperparameter blocks ([`plan`]).
-//! [`train_with`] runs any of them; the hypergradient paths ([`crate::hypergrad`]) and
-//! [`verify`] are written once against the two traits.
+//! [`train_with`] runs any of them ([`train_counted`] also ticks a progress bar's step
+//! counter); the hypergradient paths ([`crate::hypergrad`]) and [`verify`] are written once
+//! against the two traits.
 
 pub mod adam;
 pub mod float;
@@ -41,6 +42,7 @@ use serde::Serialize;
 use crate::error::{Error, Result, show};
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, RowTangents, Threads};
+use crate::runtime::{Phase, StepProgress};
 
 /// An exactly reversible inner optimizer: a forward step on exact state, the exact undo of
 /// a step, and the adjoint of a step. The hypergradient paths — exact reversal, reverse mode
@@ -317,11 +319,15 @@ pub fn train_with<O: Optimizer>(
     arithmetic: Arithmetic,
     threads: &Threads,
 ) -> Result<Vec<f64>> {
-    train_steps::<O>(obj, layout, theta0, hypers, steps, arithmetic, threads)
-        .map_err(|e| blame(e, hypers, steps))
+    train_steps::<O>(
+        obj, layout, theta0, hypers, steps, arithmetic, threads, None,
+    )
+    .map_err(|e| blame(e, hypers, steps))
 }
 
-/// [`train_with`] without naming the suspect in a divergence's hint.
+/// [`train_with`] without naming the suspect in a divergence's hint, ticking `progress`
+/// after each step when given.
+#[allow(clippy::too_many_arguments)]
 fn train_steps<O: Optimizer>(
     obj: &mut impl Objective,
     layout: &Layout,
@@ -330,13 +336,23 @@ fn train_steps<O: Optimizer>(
     steps: usize,
     arithmetic: Arithmetic,
     threads: &Threads,
+    progress: Option<&StepProgress>,
 ) -> Result<Vec<f64>> {
+    if let Some(p) = progress {
+        p.begin(Phase::Train, steps);
+    }
+    let tick = |t: usize| {
+        if let Some(p) = progress {
+            p.tick(t + 1);
+        }
+    };
     match arithmetic {
         Arithmetic::Float => {
             let mut s = FloatState::start(theta0, O::info().aux_vectors);
             let mut opt = O::float(hypers, layout, steps, false);
             for t in 0..steps {
                 opt.step(obj, t, &mut s)?;
+                tick(t);
             }
             Ok(s.theta)
         }
@@ -347,6 +363,7 @@ fn train_steps<O: Optimizer>(
             let mut s = opt.start(theta0)?;
             for t in 0..steps {
                 opt.step(obj, t, &mut s)?;
+                tick(t);
             }
             Ok(opt.theta_f64(&s))
         }
@@ -368,6 +385,28 @@ pub fn train(
     arithmetic: Arithmetic,
     threads: &Threads,
 ) -> Result<Vec<f64>> {
+    train_counted(
+        obj, layout, theta0, hypers, steps, id, arithmetic, threads, None,
+    )
+}
+
+/// [`train`], counting its steps on `progress` as [`Phase::Train`] when given, for a
+/// progress bar (θ_T is the same bits either way).
+///
+/// # Errors
+/// As [`train_with`].
+#[allow(clippy::too_many_arguments)]
+pub fn train_counted(
+    obj: &mut impl Objective,
+    layout: &Layout,
+    theta0: &[f64],
+    hypers: &Hypers,
+    steps: usize,
+    id: OptimizerId,
+    arithmetic: Arithmetic,
+    threads: &Threads,
+    progress: Option<&StepProgress>,
+) -> Result<Vec<f64>> {
     struct Train<'a, Obj> {
         obj: &'a mut Obj,
         layout: &'a Layout,
@@ -376,11 +415,12 @@ pub fn train(
         steps: usize,
         arithmetic: Arithmetic,
         threads: &'a Threads,
+        progress: Option<&'a StepProgress>,
     }
     impl<Obj: Objective> Visit for Train<'_, Obj> {
         type Output = Result<Vec<f64>>;
         fn visit<O: Optimizer>(self) -> Self::Output {
-            train_with::<O>(
+            train_steps::<O>(
                 self.obj,
                 self.layout,
                 self.theta0,
@@ -388,7 +428,9 @@ pub fn train(
                 self.steps,
                 self.arithmetic,
                 self.threads,
+                self.progress,
             )
+            .map_err(|e| blame(e, self.hypers, self.steps))
         }
     }
     id.visit(Train {
@@ -399,6 +441,7 @@ pub fn train(
         steps,
         arithmetic,
         threads,
+        progress,
     })
 }
 
@@ -428,4 +471,44 @@ pub fn not_reversible(name: &str) -> Error {
          reversible",
         OptimizerId::reversible_names()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hyper::{Block, Per};
+    use crate::model::Quadratic;
+
+    #[test]
+    fn counted_training_ticks_every_step_and_gives_the_same_weights() {
+        let layout = Layout::new(&[3, 4, 2]);
+        let n = layout.len();
+        let quadratic = || Quadratic {
+            a: (0..n).map(|i| 0.5 + (i % 5) as f64 * 0.3).collect(),
+            c: (0..n).map(|i| (i as f64 * 0.37).sin()).collect(),
+            omega: 0.2,
+        };
+        let b = |kind, value| Block::filled(kind, Per::All, 1, &layout, value);
+        let hypers = Hypers {
+            blocks: vec![b(Kind::Alpha, 0.1), b(Kind::Gamma, 0.9), b(Kind::L2, 0.0)],
+        };
+        let theta0 = vec![0.5; n];
+        let threads = Threads::one();
+        let progress = StepProgress::new();
+        for arithmetic in [Arithmetic::Float, Arithmetic::Exact] {
+            let run = |progress| {
+                let id = OptimizerId::Momentum;
+                let mut q = quadratic();
+                train_counted(
+                    &mut q, &layout, &theta0, &hypers, 30, id, arithmetic, &threads, progress,
+                )
+                .unwrap()
+            };
+            let counted = run(Some(&progress));
+            let end = progress.snapshot();
+            assert_eq!((end.phase, end.done, end.total), (Phase::Train, 30, 30));
+            let bits = |t: Vec<f64>| t.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(counted), bits(run(None)), "{arithmetic}");
+        }
+    }
 }

@@ -1,34 +1,79 @@
 //! # Progress bar on stderr
 //!
-//! An indicatif bar over outer iterations showing the current and best validation loss.
-//! Hidden with `--quiet` or when stderr is not a terminal.
+//! An indicatif bar over the outer iterations of `tune` and `search`, redrawn five times a
+//! second so that it moves during a long inner run:
+//!
+//! ```text
+//! ████████░░░░░░░░░░░░ 12/31 iterations · reverse 8200/20000 · ETA 41s · best 0.4123
+//! ```
+//!
+//! The iterations done; the phase of the inner run under way (a hypergradient's exact
+//! `forward` run and its `reverse`, a search trial's `train`), its steps, and the time it
+//! has left at its own rate so far; the best validation loss. The steps are read from a
+//! [`StepProgress`] counter that the runs tick ([`Progress::steps`]). Hidden with `--quiet`
+//! or when stderr is not a terminal; a hidden bar hands out no counter, so nothing is
+//! ticked.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
 use crate::error::Result;
+use crate::runtime::{Phase, StepProgress, StepSnapshot};
 use crate::tune::{Iteration, Observer, State, Summary};
+
+/// How often the bar is redrawn, whether or not anything was reported.
+const REDRAW: Duration = Duration::from_millis(200);
 
 /// The tune progress bar.
 pub struct Progress {
     bar: ProgressBar,
+    /// The inner runs' step counter, when the bar is shown.
+    steps: Option<StepProgress>,
+    /// The best validation loss so far, as f64 bits (NaN before the first row), shared
+    /// with the bar's redraws.
+    best: Arc<AtomicU64>,
 }
 
 impl Progress {
     /// A bar, or a hidden one if `quiet` or stderr is not a terminal.
     pub fn new(quiet: bool) -> Self {
-        let bar = if quiet || !std::io::stderr().is_terminal() {
-            ProgressBar::hidden()
-        } else {
-            let bar = ProgressBar::new(0);
-            if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
-            {
-                bar.set_style(style);
-            }
-            bar
+        let best = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress {
+                bar: ProgressBar::hidden(),
+                steps: None,
+                best,
+            };
+        }
+        let steps = StepProgress::new();
+        let bar = ProgressBar::new(0);
+        let (counter, shown) = (steps.clone(), Arc::clone(&best));
+        let text = move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let best = Some(f64::from_bits(shown.load(Relaxed))).filter(|b| b.is_finite());
+            let inner = counter.snapshot();
+            let line = status(state.pos(), state.len().unwrap_or(0), &inner, best);
+            let _ = w.write_str(&line);
         };
-        Progress { bar }
+        if let Ok(style) = ProgressStyle::with_template("{bar:20} {status}") {
+            bar.set_style(style.with_key("status", text));
+        }
+        bar.enable_steady_tick(REDRAW);
+        Progress {
+            bar,
+            steps: Some(steps),
+            best,
+        }
+    }
+
+    /// The counter the bar reads the inner steps from, for the runs to tick; `None` when
+    /// the bar is hidden.
+    pub fn steps(&self) -> Option<StepProgress> {
+        self.steps.clone()
     }
 
     /// Print a line above the bar (or plainly when hidden).
@@ -44,33 +89,118 @@ impl Progress {
 impl Observer for Progress {
     fn on_start(&mut self, total: usize) -> Result<()> {
         self.bar.set_length(total as u64);
-        self.bar.set_message("evaluating the starting point");
         Ok(())
     }
 
     fn on_resume(&mut self, state: &State) -> Result<()> {
+        let loss = state.best.val_loss();
+        if loss.is_finite() {
+            self.best.store(loss.to_bits(), Relaxed);
+        }
         self.bar.set_position(state.rows as u64);
-        self.bar.set_message(format!(
-            "resumed after #{}  best {:.4}",
-            state.done,
-            state.best.val_loss()
-        ));
         Ok(())
     }
 
-    fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
+    fn on_iteration(&mut self, _it: &Iteration, best: &Iteration) -> Result<()> {
+        let loss = best.val_loss();
+        if loss.is_finite() {
+            self.best.store(loss.to_bits(), Relaxed);
+        }
         self.bar.inc(1);
-        let current = match &it.result {
-            Some(r) => format!("val_loss {:.4}", r.val_loss),
-            None => "rejected (diverged)".to_string(),
-        };
-        self.bar
-            .set_message(format!("{current}  best {:.4}", best.val_loss()));
         Ok(())
     }
 
     fn on_finish(&mut self, _summary: &Summary) -> Result<()> {
         self.bar.finish_and_clear();
         Ok(())
+    }
+}
+
+/// The bar's text: `done` of `total` outer iterations; the phase of the inner run under
+/// way, its steps and its ETA at the phase's own rate (the phase once begun, the ETA once
+/// a step is done); the best validation loss, once there is one.
+pub fn status(done: u64, total: u64, inner: &StepSnapshot, best: Option<f64>) -> String {
+    let mut t = format!("{done}/{total} iterations");
+    if inner.phase != Phase::Idle {
+        let _ = write!(
+            t,
+            " · {} {}/{}",
+            inner.phase.name(),
+            inner.done,
+            inner.total
+        );
+        if let Some(eta) = inner.eta() {
+            let _ = write!(t, " · ETA {}", duration(eta));
+        }
+    }
+    if let Some(b) = best {
+        let _ = write!(t, " · best {b:.4}");
+    }
+    t
+}
+
+/// A duration for people, to the nearest second: `41s`, `3m 05s`, `1h 02m`.
+fn duration(d: Duration) -> String {
+    let s = d.as_secs_f64().round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(phase: Phase, done: usize, total: usize, seconds: f64) -> StepSnapshot {
+        StepSnapshot {
+            phase,
+            done,
+            total,
+            elapsed: Duration::from_secs_f64(seconds),
+        }
+    }
+
+    #[test]
+    fn the_status_shows_iterations_phase_eta_and_best() {
+        // 8,200 steps in 28.5 s, 11,800 to go at that rate: 41 s.
+        let inner = at(Phase::Reverse, 8_200, 20_000, 28.5);
+        assert_eq!(
+            status(12, 31, &inner, Some(0.41234)),
+            "12/31 iterations · reverse 8200/20000 · ETA 41s · best 0.4123"
+        );
+        let inner = at(Phase::Train, 500, 2_000, 10.0);
+        assert_eq!(
+            status(3, 21, &inner, Some(1.5)),
+            "3/21 iterations · train 500/2000 · ETA 30s · best 1.5000"
+        );
+    }
+
+    #[test]
+    fn the_status_leaves_out_what_is_not_known_yet() {
+        let idle = at(Phase::Idle, 0, 0, 0.0);
+        assert_eq!(status(0, 31, &idle, None), "0/31 iterations");
+        let first = at(Phase::Forward, 0, 20_000, 0.5);
+        assert_eq!(
+            status(0, 31, &first, None),
+            "0/31 iterations · forward 0/20000"
+        );
+        let done = at(Phase::Forward, 20_000, 20_000, 70.0);
+        assert_eq!(
+            status(0, 31, &done, None),
+            "0/31 iterations · forward 20000/20000 · ETA 0s"
+        );
+    }
+
+    #[test]
+    fn durations_read_in_seconds_minutes_and_hours() {
+        let d = |s: f64| duration(Duration::from_secs_f64(s));
+        assert_eq!(d(0.2), "0s");
+        assert_eq!(d(41.4), "41s");
+        assert_eq!(d(59.6), "1m 00s");
+        assert_eq!(d(185.0), "3m 05s");
+        assert_eq!(d(3_720.0), "1h 02m");
+        assert_eq!(d(100_000.0), "27h 46m");
     }
 }

@@ -9,7 +9,9 @@
 //! - [`pool`]: the fork-join pool that runs a round of parts or segment groups on the
 //!   caller and its workers;
 //! - [`sync`]: the synchronisation primitives the pool is written against (`std`'s, or
-//!   loom's when the pool is model-checked under `--cfg loom`).
+//!   loom's when the pool is model-checked under `--cfg loom`);
+//! - [`progress`]: the step counter a long inner run ticks and a progress bar reads from
+//!   its own thread ([`StepProgress`], public as `revgrad::StepProgress`).
 //!
 //! Rules, for every file: what is split, and into which pieces, depends on sizes alone,
 //! never on the thread count, and whatever combines per-piece results does so in piece
@@ -19,8 +21,10 @@
 
 pub(crate) mod partition;
 pub(crate) mod pool;
+pub(crate) mod progress;
 pub(crate) mod segments;
 mod sync;
 mod threads;
 
+pub use progress::{Phase, StepProgress, StepSnapshot};
 pub use threads::Threads;

@@ -22,7 +22,7 @@ use crate::hyper::{Hypers, Kind, Warp};
 use crate::hypergrad::Setup;
 use crate::hypergrad::reverse::finite;
 use crate::model::{Evaluate, Objective, RowTangents};
-use crate::optim::{Arithmetic, train};
+use crate::optim::{Arithmetic, train_counted};
 
 /// What a search needs besides its runs.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +61,7 @@ fn evaluate(
     obj: &mut (impl Objective + Evaluate + RowTangents),
     setup: Setup,
 ) -> Result<Evaluation> {
-    let theta = train(
+    let theta = train_counted(
         &mut setup.objective(obj),
         setup.layout,
         &setup.theta0(),
@@ -70,6 +70,7 @@ fn evaluate(
         setup.optimizer,
         Arithmetic::Float,
         setup.threads,
+        setup.progress,
     )?;
     let mut g = vec![0.0; obj.dim()];
     let (val_loss, val_accuracy) = obj.validation_grad_into(&theta, &mut g);
