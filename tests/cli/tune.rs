@@ -168,7 +168,7 @@ fn tune_best_config_loads_and_holds_the_best_row() {
 /// overflows within 50 steps) tuning γ or α at outer learning rate 0.5: where the first
 /// Adam move (±0.5 in warped coordinates) goes upwards it overflows and is rejected. Which
 /// of them does is chaotic (see [`first_rejecting_tune`]).
-fn edge_configs() -> Vec<Value> {
+pub fn edge_configs() -> Vec<Value> {
     let mut out = Vec::new();
     for alpha in [400.0, 450.0, 350.0, 500.0, 300.0, 420.0] {
         for tuned in ["gamma", "alpha"] {
