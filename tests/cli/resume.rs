@@ -178,9 +178,13 @@ fn search_killed_and_resumed_is_the_uninterrupted_run() {
     assert_resume_is_uninterrupted(&dir, "search", &config(&dir, &c), "3");
 }
 
-/// A finished 2-step tune with its checkpoint; returns (config, checkpoint, csv).
-fn finished(dir: &Scratch) -> (PathBuf, PathBuf, PathBuf) {
+/// A finished 2-step tune with its checkpoint, on `data` if given; returns (config,
+/// checkpoint, csv).
+fn finished(dir: &Scratch, data: Option<&Path>) -> (PathBuf, PathBuf, PathBuf) {
     let mut c = small_config();
+    if let Some(d) = data {
+        set(&mut c, "data.train", json!(d.display().to_string()));
+    }
     set(&mut c, "outer.steps", json!(2));
     let cfg = config(dir, &c);
     let (ck, csv) = (dir.path("ck.json"), dir.path("run.csv"));
@@ -202,7 +206,7 @@ fn finished(dir: &Scratch) -> (PathBuf, PathBuf, PathBuf) {
 #[test]
 fn bad_checkpoints_are_refused_naming_the_file() {
     let dir = Scratch::new();
-    let (cfg, ck, _) = finished(&dir);
+    let (cfg, ck, _) = finished(&dir, None);
     let text = std::fs::read_to_string(&ck).expect("checkpoint");
     let missing = dir.path("missing.json");
     assert_exit_2(&["tune", "--resume", p(&missing)], &["missing.json"]);
@@ -268,7 +272,7 @@ fn bad_checkpoints_are_refused_naming_the_file() {
 #[test]
 fn resume_usage_errors() {
     let dir = Scratch::new();
-    let (cfg, ck, csv) = finished(&dir);
+    let (cfg, ck, csv) = finished(&dir, None);
     // --resume with a CONFIG: clap's usage error, exit 2.
     revgrad()
         .args(["tune", p(&cfg), "--resume", p(&ck)])
@@ -328,23 +332,7 @@ fn a_checkpoint_on_changed_data_is_refused_and_a_finished_run_can_be_extended() 
     let dir = Scratch::new();
     let data = dir.path("digits.csv");
     std::fs::copy(super::common::repo("data/digits.csv"), &data).expect("copy");
-    let mut c = small_config();
-    set(&mut c, "data.train", json!(data.display().to_string()));
-    set(&mut c, "outer.steps", json!(2));
-    let cfg = config(&dir, &c);
-    let (ck, csv) = (dir.path("ck.json"), dir.path("run.csv"));
-    revgrad()
-        .args([
-            "tune",
-            p(&cfg),
-            "--quiet",
-            "-o",
-            p(&csv),
-            "--checkpoint",
-            p(&ck),
-        ])
-        .assert()
-        .success();
+    let (_, ck, csv) = finished(&dir, Some(&data));
     // Go on to 3 steps: one more row, appended.
     revgrad()
         .args([
