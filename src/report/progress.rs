@@ -86,6 +86,16 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Shows `best`'s validation loss from the next redraw on (a rejected point has none).
+    fn show_best(&self, best: &Iteration) {
+        let loss = best.val_loss();
+        if loss.is_finite() {
+            self.best.store(loss.to_bits(), Relaxed);
+        }
+    }
+}
+
 impl Observer for Progress {
     fn on_start(&mut self, total: usize) -> Result<()> {
         self.bar.set_length(total as u64);
@@ -93,19 +103,13 @@ impl Observer for Progress {
     }
 
     fn on_resume(&mut self, state: &State) -> Result<()> {
-        let loss = state.best.val_loss();
-        if loss.is_finite() {
-            self.best.store(loss.to_bits(), Relaxed);
-        }
+        self.show_best(&state.best);
         self.bar.set_position(state.rows as u64);
         Ok(())
     }
 
     fn on_iteration(&mut self, _it: &Iteration, best: &Iteration) -> Result<()> {
-        let loss = best.val_loss();
-        if loss.is_finite() {
-            self.best.store(loss.to_bits(), Relaxed);
-        }
+        self.show_best(best);
         self.bar.inc(1);
         Ok(())
     }

@@ -113,11 +113,17 @@ fn config(dir: &Scratch, c: &Value) -> PathBuf {
     dir.config("c.json", c)
 }
 
+/// The small config with `n` outer steps.
+fn small_with_steps(n: usize) -> Value {
+    let mut c = small_config();
+    set(&mut c, "outer.steps", json!(n));
+    c
+}
+
 #[test]
 fn tune_momentum_killed_and_resumed_is_the_uninterrupted_run() {
     let dir = Scratch::new();
-    let mut c = small_config();
-    set(&mut c, "outer.steps", json!(6));
+    let c = small_with_steps(6);
     assert_resume_is_uninterrupted(&dir, "tune", &config(&dir, &c), "3");
 }
 
@@ -142,8 +148,7 @@ fn tune_adam_with_resampling_killed_and_resumed_is_the_uninterrupted_run() {
 #[test]
 fn tune_with_resampling_killed_and_resumed_is_the_uninterrupted_run() {
     let dir = Scratch::new();
-    let mut c = small_config();
-    set(&mut c, "outer.steps", json!(5));
+    let mut c = small_with_steps(5);
     set(&mut c, "outer.resample", json!(true));
     assert_resume_is_uninterrupted(&dir, "tune", &config(&dir, &c), "1");
 }
@@ -165,16 +170,14 @@ fn tune_killed_with_a_rejected_step_pending_resumes_its_retry() {
 #[test]
 fn a_kill_while_the_checkpoint_is_written_leaves_the_previous_one() {
     let dir = Scratch::new();
-    let mut c = small_config();
-    set(&mut c, "outer.steps", json!(5));
+    let c = small_with_steps(5);
     assert_resume_is_uninterrupted(&dir, "tune", &config(&dir, &c), "3:during");
 }
 
 #[test]
 fn search_killed_and_resumed_is_the_uninterrupted_run() {
     let dir = Scratch::new();
-    let mut c = small_config();
-    set(&mut c, "outer.steps", json!(7));
+    let c = small_with_steps(7);
     assert_resume_is_uninterrupted(&dir, "search", &config(&dir, &c), "3");
 }
 
