@@ -11,7 +11,10 @@
 //!   `--best /dev/stdout` would otherwise replace the device node).
 //!
 //! The temporary file is removed when the write fails and, through [`exit_interrupted`],
-//! when the process is stopped by SIGINT or SIGTERM.
+//! when the process is stopped by SIGINT or SIGTERM. A run killed outright (SIGKILL, a
+//! power cut) cannot remove its own; the next successful write of the same file removes
+//! the `.NAME.tmp-PID` files of processes that no longer exist, and leaves those of live
+//! ones ([`remove_stale_temp_files`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -61,7 +64,9 @@ pub fn write_atomic_with(
         let _ = fs::remove_file(&tmp);
     }
     unregister(&tmp);
-    result.map_err(|e| Error::io(path, e))
+    result.map_err(|e| Error::io(path, e))?;
+    remove_stale_temp_files(&target);
+    Ok(())
 }
 
 /// Checks, before any computation, that [`write_atomic`] can later write `path`: it is not a
@@ -87,6 +92,35 @@ pub fn check_replaceable(path: &Path) -> Result<()> {
     });
     unregister(&tmp);
     result.map_err(|e| Error::io(path, e))
+}
+
+/// Removes the regular files `.NAME.tmp-PID` next to `target` whose PID is no process now
+/// (a run killed while writing `target`). Files of live processes, and everything when
+/// `/proc` cannot tell which processes live, are left alone; failures are ignored (the
+/// files are only clutter).
+pub fn remove_stale_temp_files(target: &Path) {
+    let Some(name) = target.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(folder(target)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let pid = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok());
+        let Some(pid) = pid else { continue };
+        let dead = pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
+        if dead && e.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// The file a write to `path` should replace: `path`, or where its symbolic links lead.
@@ -240,6 +274,41 @@ mod tests {
         // The check leaves nothing behind.
         check_replaceable(&dir.path().join("new.json")).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_write_removes_temp_files_of_dead_runs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("ck.json");
+        let temp = |pid: u32| dir.path().join(format!(".ck.json.tmp-{pid}"));
+        // A process that has exited (its PID is free again) and one that still runs.
+        let dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        let mut dead = dead;
+        dead.wait().unwrap();
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let kept = [
+            temp(live.id()),
+            dir.path().join(".other.json.tmp-999999999"),
+            dir.path().join(".ck.json.tmp-notapid"),
+        ];
+        for f in kept.iter().chain([&temp(dead_pid)]) {
+            std::fs::write(f, "partial").unwrap();
+        }
+        write_atomic(&target, b"whole").unwrap();
+        live.kill().unwrap();
+        live.wait().unwrap();
+        assert!(
+            !temp(dead_pid).exists(),
+            "a dead run's temporary file is removed"
+        );
+        for f in &kept {
+            assert!(f.exists(), "{} is kept", f.display());
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "whole");
     }
 
     #[test]

@@ -83,7 +83,18 @@ fn assert_resume_is_uninterrupted(dir: &Scratch, command: &str, cfg: &Path, paus
         expected,
         "checkpoint after the kill"
     );
+    let stale = |dir: &Scratch| {
+        let names = std::fs::read_dir(dir.path("")).expect("scratch");
+        let names = names.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned());
+        names
+            .filter(|n| n.starts_with(".ck.json.tmp-"))
+            .collect::<Vec<_>>()
+    };
+    // A kill during the write leaves the half-written temporary file; the resumed run's
+    // first checkpoint removes it.
+    assert_eq!(stale(dir).len(), usize::from(pause.ends_with(":during")));
     revgrad().args(&resume).assert().success();
+    assert_eq!(stale(dir), Vec::<String>::new(), "temporary files left");
 
     let a = Table::parse(&std::fs::read(&o1).expect("full csv"));
     let b = Table::parse(&std::fs::read(&o2).expect("resumed csv"));
