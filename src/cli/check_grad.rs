@@ -1,4 +1,5 @@
-//! `revgrad check-grad CONFIG [--tolerance T]`: the hypergradients three ways, side by side.
+//! `revgrad check-grad CONFIG [--tolerance T] [--quiet]`: the hypergradients three ways, side
+//! by side.
 //!
 //! Exact reversal vs reverse mode over the stored exact trajectory: the same states and the
 //! same arithmetic, so every entry of every block must agree **bit for bit**. Exact reversal
@@ -20,6 +21,7 @@ use crate::hypergrad::reverse::hypergradient;
 use crate::hypergrad::stored::hypergradient_stored;
 use crate::model::Threads;
 use crate::problem::{ExactRun, Experiment};
+use crate::report::progress::Progress;
 use crate::report::sink::Output;
 use crate::report::table::{num, render};
 
@@ -36,6 +38,9 @@ pub struct Args {
     /// Allowed relative disagreement with finite differences.
     #[arg(long, default_value_t = 1e-4)]
     pub tolerance: f64,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Run `revgrad check-grad`.
@@ -62,6 +67,10 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     // The reference path's exact forward run holds its buffer and every state at once.
     exp.ensure_exact_fits(ExactRun::StoredTrajectory)?;
     let mut run = exp.prepare()?;
+    // One bar over every run's phases: the reversal, the stored trajectory, the per-step
+    // reversal of scheduled decays and the finite differences' forward runs.
+    let bar = Progress::phases(args.quiet);
+    run.ctx.progress = bar.steps();
     let hypers = run.hypers.clone();
     let setup = run.ctx.setup(&hypers);
     let rev = hypergradient(&mut run.problem, setup)?;
@@ -158,6 +167,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
             ]);
         }
     }
+    bar.clear();
     let mut text = render(&rows);
     if !decay_steps.is_empty() {
         text += "fd error of a scheduled decay includes a bound on what rounding its interpolated \

@@ -1,4 +1,5 @@
-//! `revgrad hypergrad CONFIG [--json]`: one exact forward run, one exact reversal.
+//! `revgrad hypergrad CONFIG [--json] [--quiet]`: one exact forward run, one exact reversal,
+//! with a progress bar over their steps.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use crate::hyper::Hypers;
 use crate::hypergrad::reverse::{Hypergradient, hypergradient};
 use crate::model::Threads;
 use crate::problem::Experiment;
+use crate::report::progress::Progress;
 use crate::report::rows::HypergradJson;
 use crate::report::sink::Output;
 use crate::report::table::{num, render};
@@ -19,6 +21,9 @@ pub struct Args {
     /// Print JSON (SPEC §4.3) instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// One table row per block and group: the group's mean value (over knots or weights) and
@@ -63,8 +68,11 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     crate::cli::outputs::check_outputs(&exp.config, None, &[])?;
     exp.require_reversible()?;
     let mut run = exp.prepare()?;
+    let bar = Progress::phases(args.quiet);
+    run.ctx.progress = bar.steps();
     let hypers = run.hypers.clone();
     let h = hypergradient(&mut run.problem, run.ctx.setup(&hypers))?;
+    bar.clear();
     let text = if args.json {
         let report = HypergradJson::new(&h, &hypers, &run.ctx.layout);
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"

@@ -1,5 +1,6 @@
-//! `revgrad train CONFIG [--exact] [--save FILE.npz] [--json] [--seeds N]`: the inner loop
-//! alone, once, or once per inner seed with the mean and standard deviation of each figure.
+//! `revgrad train CONFIG [--exact] [--save FILE.npz] [--json] [--seeds N] [--quiet]`: the
+//! inner loop alone, once, or once per inner seed with the mean and standard deviation of
+//! each figure, with a progress bar over the steps of the run under way.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,8 +9,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::model::Threads;
-use crate::optim::{Arithmetic, train};
+use crate::optim::{Arithmetic, train_counted};
 use crate::problem::{Experiment, Prepared};
+use crate::report::progress::Progress;
 use crate::report::rows::TrainJson;
 use crate::report::sink::Output;
 use crate::report::table::{num, render};
@@ -39,6 +41,9 @@ pub struct Args {
         allow_negative_numbers = true
     )]
     pub seeds: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Run `revgrad train`.
@@ -76,6 +81,8 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
     } else {
         Arithmetic::Float
     };
+    let bar = Progress::phases(args.quiet);
+    run.ctx.progress = bar.steps();
     let first = exp.config.inner_seed();
     let mut runs = Vec::with_capacity(n.min(1024));
     for k in 0..n {
@@ -92,6 +99,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
         }
         runs.push(Seeded { seed, run: report });
     }
+    bar.clear();
     let arith = if args.exact { "exact" } else { "float64" };
     let text = match (&runs[..], args.json) {
         ([one], true) => serde_json::to_string_pretty(&one.run).unwrap_or_default() + "\n",
@@ -105,8 +113,8 @@ pub fn run(args: Args, threads: &Threads) -> Result<()> {
 /// Most runs `--seeds` takes: every run is a whole training, reported at the end.
 const MAX_SEEDS: usize = 1_000_000;
 
-/// Trains `run` as prepared (its ε, batch order and blocks) from θ₀: the run's report and
-/// θ_T.
+/// Trains `run` as prepared (its ε, batch order and blocks) from θ₀, ticking its progress
+/// counter if it has one: the run's report and θ_T.
 ///
 /// # Errors
 /// Divergence or overflow during training, or full-set losses at θ_T that are not finite.
@@ -117,7 +125,7 @@ pub(crate) fn train_once(
 ) -> Result<(TrainJson, Vec<f64>)> {
     let theta0 = run.ctx.setup(&run.hypers).theta0();
     let clock = Instant::now();
-    let theta = train(
+    let theta = train_counted(
         &mut run.ctx.setup(&run.hypers).objective(&mut run.problem),
         &run.ctx.layout,
         &theta0,
@@ -126,6 +134,7 @@ pub(crate) fn train_once(
         exp.config.inner.optimizer,
         arithmetic,
         &run.ctx.threads,
+        run.ctx.progress.as_ref(),
     )?;
     let seconds = clock.elapsed().as_secs_f64();
     let (train_loss, train_accuracy) = run.problem.train_metrics(&theta);

@@ -53,6 +53,7 @@ use crate::exact::rational::DEN;
 use crate::hyper::{Block, Hypers, Kind, MAX_GAMMA};
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{Optimizer, Reversible, Visit};
+use crate::runtime::Phase;
 
 /// Relative step for α, l2 and init_scale.
 pub const REL_STEP: f64 = 1e-3;
@@ -144,8 +145,10 @@ fn val_loss_with<O: Reversible>(
 ) -> Result<f64> {
     let mut obj = setup.objective(obj);
     let mut s = opt.start(&setup.theta0())?;
+    setup.begin(Phase::Forward);
     for t in 0..setup.steps {
         opt.step(&mut obj, t, &mut s)?;
+        setup.tick(t + 1);
     }
     let mut g = vec![0.0; obj.dim()];
     Ok(obj.validation_grad_into(&opt.theta_f64(&s), &mut g).0)

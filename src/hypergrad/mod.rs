@@ -33,7 +33,7 @@ use crate::exact::Rational;
 use crate::hyper::{Hypers, Kind};
 use crate::model::{Layout, Objective, Penalized, RowTangents, Threads};
 use crate::optim::{OptimizerId, Reversible};
-use crate::runtime::StepProgress;
+use crate::runtime::{Phase, StepProgress};
 
 /// What a hypergradient is taken of: the optimizer, the blocks, θ₀'s noise ε, the layout
 /// and T; and the threads the exact optimizer computes on and the counter its steps are
@@ -59,6 +59,21 @@ pub struct Setup<'a> {
 }
 
 impl Setup<'_> {
+    /// `phase` of the run's T steps begins on the progress counter, if there is one.
+    pub fn begin(&self, phase: Phase) {
+        if let Some(p) = self.progress {
+            p.begin(phase, self.steps);
+        }
+    }
+
+    /// `done` steps of the phase under way are done, on the progress counter if any.
+    #[inline]
+    pub fn tick(&self, done: usize) {
+        if let Some(p) = self.progress {
+            p.tick(done);
+        }
+    }
+
     /// θ₀ = init_scale ⊙ ε.
     pub fn theta0(&self) -> Vec<f64> {
         let s = self.hypers.get(Kind::InitScale).per_parameter(self.layout);

@@ -119,15 +119,10 @@ pub fn reverse_with<O: Reversible>(
     let blame = |e| crate::optim::blame(e, setup.hypers, steps);
     let mut state = opt.start(&theta0).map_err(blame)?;
     let theta0_fixed = opt.theta_fixed(&state).to_vec();
-    let progress = setup.progress;
-    if let Some(p) = progress {
-        p.begin(Phase::Forward, steps);
-    }
+    setup.begin(Phase::Forward);
     for t in 0..steps {
         opt.step(&mut obj, t, &mut state).map_err(blame)?;
-        if let Some(p) = progress {
-            p.tick(t + 1);
-        }
+        setup.tick(t + 1);
     }
     let theta_t = opt.theta_f64(&state);
     let mut val_grad = vec![0.0; n];
@@ -143,14 +138,10 @@ pub fn reverse_with<O: Reversible>(
     let start = Instant::now();
     let mut grads = setup.zero_grads();
     opt.begin_adjoint(&val_grad);
-    if let Some(p) = progress {
-        p.begin(Phase::Reverse, steps);
-    }
+    setup.begin(Phase::Reverse);
     for t in (0..steps).rev() {
         opt.reverse_step(&mut obj, t, &mut state, &mut grads);
-        if let Some(p) = progress {
-            p.tick(steps - t);
-        }
+        setup.tick(steps - t);
     }
     let exact = opt.at_start(&state, &theta0_fixed);
     let theta0_error = opt

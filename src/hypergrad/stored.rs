@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::hyper::Hypers;
 use crate::model::{Evaluate, Objective, RowTangents};
 use crate::optim::{FloatOptimizer, FloatState, Optimizer, Reversible, Visit};
+use crate::runtime::Phase;
 
 /// `(∂f/∂every entry, f(θ_T))` by reverse mode over the stored exact trajectory of
 /// `setup.optimizer`.
@@ -51,9 +52,11 @@ pub fn stored_with<O: Reversible>(
     let mut state = opt.start(&setup.theta0())?;
     let mut snaps = Vec::with_capacity(setup.steps + 1);
     snaps.push(opt.snapshot(&state));
+    setup.begin(Phase::Forward);
     for t in 0..setup.steps {
         opt.step(&mut obj, t, &mut state)?;
         snaps.push(opt.snapshot(&state));
+        setup.tick(t + 1);
     }
     let theta_t = opt.theta_f64(&state);
     Ok(adjoint_over(opt, &mut obj, setup, &snaps, &theta_t))
@@ -118,8 +121,10 @@ fn adjoint_over<O: Reversible>(
     let (val_loss, _) = obj.validation_grad_into(theta_t, &mut val_grad);
     let mut grads = setup.zero_grads();
     opt.begin_adjoint(&val_grad);
+    setup.begin(Phase::Reverse);
     for t in (0..setup.steps).rev() {
         opt.adjoint_step(obj, t, &snaps[t], &snaps[t + 1], &mut grads);
+        setup.tick(setup.steps - t);
     }
     setup.finish(&opt, &mut grads);
     (grads, val_loss)

@@ -10,11 +10,14 @@
 //! The iterations done; the phase of the inner run under way (a hypergradient's exact
 //! `forward` run and its `reverse`, a search trial's `train`), its steps, and the time it
 //! has left at its own rate so far; the best validation loss. The steps are read from a
-//! [`StepProgress`] counter that the runs tick ([`Progress::steps`]). Hidden with `--quiet`
-//! or when stderr is not a terminal; a hidden bar hands out no counter, so nothing is
-//! ticked.
+//! [`StepProgress`] counter that the runs tick ([`Progress::steps`]).
+//!
+//! `hypergrad` and `check-grad` run no outer loop; their bar ([`Progress::phases`]) shows
+//! the phase alone, filled by its steps: `forward 8200/20000 · ETA 41s`.
+//!
+//! Hidden with `--quiet` or when stderr is not a terminal; a hidden bar hands out no
+//! counter, so nothing is ticked.
 
-use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,7 +32,7 @@ use crate::tune::{Iteration, Observer, State, Summary};
 /// How often the bar is redrawn, whether or not anything was reported.
 const REDRAW: Duration = Duration::from_millis(200);
 
-/// The tune progress bar.
+/// The progress bar of a long-running command.
 pub struct Progress {
     bar: ProgressBar,
     /// The inner runs' step counter, when the bar is shown.
@@ -40,8 +43,18 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A bar, or a hidden one if `quiet` or stderr is not a terminal.
+    /// A bar over outer iterations, or a hidden one if `quiet` or stderr is not a terminal.
     pub fn new(quiet: bool) -> Self {
+        Self::build(quiet, true)
+    }
+
+    /// A bar over the phases of single inner runs (no outer iterations), or a hidden one if
+    /// `quiet` or stderr is not a terminal.
+    pub fn phases(quiet: bool) -> Self {
+        Self::build(quiet, false)
+    }
+
+    fn build(quiet: bool, outer: bool) -> Self {
         let best = Arc::new(AtomicU64::new(f64::NAN.to_bits()));
         if quiet || !std::io::stderr().is_terminal() {
             return Progress {
@@ -53,14 +66,26 @@ impl Progress {
         let steps = StepProgress::new();
         let bar = ProgressBar::new(0);
         let (counter, shown) = (steps.clone(), Arc::clone(&best));
+        let inner_steps = counter.clone();
         let text = move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
             let best = Some(f64::from_bits(shown.load(Relaxed))).filter(|b| b.is_finite());
             let inner = counter.snapshot();
-            let line = status(state.pos(), state.len().unwrap_or(0), &inner, best);
-            let _ = w.write_str(&line);
+            let done = outer.then(|| (state.pos(), state.len().unwrap_or(0)));
+            let _ = w.write_str(&status(done, &inner, best));
         };
-        if let Ok(style) = ProgressStyle::with_template("{bar:20} {status}") {
-            bar.set_style(style.with_key("status", text));
+        // Without outer iterations, the bar fills with the phase's steps.
+        let fill = move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let s = inner_steps.snapshot();
+            let filled = (20 * s.done).checked_div(s.total).unwrap_or(0);
+            let _ = write!(w, "{}{}", "█".repeat(filled), "░".repeat(20 - filled));
+        };
+        let template = if outer {
+            "{bar:20} {status}"
+        } else {
+            "{fill} {status}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.with_key("status", text).with_key("fill", fill));
         }
         bar.enable_steady_tick(REDRAW);
         Progress {
@@ -76,12 +101,26 @@ impl Progress {
         self.steps.clone()
     }
 
+    /// Clears the bar (a command without an outer loop, once its runs are done).
+    pub fn clear(&self) {
+        self.bar.finish_and_clear();
+    }
+
     /// Print a line above the bar (or plainly when hidden).
     pub fn println(&self, line: &str) {
         if self.bar.is_hidden() {
             crate::note!("{line}");
         } else {
             self.bar.println(line);
+        }
+    }
+}
+
+/// A bar dropped on an error is cleared, so the message is not printed under it.
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if !self.bar.is_finished() {
+            self.bar.finish_and_clear();
         }
     }
 }
@@ -120,27 +159,26 @@ impl Observer for Progress {
     }
 }
 
-/// The bar's text: `done` of `total` outer iterations; the phase of the inner run under
-/// way, its steps and its ETA at the phase's own rate (the phase once begun, the ETA once
-/// a step is done); the best validation loss, once there is one.
-pub fn status(done: u64, total: u64, inner: &StepSnapshot, best: Option<f64>) -> String {
-    let mut t = format!("{done}/{total} iterations");
+/// The bar's text: `done` of `total` outer iterations, when there is an outer loop; the
+/// phase of the inner run under way, its steps and its ETA at the phase's own rate (the
+/// phase once begun, the ETA once a step is done); the best validation loss, once there is
+/// one. Parts are joined by ` · `.
+pub fn status(outer: Option<(u64, u64)>, inner: &StepSnapshot, best: Option<f64>) -> String {
+    let mut parts = Vec::with_capacity(4);
+    if let Some((done, total)) = outer {
+        parts.push(format!("{done}/{total} iterations"));
+    }
     if inner.phase != Phase::Idle {
-        let _ = write!(
-            t,
-            " · {} {}/{}",
-            inner.phase.name(),
-            inner.done,
-            inner.total
-        );
+        let (name, done, total) = (inner.phase.name(), inner.done, inner.total);
+        parts.push(format!("{name} {done}/{total}"));
         if let Some(eta) = inner.eta() {
-            let _ = write!(t, " · ETA {}", duration(eta));
+            parts.push(format!("ETA {}", duration(eta)));
         }
     }
     if let Some(b) = best {
-        let _ = write!(t, " · best {b:.4}");
+        parts.push(format!("best {b:.4}"));
     }
-    t
+    parts.join(" · ")
 }
 
 /// A duration for people, to the nearest second: `41s`, `3m 05s`, `1h 02m`.
@@ -171,28 +209,35 @@ mod tests {
         // 8,200 steps in 28.5 s, 11,800 to go at that rate: 41 s.
         let inner = at(Phase::Reverse, 8_200, 20_000, 28.5);
         assert_eq!(
-            status(12, 31, &inner, Some(0.41234)),
+            status(Some((12, 31)), &inner, Some(0.41234)),
             "12/31 iterations · reverse 8200/20000 · ETA 41s · best 0.4123"
         );
         let inner = at(Phase::Train, 500, 2_000, 10.0);
         assert_eq!(
-            status(3, 21, &inner, Some(1.5)),
+            status(Some((3, 21)), &inner, Some(1.5)),
             "3/21 iterations · train 500/2000 · ETA 30s · best 1.5000"
         );
     }
 
     #[test]
+    fn without_an_outer_loop_the_status_is_the_phase() {
+        let inner = at(Phase::Reverse, 8_200, 20_000, 28.5);
+        assert_eq!(status(None, &inner, None), "reverse 8200/20000 · ETA 41s");
+        assert_eq!(status(None, &at(Phase::Idle, 0, 0, 0.0), None), "");
+    }
+
+    #[test]
     fn the_status_leaves_out_what_is_not_known_yet() {
         let idle = at(Phase::Idle, 0, 0, 0.0);
-        assert_eq!(status(0, 31, &idle, None), "0/31 iterations");
+        assert_eq!(status(Some((0, 31)), &idle, None), "0/31 iterations");
         let first = at(Phase::Forward, 0, 20_000, 0.5);
         assert_eq!(
-            status(0, 31, &first, None),
+            status(Some((0, 31)), &first, None),
             "0/31 iterations · forward 0/20000"
         );
         let done = at(Phase::Forward, 20_000, 20_000, 70.0);
         assert_eq!(
-            status(0, 31, &done, None),
+            status(Some((0, 31)), &done, None),
             "0/31 iterations · forward 20000/20000 · ETA 0s"
         );
     }

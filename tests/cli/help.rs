@@ -32,13 +32,16 @@ fn every_subcommand_help_exits_0_and_names_its_flags() {
             "search",
             &["--trials", "--seconds", "--output", "--best", "--quiet"],
         ),
-        ("hypergrad", &["--json"]),
-        ("train", &["--exact", "--save", "--json", "--seeds"]),
+        ("hypergrad", &["--json", "--quiet"]),
+        (
+            "train",
+            &["--exact", "--save", "--json", "--seeds", "--quiet"],
+        ),
         (
             "verify-reversal",
             &["--alphas", "--gammas", "--steps", "--per-step", "--output"],
         ),
-        ("check-grad", &["--tolerance"]),
+        ("check-grad", &["--tolerance", "--quiet"]),
     ];
     for (cmd, flags) in cases {
         let assert = revgrad().args([cmd, "--help"]).assert().success();

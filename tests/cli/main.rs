@@ -20,6 +20,7 @@ mod help;
 mod hypergrad;
 mod long_runs;
 mod poison;
+mod progress;
 mod resume;
 mod rmsprop;
 mod robust;
