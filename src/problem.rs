@@ -594,6 +594,16 @@ impl Experiment {
         )
     }
 
+    /// The memory an exact reversal at `hypers` needs, about: the model and data
+    /// ([`Experiment::estimate_bytes`]) and the information buffer after `inner.steps` steps
+    /// at those blocks (at most [`crate::exact::BufferBound::bytes`]).
+    pub fn reversal_bytes(&self, hypers: &Hypers, layout: &Layout) -> u64 {
+        let optimizer = self.config.inner.optimizer;
+        let buffer = optimizer.buffer_bound(hypers, layout, self.steps());
+        self.estimate_bytes()
+            .saturating_add(buffer.map_or(0, |b| b.bytes()))
+    }
+
     /// An error unless an exact run of this config can be reversed: the inner optimizer is
     /// exactly reversible (momentum, Adam or RMSprop) with no zero decay, and the run's
     /// memory with its information buffer after `inner.steps` steps fits the limit
@@ -751,6 +761,26 @@ impl<'a> crate::tune::Inner for Runs<'a> {
             self.seed = seed;
         }
         Ok((&mut self.run.problem, self.run.ctx.setup(hypers)))
+    }
+
+    fn too_big(&self, hypers: &Hypers) -> crate::Result<Option<String>> {
+        let need = self.exp.reversal_bytes(hypers, &self.run.ctx.layout);
+        let buffer = need.saturating_sub(self.exp.estimate_bytes());
+        let (limit, source) = crate::memory::limit()?;
+        let h = crate::memory::human;
+        Ok((need > limit).then(|| {
+            format!(
+                "an exact run of {} steps at these hyperparameters needs about {} of memory \
+                 (its information buffer up to {}), {} more than the limit of {} ({source}); \
+                 the tuner steps back toward the last point that fit, a higher \
+                 --memory-limit lets it go further",
+                self.exp.steps(),
+                h(need),
+                h(buffer),
+                h(need - limit),
+                h(limit)
+            )
+        }))
     }
 }
 

@@ -147,6 +147,11 @@ impl Observer for Progress {
         Ok(())
     }
 
+    fn on_rejected(&mut self, k: usize, why: &str) -> Result<()> {
+        self.println(&format!("iteration {k} rejected: {why}"));
+        Ok(())
+    }
+
     fn on_iteration(&mut self, _it: &Iteration, best: &Iteration) -> Result<()> {
         self.show_best(best);
         self.bar.inc(1);

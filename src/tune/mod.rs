@@ -18,8 +18,11 @@
 //! deterministic function of the hyperparameters), or, with `outer.resample`, a run with
 //! its own inner seed.
 //!
-//! A diverging or overflowing inner run (or a non-finite hypergradient) rejects the step:
-//! the iteration is reported with status `rejected`, the outer learning rate is halved for
+//! A diverging or overflowing inner run (or a non-finite hypergradient) rejects the step,
+//! and so does a point whose exact reversal would need more memory than the limit
+//! ([`Inner::too_big`]: a lowered decay keeps more bits per step), before it is run. The
+//! observer hears why ([`Observer::on_rejected`]); the iteration is reported with status
+//! `rejected`, the outer learning rate is halved for
 //! the steps to come, and the retry from the last good point is half the step just rejected
 //! — never the same step, even when the chaos guard clipped it.
 //! After [`MAX_CONSECUTIVE_REJECTIONS`] in a row the search stops
@@ -165,15 +168,34 @@ pub trait Inner {
     /// A failure to build iteration k's run (e.g. its initial weights).
     fn at<'s>(&'s mut self, k: usize, hypers: &'s Hypers)
     -> Result<(&'s mut Self::Obj, Setup<'s>)>;
+
+    /// Why an exact reversal at `hypers` would need more memory than the limit, or `None`
+    /// when it fits. A decay the tuner lowers stores more bits per step, so a point can
+    /// outgrow the limit the starting point was checked against.
+    ///
+    /// # Errors
+    /// A limit that cannot be read.
+    fn too_big(&self, hypers: &Hypers) -> Result<Option<String>> {
+        let _ = hypers;
+        Ok(None)
+    }
 }
 
-/// One evaluation: `Ok(None)` for a rejected (diverged) point.
-fn evaluate(inner: &mut impl Inner, k: usize, hypers: &Hypers) -> Result<Option<Evaluation>> {
+/// One evaluation: `Ok(Err(why))` for a rejected point, one whose inner run diverged or
+/// overflowed or would not fit the memory limit.
+fn evaluate(
+    inner: &mut impl Inner,
+    k: usize,
+    hypers: &Hypers,
+) -> Result<std::result::Result<Evaluation, String>> {
+    if let Some(why) = inner.too_big(hypers)? {
+        return Ok(Err(why));
+    }
     let (obj, setup) = inner.at(k, hypers)?;
     match hypergradient(obj, setup) {
         // hypergradient() already reports a non-finite loss or hypergradient as divergence.
-        Ok(r) => Ok(Some(r.into())),
-        Err(e) if e.is_divergence() => Ok(None),
+        Ok(r) => Ok(Ok(r.into())),
+        Err(e) if e.is_divergence() => Ok(Err(e.to_string())),
         Err(e) => Err(e),
     }
 }
@@ -395,7 +417,13 @@ pub fn run(
             .map(|(u, d)| u + d)
             .collect();
         let h = unwarped(good_h, &u, tuned);
-        let result = evaluate(inner, k, &h)?;
+        let result = match evaluate(inner, k, &h)? {
+            Ok(r) => Some(r),
+            Err(why) => {
+                observer.on_rejected(k, &why)?;
+                None
+            }
+        };
         let it = Iteration {
             iteration: k,
             hypers: h,

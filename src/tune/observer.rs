@@ -19,6 +19,12 @@ pub trait Observer {
         let _ = (it, best);
         Ok(())
     }
+    /// Before [`Observer::on_iteration`] of iteration `k`, when its point is rejected, with
+    /// why (the inner run's divergence or overflow, or the memory it would need).
+    fn on_rejected(&mut self, k: usize, why: &str) -> Result<()> {
+        let _ = (k, why);
+        Ok(())
+    }
     /// After [`Observer::on_iteration`], with the loop's state after that iteration
     /// (what a checkpoint saves).
     fn on_state(&mut self, state: &State) -> Result<()> {
@@ -47,6 +53,9 @@ impl Observer for Observers<'_> {
     }
     fn on_iteration(&mut self, it: &Iteration, best: &Iteration) -> Result<()> {
         self.0.iter_mut().try_for_each(|o| o.on_iteration(it, best))
+    }
+    fn on_rejected(&mut self, k: usize, why: &str) -> Result<()> {
+        self.0.iter_mut().try_for_each(|o| o.on_rejected(k, why))
     }
     fn on_state(&mut self, state: &State) -> Result<()> {
         self.0.iter_mut().try_for_each(|o| o.on_state(state))

@@ -123,16 +123,19 @@ pub fn run(
     let clock = Instant::now();
     let seconds = || before + clock.elapsed().as_secs_f64();
     // Iteration 0 fails with its error; a trial that diverges is rejected.
-    let point = |h: Hypers, k: usize, inner: &mut _| -> Result<Iteration> {
+    let point = |h: Hypers, k: usize, inner: &mut _, observer: &mut dyn Observer| {
         let result = {
             let (obj, setup) = Inner::at(inner, k, &h)?;
             match evaluate(obj, setup) {
                 Ok(e) => Some(e),
-                Err(e) if k > 0 && e.is_divergence() => None,
+                Err(e) if k > 0 && e.is_divergence() => {
+                    observer.on_rejected(k, &e.to_string())?;
+                    None
+                }
                 Err(e) => return Err(e),
             }
         };
-        Ok(Iteration {
+        Ok::<_, crate::Error>(Iteration {
             iteration: k,
             hypers: h,
             result,
@@ -148,7 +151,7 @@ pub fn run(
             st
         }
         None => {
-            let start = point(cfg.start.clone(), 0, inner)?;
+            let start = point(cfg.start.clone(), 0, inner, observer)?;
             let st = State {
                 done: 0,
                 rows: 1,
@@ -175,7 +178,7 @@ pub fn run(
             stop = StopReason::TimeUp;
             break;
         }
-        let it = point(trial(&cfg, &mut rng), k, inner)?;
+        let it = point(trial(&cfg, &mut rng), k, inner, observer)?;
         st.done = k;
         st.rows += 1;
         st.seconds = it.seconds;

@@ -117,3 +117,78 @@ fn a_float_run_of_the_same_length_is_not_refused_for_the_buffer() {
         .assert()
         .success();
 }
+
+/// The memory an exact reversal of `cfg` needs at its configured blocks, with γ set to
+/// `gamma` when given (revgrad's own estimate, [`revgrad::problem::Experiment::reversal_bytes`]).
+fn reversal_bytes(cfg: &std::path::Path, gamma: Option<f64>) -> u64 {
+    let exp = revgrad::problem::Experiment::load(cfg).unwrap();
+    let run = exp.prepare().unwrap();
+    let mut h = run.hypers.clone();
+    if let Some(g) = gamma {
+        h.get_mut(revgrad::hyper::Kind::Gamma).values.fill(g);
+    }
+    exp.reversal_bytes(&h, &run.ctx.layout)
+}
+
+/// A tune that lowers γ stores more bits per step than its start. With the limit between
+/// the start's need and the first step's, the start runs and the first step is rejected
+/// before it runs, with why on stderr; the tune goes on from the start (half the step, at
+/// half the learning rate), and the rows it accepts fit.
+#[test]
+fn a_tune_step_that_would_outgrow_the_memory_limit_is_rejected() {
+    let dir = Scratch::new();
+    let mut c = small_config();
+    set(&mut c, "inner.steps", json!(2000));
+    set(&mut c, "inner.alpha", json!(0.1));
+    set(&mut c, "outer.tune", json!(["gamma"]));
+    set(&mut c, "outer.learning_rate", json!(0.5));
+    set(&mut c, "outer.steps", json!(3));
+    let cfg = dir.config("c.json", &c);
+    // Unlimited, the first step lowers γ.
+    let free = crate::common::stdout_of(["tune", p(&cfg), "--quiet", "--outer-steps", "1"]);
+    let t = crate::common::Table::parse(&free);
+    let (g0, g1) = (t.num(&t.rows[0], "gamma"), t.num(&t.rows[1], "gamma"));
+    assert!(g1 < g0, "the first step should lower γ: {g0} → {g1}");
+    let (need0, need1) = (reversal_bytes(&cfg, None), reversal_bytes(&cfg, Some(g1)));
+    assert!(need1 > need0, "a lower γ needs more: {need0} vs {need1}");
+    let limit = (need0 + need1) / 2;
+
+    let out = revgrad()
+        .args([
+            "tune",
+            p(&cfg),
+            "--quiet",
+            "--memory-limit",
+            &limit.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", read_text(&out.stderr));
+    let t = crate::common::Table::parse(&out.stdout);
+    let status: Vec<&str> = t.rows.iter().map(|r| t.cell(r, "status")).collect();
+    assert_eq!(status[..2], ["ok", "rejected"], "{status:?}");
+    let stderr = read_text(&out.stderr);
+    for part in [
+        "iteration 1 rejected",
+        "2000 steps",
+        "information buffer",
+        "more than the limit",
+        "--memory-limit",
+    ] {
+        assert!(stderr.contains(part), "{stderr} should contain {part}");
+    }
+    // Every accepted row fits; the retry moves half as far as the rejected step.
+    for r in t.rows.iter().filter(|r| t.cell(r, "status") == "ok") {
+        let g = t.num(r, "gamma");
+        assert!(reversal_bytes(&cfg, Some(g)) <= limit, "row at γ = {g}");
+    }
+    let g2 = t.num(&t.rows[2], "gamma");
+    assert!(
+        g1 < g2 && g2 < g0,
+        "the retry lies between: {g0}, {g1}, {g2}"
+    );
+}
+
+fn read_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
