@@ -14,6 +14,13 @@
 //! what the uninterrupted one would have. A point's blocks are saved as their values only;
 //! their shapes come back from the run's own blocks (the template), and a saved state that
 //! does not fit them is refused with the field that does not.
+//!
+//! Each point is saved once: the best point and the start are saved without blocks when
+//! they are the good point (or the best is the start), as their iteration says, and only
+//! the good point keeps its hypergradients (the next step needs them; the start and the
+//! best are only reported). With a learned training set a point holds tens of thousands of
+//! entries, so this keeps a checkpoint at about five of them per entry (the good point's
+//! values and hypergradients, the start's, the optimizer's two moments) instead of eight.
 
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +101,8 @@ struct SavedBlock {
 struct SavedPoint {
     iteration: usize,
     seconds: f64,
-    blocks: Vec<SavedBlock>,
+    /// `None` when they are the blocks of the saved point of the same iteration.
+    blocks: Option<Vec<SavedBlock>>,
     result: Option<SavedEvaluation>,
 }
 
@@ -150,23 +158,44 @@ fn restore_blocks(
     Ok(out)
 }
 
-fn save_point(it: &Iteration) -> SavedPoint {
+/// `it` as saved: its blocks unless `saved` already holds a point of its iteration, its
+/// hypergradients only `with_grads`.
+fn save_point(it: &Iteration, saved: &[&Iteration], with_grads: bool) -> SavedPoint {
+    let again = saved.iter().any(|s| s.iteration == it.iteration);
     SavedPoint {
         iteration: it.iteration,
         seconds: it.seconds,
-        blocks: save_blocks(&it.hypers),
+        blocks: (!again).then(|| save_blocks(&it.hypers)),
         result: it.result.as_ref().map(|r| SavedEvaluation {
             train_loss: r.train_loss,
             val_loss: r.val_loss,
             val_accuracy: r.val_accuracy,
             test: r.test,
-            grads: r.grads.as_ref().map(save_blocks),
+            grads: r.grads.as_ref().filter(|_| with_grads).map(save_blocks),
         }),
     }
 }
 
-fn restore_point(p: SavedPoint, template: &Hypers, field: &str) -> Result<Iteration, String> {
-    let hypers = restore_blocks(p.blocks, template, &format!("{field}.blocks"))?;
+/// `p` on the shapes of `template`; a point saved without blocks takes those of the point
+/// of its iteration among `restored`.
+fn restore_point(
+    p: SavedPoint,
+    template: &Hypers,
+    restored: &[&Iteration],
+    field: &str,
+) -> Result<Iteration, String> {
+    let hypers = match p.blocks {
+        Some(b) => restore_blocks(b, template, &format!("{field}.blocks"))?,
+        None => match restored.iter().find(|r| r.iteration == p.iteration) {
+            Some(r) => r.hypers.clone(),
+            None => {
+                return Err(format!(
+                    "{field} has no blocks, and no other point is iteration {}",
+                    p.iteration
+                ));
+            }
+        },
+    };
     let result = match p.result {
         None => None,
         Some(r) => Some(Evaluation {
@@ -195,6 +224,7 @@ fn restore_point(p: SavedPoint, template: &Hypers, field: &str) -> Result<Iterat
 impl State {
     /// The state as serde data.
     pub fn to_saved(&self) -> SavedState {
+        let good: Vec<&Iteration> = self.descent.iter().map(|d| &d.good).collect();
         SavedState {
             done: self.done,
             rows: self.rows,
@@ -202,10 +232,16 @@ impl State {
             clipped: self.clipped,
             in_a_row: self.in_a_row,
             seconds: self.seconds,
-            start: save_point(&self.start),
-            best: save_point(&self.best),
+            // The good point first, in full; then the start and the best, each without
+            // the blocks of a point saved before it.
+            start: save_point(&self.start, &good, false),
+            best: save_point(
+                &self.best,
+                &[good.as_slice(), &[&self.start]].concat(),
+                false,
+            ),
             descent: self.descent.as_ref().map(|d| SavedDescent {
-                good: save_point(&d.good),
+                good: save_point(&d.good, &[], true),
                 optimizer: d.optimizer.clone(),
                 lr_scale: d.lr_scale,
                 rejected_delta: d.rejected_delta.clone(),
@@ -226,11 +262,9 @@ impl State {
         tuned: Option<usize>,
     ) -> Result<State, String> {
         let s = saved;
-        let start = restore_point(s.start, template, "state.start")?;
-        let best = restore_point(s.best, template, "state.best")?;
         let descent = match (s.descent, tuned) {
             (Some(d), Some(dim)) => {
-                let good = restore_point(d.good, template, "state.descent.good")?;
+                let good = restore_point(d.good, template, &[], "state.descent.good")?;
                 if good
                     .result
                     .as_ref()
@@ -267,6 +301,10 @@ impl State {
             (Some(_), None) => return Err("state.descent is given for a search".into()),
             (None, Some(_)) => return Err("state.descent is missing".into()),
         };
+        let good: Vec<&Iteration> = descent.iter().map(|d| &d.good).collect();
+        let start = restore_point(s.start, template, &good, "state.start")?;
+        let earlier = [good.as_slice(), &[&start]].concat();
+        let best = restore_point(s.best, template, &earlier, "state.best")?;
         let consistent = s.rows == s.done + 1
             && s.rejected <= s.done
             && s.in_a_row <= s.rejected
@@ -292,5 +330,115 @@ impl State {
             best,
             descent,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OuterOptimizer;
+    use crate::hyper::{Block, Kind};
+    use crate::model::Layout;
+
+    fn point(iteration: usize, alpha: f64) -> Iteration {
+        let l = Layout::new(&[2, 3, 2]);
+        let hypers = Hypers {
+            blocks: vec![
+                Block::scalar(Kind::Alpha, &l, alpha),
+                Block::scalar(Kind::Gamma, &l, 0.9),
+            ],
+        };
+        let mut grads = hypers.clone();
+        grads.blocks[0].values[0] = -0.25 * alpha;
+        Iteration {
+            iteration,
+            hypers,
+            result: Some(Evaluation {
+                train_loss: 1.0,
+                val_loss: alpha,
+                val_accuracy: 0.5,
+                test: None,
+                grads: Some(grads),
+            }),
+            seconds: iteration as f64,
+        }
+    }
+
+    fn state(start: Iteration, best: Iteration, good: Iteration, done: usize) -> State {
+        State {
+            done,
+            rows: done + 1,
+            rejected: 0,
+            clipped: 0,
+            in_a_row: 0,
+            seconds: done as f64,
+            start,
+            best,
+            descent: Some(Descent {
+                good,
+                optimizer: OuterOptimizerState::new(OuterOptimizer::Adam, 2),
+                lr_scale: 1.0,
+                rejected_delta: None,
+            }),
+        }
+    }
+
+    /// Through JSON and back, on the template's shapes.
+    fn round_trip(st: &State) -> (State, String) {
+        let json = serde_json::to_string(&st.to_saved()).unwrap();
+        let saved: SavedState = serde_json::from_str(&json).unwrap();
+        let template = point(0, 0.5).hypers;
+        (State::from_saved(saved, &template, Some(2)).unwrap(), json)
+    }
+
+    fn alpha(it: &Iteration) -> f64 {
+        it.hypers.get(Kind::Alpha).values[0]
+    }
+
+    #[test]
+    fn each_point_is_saved_once_and_only_the_good_one_with_hypergradients() {
+        let (start, best) = (point(0, 0.5), point(3, 0.1 + 0.2));
+        // The best point is the good one: one copy of its blocks.
+        let st = state(start.clone(), best.clone(), best.clone(), 3);
+        let (back, json) = round_trip(&st);
+        assert_eq!(
+            json.matches("\"gamma\"").count(),
+            3,
+            "good, its grads, start: {json}"
+        );
+        assert_eq!(alpha(&back.best).to_bits(), (0.1f64 + 0.2).to_bits());
+        assert_eq!(alpha(&back.start), 0.5);
+        let d = back.descent.as_ref().unwrap();
+        assert_eq!(alpha(&d.good).to_bits(), alpha(&best).to_bits());
+        let g = d.good.result.as_ref().unwrap().grads.as_ref().unwrap();
+        assert_eq!(g.get(Kind::Alpha).values[0], -0.25 * (0.1 + 0.2));
+        assert!(back.best.result.as_ref().unwrap().grads.is_none());
+        // The best is the start, and the good point another: two copies.
+        let st = state(start.clone(), start.clone(), point(2, 0.7), 3);
+        let (back, json) = round_trip(&st);
+        assert_eq!(
+            json.matches("\"gamma\"").count(),
+            3,
+            "good, its grads, start: {json}"
+        );
+        assert_eq!(alpha(&back.best), 0.5);
+        assert_eq!(back.best.iteration, 0);
+        assert_eq!(alpha(&back.descent.unwrap().good), 0.7);
+        // Three different points: three copies, one set of hypergradients.
+        let st = state(start, point(1, 0.4), point(2, 0.7), 3);
+        let (back, json) = round_trip(&st);
+        assert_eq!(json.matches("\"gamma\"").count(), 4, "{json}");
+        assert_eq!(alpha(&back.best), 0.4);
+    }
+
+    #[test]
+    fn a_point_without_blocks_needs_a_point_of_its_iteration() {
+        let st = state(point(0, 0.5), point(3, 0.3), point(3, 0.3), 3);
+        let mut saved = st.to_saved();
+        saved.best.iteration = 2;
+        let template = point(0, 0.5).hypers;
+        let e = State::from_saved(saved, &template, Some(2)).unwrap_err();
+        assert!(e.contains("state.best has no blocks"), "{e}");
+        assert!(e.contains("iteration 2"), "{e}");
     }
 }
