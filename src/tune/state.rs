@@ -407,11 +407,14 @@ mod tests {
             "good, its grads, start: {json}"
         );
         assert_eq!(alpha(&back.best).to_bits(), (0.1f64 + 0.2).to_bits());
-        assert_eq!(alpha(&back.start), 0.5);
+        assert_eq!(alpha(&back.start).to_bits(), 0.5f64.to_bits());
         let d = back.descent.as_ref().unwrap();
         assert_eq!(alpha(&d.good).to_bits(), alpha(&best).to_bits());
         let g = d.good.result.as_ref().unwrap().grads.as_ref().unwrap();
-        assert_eq!(g.get(Kind::Alpha).values[0], -0.25 * (0.1 + 0.2));
+        assert_eq!(
+            g.get(Kind::Alpha).values[0].to_bits(),
+            (-0.25 * (0.1f64 + 0.2)).to_bits()
+        );
         assert!(back.best.result.as_ref().unwrap().grads.is_none());
         // The best is the start, and the good point another: two copies.
         let st = state(start.clone(), start.clone(), point(2, 0.7), 3);
@@ -421,14 +424,17 @@ mod tests {
             3,
             "good, its grads, start: {json}"
         );
-        assert_eq!(alpha(&back.best), 0.5);
+        assert_eq!(alpha(&back.best).to_bits(), 0.5f64.to_bits());
         assert_eq!(back.best.iteration, 0);
-        assert_eq!(alpha(&back.descent.unwrap().good), 0.7);
+        assert_eq!(
+            alpha(&back.descent.unwrap().good).to_bits(),
+            0.7f64.to_bits()
+        );
         // Three different points: three copies, one set of hypergradients.
         let st = state(start, point(1, 0.4), point(2, 0.7), 3);
         let (back, json) = round_trip(&st);
         assert_eq!(json.matches("\"gamma\"").count(), 4, "{json}");
-        assert_eq!(alpha(&back.best), 0.4);
+        assert_eq!(alpha(&back.best).to_bits(), 0.4f64.to_bits());
     }
 
     #[test]
