@@ -27,10 +27,11 @@ fn on_a_terminal(args: &[&str]) -> (String, bool) {
     )
 }
 
-/// The small config at T = 20,000: about a second per exact pass, several redraws.
-fn long(dir: &Scratch) -> std::path::PathBuf {
+/// The small config at T = `steps` (at 20,000, about a second per exact pass: several
+/// redraws).
+fn long(dir: &Scratch, steps: usize) -> std::path::PathBuf {
     let mut c = small_config();
-    set(&mut c, "inner.steps", json!(20_000));
+    set(&mut c, "inner.steps", json!(steps));
     set(&mut c, "inner.alpha", json!(0.1));
     dir.config("long.json", &c)
 }
@@ -38,7 +39,7 @@ fn long(dir: &Scratch) -> std::path::PathBuf {
 #[test]
 fn long_commands_show_their_phases_on_a_terminal_and_quiet_hides_them() {
     let dir = Scratch::new();
-    let cfg = long(&dir);
+    let cfg = long(&dir, 20_000);
     let cases: [(&[&str], &[&str], &str); 3] = [
         (
             &["hypergrad", p(&cfg)],
@@ -71,10 +72,8 @@ fn long_commands_show_their_phases_on_a_terminal_and_quiet_hides_them() {
 #[test]
 fn check_grad_shows_the_phases_of_all_its_runs() {
     let dir = Scratch::new();
-    let mut c = small_config();
-    set(&mut c, "inner.steps", json!(4_000));
-    set(&mut c, "inner.alpha", json!(0.1));
-    let cfg = dir.config("c.json", &c);
+    // Its many runs (reversals, stored trajectory, finite differences) at 4,000 steps each.
+    let cfg = long(&dir, 4_000);
     let (shown, ok) = on_a_terminal(&["check-grad", p(&cfg)]);
     assert!(ok, "{shown}");
     for part in ["forward ", "reverse ", "/4000", "bit-identical"] {
