@@ -73,6 +73,7 @@ fn main() {
         config: exp.config.clone(),
         steps: exp.config.outer.steps,
         seconds: None,
+        memory_limit: revgrad::memory::limit().expect("limit").0,
         data: revgrad::data::fingerprint::of_inputs(&exp.config).expect("fingerprints"),
     };
     let out = std::env::temp_dir().join(format!("revgrad-ck-{}.json", std::process::id()));

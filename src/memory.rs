@@ -10,6 +10,9 @@
 //!
 //! - `--memory-limit SIZE` (a global flag), else
 //! - the environment variable `REVGRAD_MEMORY_LIMIT`, else
+//! - for a resumed `tune` or `search`, the limit the run was started with ([`resume_with`]:
+//!   it decides which of a tune's points are rejected, so the continued rows stay the
+//!   run's), else
 //! - half of the physical memory (`MemTotal` in `/proc/meminfo`), else 8 GiB.
 //!
 //! SIZE is a number of bytes with an optional `K`, `M`, `G` or `T` suffix (powers of 1024).
@@ -34,6 +37,9 @@ const FALLBACK: u64 = 8 << 30;
 
 static FLAG: OnceLock<u64> = OnceLock::new();
 
+/// The limit a resumed run was started with.
+static RESUMED: OnceLock<u64> = OnceLock::new();
+
 /// Sets the limit from `--memory-limit` (the first call wins).
 ///
 /// # Errors
@@ -46,6 +52,28 @@ pub fn set_limit(text: &str) -> Result<()> {
         ))
     })?;
     let _ = FLAG.set(bytes);
+    Ok(())
+}
+
+/// A resumed run continues with `bytes`, the limit it was started with, unless
+/// `--memory-limit` or `REVGRAD_MEMORY_LIMIT` says otherwise; then, when the limit decides
+/// which points the run rejects (`decides`: a tune), a note says the rows may part from
+/// the uninterrupted run's.
+///
+/// # Errors
+/// As [`limit`].
+pub fn resume_with(bytes: u64, decides: bool) -> Result<()> {
+    let _ = RESUMED.set(bytes);
+    let (now, source) = limit()?;
+    if decides && now != bytes {
+        crate::note!(
+            "note: the run was started with a memory limit of {}, and resumes with {} \
+             ({source}): a tune point rejected for the memory it needs, or accepted, may differ \
+             from the uninterrupted run's",
+            human(bytes),
+            human(now)
+        );
+    }
     Ok(())
 }
 
@@ -66,6 +94,9 @@ pub fn limit() -> Result<(u64, String)> {
                 crate::error::shorten(&os.to_string_lossy())
             ))),
         };
+    }
+    if let Some(&b) = RESUMED.get() {
+        return Ok((b, "the limit the resumed run was started with".into()));
     }
     Ok(match physical_memory() {
         Some(total) => (

@@ -32,6 +32,7 @@ pub(crate) fn load_start(
             let ck = crate::tune::checkpoint::read(path)?;
             ck.expect(command)?;
             ck.check_data()?;
+            crate::memory::resume_with(ck.run.memory_limit, command == Command::Tune)?;
             Ok((ck.run.config.clone(), Some(ck)))
         }
         (Some(path), None) => Ok((Config::load(path)?, None)),
@@ -61,11 +62,13 @@ pub(crate) fn checkpoint_path(
 }
 
 /// The run a checkpoint records: `command` on the experiment's config, `steps` iterations
-/// (or trials) within `seconds`, on the data files fingerprinted now (or, resuming, as the
-/// checkpoint recorded them: they were checked unchanged).
+/// (or trials) within `seconds`, under the memory limit now in force, on the data files
+/// fingerprinted now (or, resuming, as the checkpoint recorded them: they were checked
+/// unchanged).
 ///
 /// # Errors
-/// [`crate::Error::Io`] naming a data file that cannot be read.
+/// [`crate::Error::Io`] naming a data file that cannot be read; a malformed
+/// `REVGRAD_MEMORY_LIMIT`.
 pub(crate) fn checkpoint_run(
     command: Command,
     exp: &Experiment,
@@ -82,6 +85,7 @@ pub(crate) fn checkpoint_run(
         config: exp.config.clone(),
         steps,
         seconds,
+        memory_limit: crate::memory::limit()?.0,
         data,
     })
 }

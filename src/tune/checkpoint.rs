@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! {"revgrad_checkpoint": 1, "revgrad": "0.1.0", "command": "tune", "crc32": "1c291ca3",
-//!  "body": {"config": {…}, "steps": 30, "seconds": null, "data": [{…}], "state": {…}}}
+//!  "body": {"config": {…}, "steps": 30, "seconds": null, "memory_limit": 8589934592,
+//!           "data": [{…}], "state": {…}}}
 //! ```
 //!
 //! - `revgrad_checkpoint` is the format version and `revgrad` the version that wrote it;
@@ -17,6 +18,9 @@
 //!   it was written is refused as corrupt;
 //! - `config` is the run's config (paths absolute, `outer.steps` as run), `steps` the
 //!   iterations (tune) or trials (search) to run and `seconds` a search's time budget;
+//! - `memory_limit` is the memory limit in bytes the run checks its points against (a tune
+//!   rejects a point whose exact run would exceed it), which a resumed run keeps
+//!   ([`crate::memory::resume_with`]);
 //! - `data` fingerprints every file the run reads ([`crate::data::fingerprint`]): a
 //!   checkpoint whose data has changed is refused;
 //! - `state` is the loop's state after its last iteration ([`super::state`]).
@@ -79,6 +83,9 @@ pub struct Run {
     pub steps: usize,
     /// A search's time budget, seconds.
     pub seconds: Option<f64>,
+    /// The memory limit in bytes ([`crate::memory::limit`]) the run's points are checked
+    /// against.
+    pub memory_limit: u64,
     /// The files the run reads.
     pub data: Vec<Fingerprint>,
 }
@@ -100,6 +107,7 @@ struct BodyOut<'a> {
     config: &'a serde_json::Value,
     steps: usize,
     seconds: Option<f64>,
+    memory_limit: u64,
     data: &'a [Fingerprint],
     state: SavedState,
 }
@@ -110,6 +118,7 @@ struct BodyIn {
     config: serde_json::Value,
     steps: usize,
     seconds: Option<f64>,
+    memory_limit: u64,
     data: Vec<Fingerprint>,
     state: SavedState,
 }
@@ -163,6 +172,7 @@ pub struct CheckpointWriter {
     config: serde_json::Value,
     steps: usize,
     seconds: Option<f64>,
+    memory_limit: u64,
     data: Vec<Fingerprint>,
     pause: Option<Pause>,
 }
@@ -178,6 +188,7 @@ impl CheckpointWriter {
             config,
             steps: run.steps,
             seconds: run.seconds,
+            memory_limit: run.memory_limit,
             data: run.data.clone(),
             pause: Pause::from_env(),
         }
@@ -189,6 +200,7 @@ impl CheckpointWriter {
             config: &self.config,
             steps: self.steps,
             seconds: self.seconds,
+            memory_limit: self.memory_limit,
             data: &self.data,
             state: state.to_saved(),
         };
@@ -293,6 +305,7 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
             config,
             steps: b.steps,
             seconds: b.seconds,
+            memory_limit: b.memory_limit,
             data: b.data,
         },
         state: b.state,

@@ -130,13 +130,10 @@ fn reversal_bytes(cfg: &std::path::Path, gamma: Option<f64>) -> u64 {
     exp.reversal_bytes(&h, &run.ctx.layout)
 }
 
-/// A tune that lowers γ stores more bits per step than its start. With the limit between
-/// the start's need and the first step's, the start runs and the first step is rejected
-/// before it runs, with why on stderr; the tune goes on from the start (half the step, at
-/// half the learning rate), and the rows it accepts fit.
-#[test]
-fn a_tune_step_that_would_outgrow_the_memory_limit_is_rejected() {
-    let dir = Scratch::new();
+/// A tune of γ alone whose first step lowers it (a lower γ stores more bits per step), with
+/// a memory limit between the start's need and the first step's: the config, the limit,
+/// and γ at the start and after the first step (unlimited).
+fn gamma_tune_between_limits(dir: &Scratch) -> (std::path::PathBuf, u64, f64, f64) {
     let mut c = small_config();
     set(&mut c, "inner.steps", json!(2000));
     set(&mut c, "inner.alpha", json!(0.1));
@@ -151,7 +148,16 @@ fn a_tune_step_that_would_outgrow_the_memory_limit_is_rejected() {
     assert!(g1 < g0, "the first step should lower γ: {g0} → {g1}");
     let (need0, need1) = (reversal_bytes(&cfg, None), reversal_bytes(&cfg, Some(g1)));
     assert!(need1 > need0, "a lower γ needs more: {need0} vs {need1}");
-    let limit = (need0 + need1) / 2;
+    (cfg, (need0 + need1) / 2, g0, g1)
+}
+
+/// With the limit between the start's need and the first step's, the start runs and the
+/// first step is rejected before it runs, with why on stderr; the tune goes on from the
+/// start (half the step, at half the learning rate), and the rows it accepts fit.
+#[test]
+fn a_tune_step_that_would_outgrow_the_memory_limit_is_rejected() {
+    let dir = Scratch::new();
+    let (cfg, limit, g0, g1) = gamma_tune_between_limits(&dir);
 
     let out = revgrad()
         .args([
@@ -191,4 +197,61 @@ fn a_tune_step_that_would_outgrow_the_memory_limit_is_rejected() {
 
 fn read_text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The limit decides which points a tune rejects, so a resumed run keeps the limit it was
+/// started with (recorded in the checkpoint): resumed without `--memory-limit`, it writes
+/// the uninterrupted run's rows. Resumed with another limit, it says the rows may differ.
+#[test]
+fn a_resumed_tune_keeps_the_memory_limit_it_was_started_with() {
+    let dir = Scratch::new();
+    let (cfg, limit, _, _) = gamma_tune_between_limits(&dir);
+    let limit = limit.to_string();
+    let (a, b, ck) = (dir.path("a.csv"), dir.path("b.csv"), dir.path("ck.json"));
+    let tune = |args: &[&str]| {
+        let out = revgrad().args(args).arg("--quiet").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", read_text(&out.stderr));
+        read_text(&out.stderr)
+    };
+    tune(&["tune", p(&cfg), "--memory-limit", &limit, "-o", p(&a)]);
+    let first = [
+        "tune",
+        p(&cfg),
+        "--memory-limit",
+        &limit,
+        "--outer-steps",
+        "0",
+    ];
+    tune(&[&first[..], &["-o", p(&b), "--checkpoint", p(&ck)]].concat());
+    let said = tune(&[
+        "tune",
+        "--resume",
+        p(&ck),
+        "--outer-steps",
+        "3",
+        "-o",
+        p(&b),
+    ]);
+    assert!(!said.contains("memory limit of"), "{said}");
+    let (ta, tb) = (
+        crate::common::Table::parse(&std::fs::read(&a).unwrap()),
+        crate::common::Table::parse(&std::fs::read(&b).unwrap()),
+    );
+    assert!(ta.rows.iter().any(|r| ta.cell(r, "status") == "rejected"));
+    assert_eq!(ta.without_seconds(), tb.without_seconds());
+    // Resumed under another limit: said.
+    let ck2 = dir.path("ck2.json");
+    tune(&[&first[..], &["-o", p(&b), "--checkpoint", p(&ck2)]].concat());
+    let resume = [
+        "tune",
+        "--resume",
+        p(&ck2),
+        "--outer-steps",
+        "3",
+        "-o",
+        p(&b),
+    ];
+    let said = tune(&[&resume[..], &["--memory-limit", "1G"]].concat());
+    assert!(said.contains("started with a memory limit of"), "{said}");
+    assert!(said.contains("resumes with 1 GiB"), "{said}");
 }
