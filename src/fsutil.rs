@@ -111,9 +111,11 @@ pub fn remove_stale_temp_files(target: &Path) {
     };
     for e in entries.flatten() {
         let file = e.file_name();
+        // Exactly a PID as `temp_path` writes it: digits, no sign or leading zero, not 0.
         let pid = file
             .to_str()
             .and_then(|f| f.strip_prefix(&prefix))
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()) && !p.starts_with('0'))
             .and_then(|p| p.parse::<u32>().ok());
         let Some(pid) = pid else { continue };
         let dead = pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists();
@@ -294,6 +296,8 @@ mod tests {
             temp(live.id()),
             dir.path().join(".other.json.tmp-999999999"),
             dir.path().join(".ck.json.tmp-notapid"),
+            dir.path().join(".ck.json.tmp-0"),
+            dir.path().join(format!(".ck.json.tmp-+{dead_pid}")),
         ];
         for f in kept.iter().chain([&temp(dead_pid)]) {
             std::fs::write(f, "partial").unwrap();

@@ -650,8 +650,9 @@ impl Experiment {
     /// how many steps would fit.
     ///
     /// A tune starts from the configured blocks; an outer step that lowers a decay makes
-    /// later inner runs store more (log₂(1/γ) bits per multiply), which this check, made
-    /// before the first run, does not foresee.
+    /// later inner runs store more (log₂(1/γ) bits per multiply), so each later point is
+    /// checked again before its run ([`crate::tune::Inner::too_big`], via
+    /// [`Experiment::reversal_bytes`]).
     ///
     /// # Errors
     /// [`crate::Error::Usage`] (exit 2) when the estimate exceeds the limit; a config error

@@ -12,8 +12,9 @@
 //! has left at its own rate so far; the best validation loss. The steps are read from a
 //! [`StepProgress`] counter that the runs tick ([`Progress::steps`]).
 //!
-//! `hypergrad` and `check-grad` run no outer loop; their bar ([`Progress::phases`]) shows
-//! the phase alone, filled by its steps: `forward 8200/20000 · ETA 41s`.
+//! `hypergrad`, `check-grad` and `train` run no outer loop; their bar
+//! ([`Progress::phases`]) shows the phase alone, filled by its steps:
+//! `forward 8200/20000 · ETA 41s`.
 //!
 //! Hidden with `--quiet` or when stderr is not a terminal; a hidden bar hands out no
 //! counter, so nothing is ticked.

@@ -19,8 +19,9 @@
 //! they are the good point (or the best is the start), as their iteration says, and only
 //! the good point keeps its hypergradients (the next step needs them; the start and the
 //! best are only reported). With a learned training set a point holds tens of thousands of
-//! entries, so this keeps a checkpoint at about five of them per entry (the good point's
-//! values and hypergradients, the start's, the optimizer's two moments) instead of eight.
+//! entries, so this keeps a checkpoint at six numbers per entry at most (the good point's
+//! values and hypergradients, the start's and the best's values, the optimizer's two
+//! moments), five when the best is the good point or the start, instead of eight.
 
 use serde::{Deserialize, Serialize};
 
