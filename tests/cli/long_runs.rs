@@ -222,16 +222,13 @@ fn a_resumed_tune_keeps_the_memory_limit_it_was_started_with() {
         "--outer-steps",
         "0",
     ];
-    tune(&[&first[..], &["-o", p(&b), "--checkpoint", p(&ck)]].concat());
-    let said = tune(&[
-        "tune",
-        "--resume",
-        p(&ck),
-        "--outer-steps",
-        "3",
-        "-o",
-        p(&b),
-    ]);
+    // Row 0 with a checkpoint, under the limit; then resumed to row 3 with `extra`.
+    let resumed = |ck: &std::path::Path, extra: &[&str]| {
+        tune(&[&first[..], &["-o", p(&b), "--checkpoint", p(ck)]].concat());
+        let resume = ["tune", "--resume", p(ck), "--outer-steps", "3", "-o", p(&b)];
+        tune(&[&resume[..], extra].concat())
+    };
+    let said = resumed(&ck, &[]);
     assert!(!said.contains("memory limit of"), "{said}");
     let (ta, tb) = (
         crate::common::Table::parse(&std::fs::read(&a).unwrap()),
@@ -240,18 +237,7 @@ fn a_resumed_tune_keeps_the_memory_limit_it_was_started_with() {
     assert!(ta.rows.iter().any(|r| ta.cell(r, "status") == "rejected"));
     assert_eq!(ta.without_seconds(), tb.without_seconds());
     // Resumed under another limit: said.
-    let ck2 = dir.path("ck2.json");
-    tune(&[&first[..], &["-o", p(&b), "--checkpoint", p(&ck2)]].concat());
-    let resume = [
-        "tune",
-        "--resume",
-        p(&ck2),
-        "--outer-steps",
-        "3",
-        "-o",
-        p(&b),
-    ];
-    let said = tune(&[&resume[..], &["--memory-limit", "1G"]].concat());
+    let said = resumed(&dir.path("ck2.json"), &["--memory-limit", "1G"]);
     assert!(said.contains("started with a memory limit of"), "{said}");
     assert!(said.contains("resumes with 1 GiB"), "{said}");
 }
