@@ -61,33 +61,39 @@ pub(crate) fn checkpoint_path(
     }
 }
 
-/// The run a checkpoint records: `command` on the experiment's config, `steps` iterations
-/// (or trials) within `seconds`, under the memory limit now in force, on the data files
-/// fingerprinted now (or, resuming, as the checkpoint recorded them: they were checked
-/// unchanged).
+/// The writer of a run's checkpoints to `path` (`None` without one). The run it records:
+/// `command` on the experiment's config, `steps` iterations (or trials) within `seconds`,
+/// under the memory limit now in force, on the data files fingerprinted now (or, resuming,
+/// as the checkpoint recorded them: they were checked unchanged). A run without a
+/// checkpoint reads no file for it.
 ///
 /// # Errors
 /// [`crate::Error::Io`] naming a data file that cannot be read; a malformed
 /// `REVGRAD_MEMORY_LIMIT`.
-pub(crate) fn checkpoint_run(
+pub(crate) fn checkpoint_writer(
+    path: Option<PathBuf>,
     command: Command,
     exp: &Experiment,
     steps: usize,
     seconds: Option<f64>,
     resumed: Option<&Checkpoint>,
-) -> Result<Run> {
+) -> Result<Option<CheckpointWriter>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
     let data = match resumed {
         Some(ck) => ck.run.data.clone(),
         None => crate::data::fingerprint::of_inputs(&exp.config)?,
     };
-    Ok(Run {
+    let run = Run {
         command,
         config: exp.config.clone(),
         steps,
         seconds,
         memory_limit: crate::memory::limit()?.0,
         data,
-    })
+    };
+    Ok(Some(CheckpointWriter::new(path, &run)))
 }
 
 /// The message for a resumed run with nothing left to do.
@@ -225,9 +231,9 @@ impl RunOutputs {
         })
     }
 
-    /// Also write a checkpoint of `run` to `path` after every iteration.
-    pub(crate) fn with_checkpoint(mut self, path: Option<PathBuf>, run: &Run) -> Self {
-        self.checkpoint = path.map(|p| CheckpointWriter::new(p, run));
+    /// Also write a checkpoint after every iteration with `writer` ([`checkpoint_writer`]).
+    pub(crate) fn with_checkpoint(mut self, writer: Option<CheckpointWriter>) -> Self {
+        self.checkpoint = writer;
         self
     }
 

@@ -11,8 +11,8 @@ use crate::problem::Experiment;
 use crate::tune::search::{Search, run as search_run};
 
 use super::outer::{
-    RunOutputs, checkpoint_path, checkpoint_run, finish, interrupt_flag, load_start, nothing_to_do,
-    summary_text,
+    RunOutputs, checkpoint_path, checkpoint_writer, finish, interrupt_flag, load_start,
+    nothing_to_do, summary_text,
 };
 use crate::tune::checkpoint::Command;
 
@@ -127,7 +127,14 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
             ("--checkpoint", checkpoint.as_deref().filter(|_| check_it)),
         ],
     )?;
-    let record = checkpoint_run(Command::Search, &exp, trials, seconds, resumed.as_ref())?;
+    let writer = checkpoint_writer(
+        checkpoint,
+        Command::Search,
+        &exp,
+        trials,
+        seconds,
+        resumed.as_ref(),
+    )?;
     let mut outputs = RunOutputs::open(
         &exp,
         &run,
@@ -137,7 +144,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         args.quiet,
         state.as_ref().map(|s| s.done),
     )?
-    .with_checkpoint(checkpoint, &record);
+    .with_checkpoint(writer);
     let interrupt = interrupt_flag();
     let summary = {
         let start = run.hypers.clone();

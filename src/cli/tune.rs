@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use super::outer::{
-    RunOutputs, checkpoint_path, checkpoint_run, finish, interrupt_flag, load_start, nothing_to_do,
-    summary_text,
+    RunOutputs, checkpoint_path, checkpoint_writer, finish, interrupt_flag, load_start,
+    nothing_to_do, summary_text,
 };
 use crate::error::Result;
 use crate::model::Threads;
@@ -108,7 +108,8 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         args.inputs_out.as_deref(),
         args.images_out.as_deref(),
     )?;
-    let record = checkpoint_run(
+    let writer = checkpoint_writer(
+        checkpoint,
         Command::Tune,
         &exp,
         exp.config.outer.steps,
@@ -125,7 +126,7 @@ pub fn run(args: Args, threads: &Threads) -> Result<u8> {
         state.as_ref().map(|s| s.done),
     )?
     .with_learned_rows(&exp, args.inputs_out.clone(), args.images_out.clone())
-    .with_checkpoint(checkpoint, &record);
+    .with_checkpoint(writer);
     let interrupt = interrupt_flag();
     let summary = {
         let begin = match state {

@@ -344,22 +344,8 @@ pub fn run(
                 result: Some(first),
                 seconds: clock.seconds(),
             };
-            let st = State {
-                done: 0,
-                rows: 1,
-                rejected: 0,
-                clipped: 0,
-                in_a_row: 0,
-                seconds: start_it.seconds,
-                best: start_it.clone(),
-                descent: Some(Descent {
-                    good: start_it.clone(),
-                    optimizer: OuterOptimizerState::new(outer.optimizer, dim),
-                    lr_scale: 1.0,
-                    rejected_delta: None,
-                }),
-                start: start_it,
-            };
+            let optimizer = OuterOptimizerState::new(outer.optimizer, dim);
+            let st = State::starting(start_it, Some(optimizer));
             observer.on_iteration(&st.start, &st.best)?;
             observer.on_state(&st)?;
             (st, clock)

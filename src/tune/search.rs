@@ -152,17 +152,7 @@ pub fn run(
         }
         None => {
             let start = point(cfg.start.clone(), 0, inner, observer)?;
-            let st = State {
-                done: 0,
-                rows: 1,
-                rejected: 0,
-                clipped: 0,
-                in_a_row: 0,
-                seconds: start.seconds,
-                best: start.clone(),
-                start,
-                descent: None,
-            };
+            let st = State::starting(start, None);
             observer.on_iteration(&st.start, &st.best)?;
             observer.on_state(&st)?;
             st

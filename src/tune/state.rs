@@ -223,6 +223,28 @@ fn restore_point(
 }
 
 impl State {
+    /// The state after iteration 0, `start`: it is the best point so far and, for a
+    /// descent (whose outer optimizer starts at `optimizer`), the good point, at the full
+    /// learning rate with no retry pending.
+    pub fn starting(start: Iteration, optimizer: Option<OuterOptimizerState>) -> State {
+        State {
+            done: 0,
+            rows: 1,
+            rejected: 0,
+            clipped: 0,
+            in_a_row: 0,
+            seconds: start.seconds,
+            best: start.clone(),
+            descent: optimizer.map(|optimizer| Descent {
+                good: start.clone(),
+                optimizer,
+                lr_scale: 1.0,
+                rejected_delta: None,
+            }),
+            start,
+        }
+    }
+
     /// The state as serde data.
     pub fn to_saved(&self) -> SavedState {
         let good: Vec<&Iteration> = self.descent.iter().map(|d| &d.good).collect();
