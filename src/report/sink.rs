@@ -104,6 +104,7 @@ impl CsvSink {
         Ok(CsvSink::headless(output))
     }
 
+    /// A sink on `output` that writes rows only (the header is the caller's).
     fn headless(output: Output) -> Self {
         let writer = csv::WriterBuilder::new()
             .has_headers(false)
@@ -148,12 +149,7 @@ impl CsvSink {
     /// # Errors
     /// [`Error::Io`] naming the output.
     pub fn with_header(output: Output, header: &[String]) -> Result<Self> {
-        let mut sink = CsvSink {
-            writer: csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(output.writer),
-            name: output.name,
-        };
+        let mut sink = CsvSink::headless(output);
         sink.write(&header)?;
         Ok(sink)
     }
